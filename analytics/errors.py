@@ -1,0 +1,31 @@
+"""Errors a user can act on. The CLI prints them as one line; the dashboard shows them in an error box."""
+from __future__ import annotations
+
+import dataclasses
+
+
+class UserError(Exception):
+    """Something the user can fix: a bad file, an unknown column, a date in the past, a missing model."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RowError:
+    """One problem in an input file: 1-based ``row`` as a spreadsheet shows it (header = row 1)."""
+
+    row: int
+    column: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.column!r} ({self.value!r}): {self.reason}"
+
+
+class ValidationFailed(UserError):
+    """An input was refused; ``errors`` lists every bad row. Nothing was written."""
+
+    def __init__(self, errors: list[RowError], source: str = "input"):
+        self.errors = list(errors)
+        shown = "; ".join(str(e) for e in self.errors[:5])
+        more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        super().__init__(f"{source}: {len(self.errors)} bad row(s), nothing was loaded: {shown}{more}")

@@ -1,0 +1,277 @@
+"""The AR ledger schema (SQLAlchemy 2 Core).
+
+One ``MetaData`` holds every table. Conventions, fixed for every module:
+
+* **Money** is integer cents in ``*_cents`` columns (``BigInteger``). The ledger keeps one currency per
+  document; amounts are never converted inside the database.
+* **Signs.** ``invoices.amount_cents`` is signed by document type: invoices and debit memos are
+  positive, credit memos negative. Receipts, applications, disputes and promises are positive.
+  ``adjustments.amount_cents`` is signed as its effect on the item's open amount (a write-off is negative).
+* **Dates** are ``Date``; event times (activities, audit) are ``DateTime`` in UTC.
+* Text identifiers (``invoices.id``, ``customers.id``, ``receipts.id``) are the source system's document
+  numbers kept as strings (leading zeros matter). Rows the product creates itself get integer ids
+  from a sequence (works on DuckDB and PostgreSQL; SQLite uses its rowid).
+* Constraints live in the database (keys, NOT NULL, CHECK), so a row that breaks them is refused
+  whatever wrote it.
+
+The open amount of an item at a date D is derived, never stored: see :mod:`analytics.ledger`.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+DOC_TYPES = ("invoice", "credit_memo", "debit_memo")
+RECEIPT_METHODS = ("check", "eft", "wire", "card", "other")
+ACTIVITY_TYPES = ("call", "email", "letter", "portal", "escalation", "note")
+ADJUSTMENT_KINDS = ("write_off", "adjustment", "deduction")
+DISPUTE_OUTCOMES = ("credit_issued", "customer_paid", "written_off", "rejected", "withdrawn")
+SEGMENTS = ("early", "on_time", "chronic_late", "deteriorating", "defaulting")
+ROLES = ("admin", "manager", "collector", "finance")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _id_seq(table: str) -> sa.Sequence:
+    return sa.Sequence(f"{table}_id_seq")
+
+
+def _serial_pk(table: str) -> sa.Column:
+    return sa.Column("id", sa.Integer, _id_seq(table), primary_key=True)
+
+
+def _money(name: str, **kw) -> sa.Column:
+    return sa.Column(name, sa.BigInteger, nullable=kw.pop("nullable", False), **kw)
+
+
+collectors = sa.Table(
+    "collectors",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(200)),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("country", sa.String(64)),
+    sa.Column("region", sa.String(64)),
+    sa.Column("business_unit", sa.String(64)),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
+    _money("credit_limit_cents", nullable=True),
+    sa.Column("payment_terms_days", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("collector_id", sa.String(32), sa.ForeignKey("collectors.id")),
+    sa.Column("paperless", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("paperless_since", sa.Date),
+    sa.Column("customer_since", sa.Date),
+    sa.CheckConstraint("credit_limit_cents IS NULL OR credit_limit_cents >= 0", name="credit_limit_nonneg"),
+    sa.CheckConstraint("payment_terms_days >= 0", name="terms_nonneg"),
+)
+
+# Ground truth written only by the synthetic generator, so risk models can be checked against it.
+customer_truth = sa.Table(
+    "customer_truth",
+    metadata,
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), primary_key=True),
+    sa.Column("segment", sa.String(32), nullable=False),
+    sa.Column("mean_days_late", sa.Float, nullable=False),
+    sa.Column("sd_days_late", sa.Float, nullable=False),
+    sa.Column("drift_days_per_year", sa.Float, nullable=False),
+    sa.Column("default_probability", sa.Float, nullable=False),
+    sa.Column("partial_payment_rate", sa.Float, nullable=False),
+    sa.Column("dispute_rate", sa.Float, nullable=False),
+    sa.CheckConstraint(_in("segment", SEGMENTS), name="segment"),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("doc_type", sa.String(16), nullable=False, server_default="invoice"),
+    sa.Column("invoice_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    _money("amount_cents"),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
+    sa.Column("reference", sa.String(200)),
+    sa.Column("import_batch_id", sa.Integer, sa.ForeignKey("import_batches.id")),
+    sa.CheckConstraint(_in("doc_type", DOC_TYPES), name="doc_type"),
+    sa.CheckConstraint(
+        "(doc_type = 'credit_memo' AND amount_cents < 0) OR (doc_type <> 'credit_memo' AND amount_cents > 0)",
+        name="amount_sign",
+    ),
+    sa.CheckConstraint("due_date >= invoice_date", name="due_after_invoice"),
+)
+sa.Index("ix_invoices_customer", invoices.c.customer_id)
+sa.Index("ix_invoices_invoice_date", invoices.c.invoice_date)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # NULL customer = unidentified cash (no remittance, unknown payer), waiting for cash application.
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id")),
+    sa.Column("receipt_date", sa.Date, nullable=False),
+    _money("amount_cents"),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
+    sa.Column("method", sa.String(16), nullable=False, server_default="eft"),
+    sa.Column("remittance_ref", sa.Text),
+    sa.Column("import_batch_id", sa.Integer, sa.ForeignKey("import_batches.id")),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint(_in("method", RECEIPT_METHODS), name="method"),
+)
+sa.Index("ix_receipts_customer", receipts.c.customer_id)
+
+# Cash or a credit memo applied to an invoice. Exactly one source: a receipt or a credit memo.
+# An unapply is a new row with a negative amount (history is never rewritten).
+applications = sa.Table(
+    "applications",
+    metadata,
+    _serial_pk("applications"),
+    sa.Column("receipt_id", sa.String(64), sa.ForeignKey("receipts.id")),
+    sa.Column("credit_memo_id", sa.String(64), sa.ForeignKey("invoices.id")),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), nullable=False),
+    _money("amount_cents"),
+    sa.Column("applied_date", sa.Date, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False, server_default="import"),
+    sa.Column("rule", sa.String(64)),
+    sa.Column("applied_by", sa.String(64)),
+    sa.CheckConstraint("amount_cents <> 0", name="amount_nonzero"),
+    sa.CheckConstraint(
+        "(receipt_id IS NOT NULL AND credit_memo_id IS NULL) OR (receipt_id IS NULL AND credit_memo_id IS NOT NULL)",
+        name="one_source",
+    ),
+)
+sa.Index("ix_applications_invoice", applications.c.invoice_id)
+sa.Index("ix_applications_receipt", applications.c.receipt_id)
+
+# Write-offs, manual adjustments and deductions (short-payment differences) against one item.
+adjustments = sa.Table(
+    "adjustments",
+    metadata,
+    _serial_pk("adjustments"),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), nullable=False),
+    sa.Column("adj_date", sa.Date, nullable=False),
+    _money("amount_cents"),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("created_by", sa.String(64)),
+    sa.CheckConstraint("amount_cents <> 0", name="amount_nonzero"),
+    sa.CheckConstraint(_in("kind", ADJUSTMENT_KINDS), name="kind"),
+)
+sa.Index("ix_adjustments_invoice", adjustments.c.invoice_id)
+
+disputes = sa.Table(
+    "disputes",
+    metadata,
+    _serial_pk("disputes"),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), nullable=False),
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("opened_date", sa.Date, nullable=False),
+    sa.Column("reason_code", sa.String(32), nullable=False),
+    _money("amount_cents"),
+    sa.Column("resolved_date", sa.Date),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("created_by", sa.String(64)),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint("resolved_date IS NULL OR resolved_date >= opened_date", name="resolved_after_opened"),
+    sa.CheckConstraint("outcome IS NULL OR " + _in("outcome", DISPUTE_OUTCOMES), name="outcome"),
+    sa.CheckConstraint("(resolved_date IS NULL) = (outcome IS NULL)", name="resolved_has_outcome"),
+)
+sa.Index("ix_disputes_customer", disputes.c.customer_id)
+
+promises = sa.Table(
+    "promises",
+    metadata,
+    _serial_pk("promises"),
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id")),
+    sa.Column("made_on", sa.Date, nullable=False),
+    sa.Column("promised_date", sa.Date, nullable=False),
+    _money("amount_cents"),
+    sa.Column("recorded_by", sa.String(64)),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint("promised_date >= made_on", name="promised_after_made"),
+)
+sa.Index("ix_promises_customer", promises.c.customer_id)
+
+activities = sa.Table(
+    "activities",
+    metadata,
+    _serial_pk("activities"),
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id")),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sa.Column("collector_id", sa.String(32), sa.ForeignKey("collectors.id")),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(64)),
+    sa.Column("note", sa.Text),
+    sa.CheckConstraint(_in("type", ACTIVITY_TYPES), name="type"),
+)
+sa.Index("ix_activities_customer", activities.c.customer_id)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("collector_id", sa.String(32), sa.ForeignKey("collectors.id")),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.CheckConstraint(_in("role", ROLES), name="role"),
+)
+
+# Append-only record of every write made through the product (who, when, what, before/after as JSON).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _serial_pk("audit_log"),
+    sa.Column("logged_at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("table_name", sa.String(64), nullable=False),
+    sa.Column("row_id", sa.String(64)),
+    sa.Column("before", sa.Text),
+    sa.Column("after", sa.Text),
+)
+
+# One row per import or generation run: provenance, idempotency (file hash) and cache invalidation.
+import_batches = sa.Table(
+    "import_batches",
+    metadata,
+    _serial_pk("import_batches"),
+    sa.Column("loaded_at", sa.DateTime, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("file_name", sa.String(500)),
+    sa.Column("file_sha256", sa.String(64)),
+    sa.Column("rows_inserted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_skipped", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Monotonic counter bumped by every write (imports, workflow writes); part of every cache key.
+ledger_meta = sa.Table(
+    "ledger_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+LEDGER_TABLES = (
+    collectors, customers, customer_truth, invoices, receipts, applications, adjustments,
+    disputes, promises, activities, users, audit_log, import_batches, ledger_meta,
+)

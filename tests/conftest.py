@@ -1,0 +1,80 @@
+"""Shared fixtures: a fresh ledger database per test on each backend, and the shared public datasets.
+
+``engine`` is parametrised over the embedded DuckDB file, SQLite and a real PostgreSQL server
+started once per session by :mod:`tests.pg_server`. A test that should run on one backend only
+takes ``duckdb_engine`` instead.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from analytics import db  # noqa: E402
+from tests.pg_server import PostgresServer, PostgresUnavailable  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+IBM_CSV = SHARED / "datasets" / "ibm_ar" / "WA_Fn-UseC_-Accounts-Receivable.csv"
+BACKENDS = ("duckdb", "sqlite", "postgresql")
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+def _make_url(backend: str, tmp_path: Path, request) -> str:
+    if backend == "duckdb":
+        return f"duckdb:///{tmp_path / 'ledger.duckdb'}"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    server = request.getfixturevalue("pg_server")
+    return server.create_database(f"t{next(_counter)}")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path) -> str:
+    """URL of a fresh, empty (not yet migrated) database on each backend."""
+    return _make_url(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def engine(db_url):
+    """A migrated, empty ledger on each backend."""
+    eng = db.connect(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def duckdb_engine(tmp_path):
+    """A migrated, empty ledger on the embedded default database only."""
+    eng = db.connect(f"duckdb:///{tmp_path / 'ledger.duckdb'}")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def ibm_csv() -> Path:
+    if not IBM_CSV.exists():
+        pytest.skip(f"shared dataset absent: {IBM_CSV}")
+    return IBM_CSV
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and callspec.params.get("db_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)

@@ -1,0 +1,80 @@
+"""The schema, migrations and portable SQL helpers behave the same on every backend."""
+import datetime as dt
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from analytics import db, schema
+
+
+def test_migrations_create_every_table(engine):
+    names = set(sa.inspect(engine).get_table_names())
+    assert {t.name for t in schema.LEDGER_TABLES} <= names
+    db.init_db(engine)  # idempotent: a second upgrade changes nothing
+    assert set(sa.inspect(engine).get_table_names()) == names
+
+
+def _seed(conn):
+    conn.execute(schema.collectors.insert().values(id="C1", name="Ann"))
+    conn.execute(schema.customers.insert().values(id="K1", name="Kappa", collector_id="C1"))
+
+
+def test_days_between_and_serial_ids(engine):
+    with engine.begin() as conn:
+        _seed(conn)
+        conn.execute(schema.invoices.insert().values(
+            id="0001", customer_id="K1", invoice_date=dt.date(2024, 1, 1), due_date=dt.date(2024, 1, 31),
+            amount_cents=10_000))
+        ids = [conn.execute(schema.activities.insert().returning(schema.activities.c.id).values(
+            customer_id="K1", occurred_at=dt.datetime(2024, 1, 2, 9), type="call")).scalar() for _ in range(2)]
+        days = conn.execute(sa.select(db.days_between(schema.invoices.c.due_date, sa.literal(dt.date(2024, 3, 1),
+                                                                                             sa.Date)))).scalar()
+    assert days == 30
+    assert ids[1] == ids[0] + 1
+
+
+@pytest.mark.parametrize("row, why", [
+    (dict(doc_type="invoice", amount_cents=-5), "amount_sign"),
+    (dict(doc_type="credit_memo", amount_cents=5), "amount_sign"),
+    (dict(doc_type="bogus", amount_cents=5), "doc_type"),
+    (dict(doc_type="invoice", amount_cents=5, due_date=dt.date(2023, 12, 1)), "due_after_invoice"),
+    (dict(doc_type="invoice", amount_cents=5, customer_id="nobody"), "foreign key"),
+])
+def test_database_refuses_bad_invoices(engine, row, why):
+    base = dict(id="X", customer_id="K1", invoice_date=dt.date(2024, 1, 1), due_date=dt.date(2024, 1, 31))
+    with engine.begin() as conn:
+        _seed(conn)
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(schema.invoices.insert().values(**{**base, **row}))
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.invoices)).scalar() == 0
+
+
+def test_bulk_insert_and_ledger_version(engine):
+    frame = pd.DataFrame({
+        "id": ["A", "B"], "customer_id": ["K1", "K1"], "doc_type": ["invoice", "credit_memo"],
+        "invoice_date": pd.to_datetime(["2024-01-01", "2024-01-05"]).date,
+        "due_date": pd.to_datetime(["2024-01-31", "2024-01-05"]).date, "amount_cents": [12_345, -2_000],
+    })
+    with engine.begin() as conn:
+        _seed(conn)
+        assert db.bulk_insert(conn, schema.invoices, frame) == 2
+        assert db.bump_ledger_version(conn) == 1
+        db.bulk_insert(conn, schema.activities, pd.DataFrame({
+            "customer_id": ["K1"], "occurred_at": [dt.datetime(2024, 1, 3, 10)], "type": ["email"]}))
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.sum(schema.invoices.c.amount_cents))).scalar()
+        assert int(total) == 10_345
+        assert conn.execute(sa.select(schema.invoices.c.invoice_date).where(schema.invoices.c.id == "B")).scalar() \
+            == dt.date(2024, 1, 5)
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.activities)).scalar() == 1
+    assert db.ledger_version(engine) == 1
+
+
+def test_date_values_is_a_table(engine):
+    dates = [dt.date(2024, 1, 31), dt.date(2024, 2, 29)]
+    tbl = db.date_values(dates)
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(sa.select(tbl.c.as_of).order_by(tbl.c.as_of))] == dates
