@@ -271,7 +271,59 @@ ledger_meta = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
 )
 
+# Generator ground truth for cash application: which invoices each receipt really pays.
+receipt_truth = sa.Table(
+    "receipt_truth",
+    metadata,
+    sa.Column("receipt_id", sa.String(64), sa.ForeignKey("receipts.id"), primary_key=True),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), primary_key=True),
+    _money("amount_cents"),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+)
+
+PROPOSAL_STATUSES = ("proposed", "accepted", "rejected", "auto_applied")
+
+# Cash-application proposals: receipt -> invoice, with the rule that produced it and its confidence.
+match_proposals = sa.Table(
+    "match_proposals",
+    metadata,
+    _serial_pk("match_proposals"),
+    sa.Column("receipt_id", sa.String(64), sa.ForeignKey("receipts.id"), nullable=False),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), nullable=False),
+    _money("amount_cents"),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="proposed"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("decided_by", sa.String(64)),
+    sa.Column("decided_at", sa.DateTime),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
+    sa.CheckConstraint(_in("status", PROPOSAL_STATUSES), name="status"),
+)
+sa.Index("ix_match_proposals_receipt", match_proposals.c.receipt_id)
+
+WRITEOFF_STATUSES = ("proposed", "approved", "rejected")
+
+# A collector proposes a write-off; a manager approves it (which posts an adjustment of kind write_off).
+writeoff_proposals = sa.Table(
+    "writeoff_proposals",
+    metadata,
+    _serial_pk("writeoff_proposals"),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), nullable=False),
+    _money("amount_cents"),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("proposed_by", sa.String(64), nullable=False),
+    sa.Column("proposed_at", sa.DateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="proposed"),
+    sa.Column("decided_by", sa.String(64)),
+    sa.Column("decided_at", sa.DateTime),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint(_in("status", WRITEOFF_STATUSES), name="status"),
+)
+
 LEDGER_TABLES = (
     collectors, customers, customer_truth, invoices, receipts, applications, adjustments,
-    disputes, promises, activities, users, audit_log, import_batches, ledger_meta,
+    disputes, promises, activities, users, audit_log, import_batches, ledger_meta, receipt_truth,
+    match_proposals, writeoff_proposals,
 )

@@ -78,3 +78,11 @@ def test_date_values_is_a_table(engine):
     tbl = db.date_values(dates)
     with engine.connect() as conn:
         assert [r[0] for r in conn.execute(sa.select(tbl.c.as_of).order_by(tbl.c.as_of))] == dates
+
+
+def test_migrations_match_schema_module(engine):
+    """schema.py and the Alembic migrations describe the same tables and columns (no drift)."""
+    insp = sa.inspect(engine)
+    for table in schema.LEDGER_TABLES:
+        cols = {c["name"] for c in insp.get_columns(table.name)}
+        assert cols == set(table.c.keys()), table.name

@@ -7,6 +7,8 @@ Create Date: 2026-11-23
 from alembic import op
 import sqlalchemy as sa
 
+from analytics.migrations._util import create_sequences, drop_sequences, serial_id
+
 
 revision = '0001'
 down_revision = None
@@ -14,24 +16,14 @@ branch_labels = None
 depends_on = None
 
 
-# Tables whose integer ids come from a sequence (DuckDB and PostgreSQL; SQLite uses its rowid).
-SEQUENCES = ("applications_id_seq", "adjustments_id_seq", "disputes_id_seq", "promises_id_seq",
-             "activities_id_seq", "audit_log_id_seq", "import_batches_id_seq")
-
-
-def _serial_id(table: str) -> sa.Column:
-    """Integer id filled by the database: a sequence default where there are sequences, else the rowid."""
-    if op.get_bind().dialect.supports_sequences:
-        return sa.Column("id", sa.Integer(), server_default=sa.text(f"nextval('{table}_id_seq')"), nullable=False)
-    return sa.Column("id", sa.Integer(), nullable=False)
+# Tables whose integer ids the database fills in.
+SERIAL_TABLES = ("applications", "adjustments", "disputes", "promises", "activities", "audit_log", "import_batches")
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.supports_sequences:
-        for name in SEQUENCES:
-            op.execute(sa.schema.CreateSequence(sa.Sequence(name)))
+    create_sequences(*SERIAL_TABLES)
     op.create_table('audit_log',
-    _serial_id('audit_log'),
+    serial_id('audit_log'),
     sa.Column('logged_at', sa.DateTime(), nullable=False),
     sa.Column('actor', sa.String(length=64), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
@@ -49,7 +41,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_collectors'))
     )
     op.create_table('import_batches',
-    _serial_id('import_batches'),
+    serial_id('import_batches'),
     sa.Column('loaded_at', sa.DateTime(), nullable=False),
     sa.Column('source', sa.String(length=32), nullable=False),
     sa.Column('file_name', sa.String(length=500), nullable=True),
@@ -144,7 +136,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_receipts_customer', ['customer_id'], unique=False)
 
     op.create_table('activities',
-    _serial_id('activities'),
+    serial_id('activities'),
     sa.Column('customer_id', sa.String(length=64), nullable=False),
     sa.Column('invoice_id', sa.String(length=64), nullable=True),
     sa.Column('occurred_at', sa.DateTime(), nullable=False),
@@ -162,7 +154,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_activities_customer', ['customer_id'], unique=False)
 
     op.create_table('adjustments',
-    _serial_id('adjustments'),
+    serial_id('adjustments'),
     sa.Column('invoice_id', sa.String(length=64), nullable=False),
     sa.Column('adj_date', sa.Date(), nullable=False),
     sa.Column('amount_cents', sa.BigInteger(), nullable=False),
@@ -178,7 +170,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_adjustments_invoice', ['invoice_id'], unique=False)
 
     op.create_table('applications',
-    _serial_id('applications'),
+    serial_id('applications'),
     sa.Column('receipt_id', sa.String(length=64), nullable=True),
     sa.Column('credit_memo_id', sa.String(length=64), nullable=True),
     sa.Column('invoice_id', sa.String(length=64), nullable=False),
@@ -199,7 +191,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_applications_receipt', ['receipt_id'], unique=False)
 
     op.create_table('disputes',
-    _serial_id('disputes'),
+    serial_id('disputes'),
     sa.Column('invoice_id', sa.String(length=64), nullable=False),
     sa.Column('customer_id', sa.String(length=64), nullable=False),
     sa.Column('opened_date', sa.Date(), nullable=False),
@@ -220,7 +212,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_disputes_customer', ['customer_id'], unique=False)
 
     op.create_table('promises',
-    _serial_id('promises'),
+    serial_id('promises'),
     sa.Column('customer_id', sa.String(length=64), nullable=False),
     sa.Column('invoice_id', sa.String(length=64), nullable=True),
     sa.Column('made_on', sa.Date(), nullable=False),
@@ -239,9 +231,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.supports_sequences:
-        for name in SEQUENCES:
-            op.execute(sa.schema.DropSequence(sa.Sequence(name)))
+    drop_sequences(*SERIAL_TABLES)
     with op.batch_alter_table('promises', schema=None) as batch_op:
         batch_op.drop_index('ix_promises_customer')
 
