@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import numbers
 import weakref
 
 import pandas as pd
 import sqlalchemy as sa
 
 from analytics import schema
+from analytics.auth import PermissionDenied, User, require
+from analytics.db import bump_ledger_version
+from analytics.errors import UserError
+from analytics.ledger import NO_FILTER, LedgerFilter, open_items
 
 audit = schema.audit_log
 
@@ -64,3 +69,537 @@ def append_audit(conn: sa.Connection, actor: str, action: str, table_name: str, 
     conn.execute(audit.insert().values(
         logged_at=at or _utcnow(), actor=actor, action=action, table_name=table_name,
         row_id=None if row_id is None else str(row_id), before=_json(before), after=_json(after)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation helpers
+# ------------------------------------------------------------------------------------------------
+def _as_date(value, field: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise UserError(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
+
+
+def _amount(value, field: str = "amount_cents") -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UserError(f"{field}: {value!r} must be a whole number of cents")
+    value = int(value)
+    if value <= 0:
+        raise UserError(f"{field}: must be greater than zero (got {value})")
+    return value
+
+
+def _text(value, field: str, max_len: int, required: bool = True) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise UserError(f"{field}: must not be empty")
+        return None
+    value = str(value).strip()
+    if len(value) > max_len:
+        raise UserError(f"{field}: at most {max_len} characters (got {len(value)})")
+    return value
+
+
+def _row(conn: sa.Connection, table: sa.Table, key) -> dict | None:
+    row = conn.execute(sa.select(table).where(table.c[table.primary_key.columns.keys()[0]] == key)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _invoice(conn: sa.Connection, invoice_id: str, field: str = "invoice_id") -> dict:
+    row = _row(conn, schema.invoices, invoice_id)
+    if row is None:
+        raise UserError(f"{field}: unknown invoice {invoice_id!r}")
+    return row
+
+
+def _customer(conn: sa.Connection, customer_id: str) -> dict:
+    row = _row(conn, schema.customers, customer_id)
+    if row is None:
+        raise UserError(f"customer_id: unknown customer {customer_id!r}")
+    return row
+
+
+def open_cents(conn: sa.Connection, as_of: dt.date, customer_id: str | None = None,
+               invoice_id: str | None = None) -> int:
+    """Open amount in cents at ``as_of`` of one item, or the net open balance of one customer.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    customer_id : str, optional
+        Net balance of the customer (invoices and debit memos less open credit memos).
+    invoice_id : str, optional
+        Open amount of that item (0 when settled or not yet issued).
+
+    Returns
+    -------
+    int
+    """
+    q = open_items(as_of, LedgerFilter(customers=(customer_id,)) if customer_id else NO_FILTER)
+    stmt = sa.select(sa.func.coalesce(sa.func.sum(q.c.open_cents), 0))
+    if invoice_id is not None:
+        stmt = stmt.where(q.c.invoice_id == invoice_id)
+    return int(conn.execute(stmt).scalar())
+
+
+def _insert(conn: sa.Connection, table: sa.Table, values: dict) -> int:
+    result = conn.execute(table.insert().values(**values))
+    return int(result.inserted_primary_key[0])
+
+
+def _finish(conn: sa.Connection, user: User, action: str, table: sa.Table, row_id, before, after) -> None:
+    append_audit(conn, user.username, action, table.name, row_id, before, after)
+    bump_ledger_version(conn)
+
+
+def _begin(engine: sa.Engine):
+    """A write transaction; on first use per engine, installs the append-only guard on audit_log."""
+    if not isinstance(engine, sa.Engine):
+        raise TypeError("workflow functions take a SQLAlchemy Engine (each write is its own transaction)")
+    _ensure_protected(engine)
+    return engine.begin()
+
+
+def _check_not_future(day: dt.date, field: str, today: dt.date) -> None:
+    if day > today:
+        raise UserError(f"{field}: {day.isoformat()} is in the future (today is {today.isoformat()})")
+
+
+# ------------------------------------------------------------------------------------------------
+# The work
+# ------------------------------------------------------------------------------------------------
+def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, outcome: str | None = None,
+                 note: str | None = None, invoice_id: str | None = None, at: dt.datetime | None = None) -> int:
+    """Record a contact or note on an account (call, e-mail, letter, portal, escalation, note).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+        Needs ``write_activity`` on the customer (collectors: own portfolio only).
+    customer_id : str
+    type : str
+        One of ``call, email, letter, portal, escalation, note``.
+    outcome : str, optional
+        Short result, e.g. ``no answer``, ``promised``, ``left voicemail`` (<= 64 characters).
+    note : str, optional
+        Free text.
+    invoice_id : str, optional
+        The item discussed; must belong to the customer.
+    at : datetime.datetime or date, optional
+        When it happened (UTC; default now). Not in the future.
+
+    Returns
+    -------
+    int
+        The new activity id.
+
+    Example
+    -------
+    >>> log_activity(engine, user, "K1", "call", outcome="no answer")  # doctest: +SKIP
+    17
+    """
+    now = _utcnow()
+    if at is None:
+        at = now
+    elif isinstance(at, dt.date) and not isinstance(at, dt.datetime):
+        at = dt.datetime.combine(at, dt.time())
+    elif not isinstance(at, dt.datetime):
+        raise UserError(f"at: {at!r} is not a date/time")
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if at > now + dt.timedelta(minutes=5):
+        raise UserError(f"at: {at:%Y-%m-%d %H:%M} is in the future")
+    if type not in schema.ACTIVITY_TYPES:
+        raise UserError(f"type: unknown activity type {type!r} (one of {', '.join(schema.ACTIVITY_TYPES)})")
+    outcome = _text(outcome, "outcome", 64, required=False)
+    note = _text(note, "note", 4000, required=False)
+    with _begin(engine) as conn:
+        _customer(conn, customer_id)
+        require(user, "write_activity", customer_id, conn)
+        if invoice_id is not None:
+            inv = _invoice(conn, invoice_id)
+            if inv["customer_id"] != customer_id:
+                raise UserError(f"invoice_id: invoice {invoice_id!r} belongs to {inv['customer_id']!r}, "
+                                f"not {customer_id!r}")
+        values = dict(customer_id=customer_id, invoice_id=invoice_id, occurred_at=at, collector_id=user.collector_id,
+                      type=type, outcome=outcome, note=note)
+        new_id = _insert(conn, schema.activities, values)
+        _finish(conn, user, "log_activity", schema.activities, new_id, None, {"id": new_id, **values})
+    return new_id
+
+
+def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_date: dt.date, amount_cents: int,
+                   invoice_id: str | None = None, today: dt.date | None = None) -> int:
+    """Record a promise to pay.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+        Needs ``record_promise`` on the customer.
+    customer_id : str
+    promised_date : datetime.date
+        Not before ``today``.
+    amount_cents : int
+        > 0 and not above the customer's net open balance at ``today``.
+    invoice_id : str, optional
+        Must belong to the customer.
+    today : datetime.date, optional
+        The day the promise is made (default: today).
+
+    Returns
+    -------
+    int
+        The new promise id.
+
+    Example
+    -------
+    >>> record_promise(engine, user, "K1", dt.date(2024, 5, 1), 50_000, today=dt.date(2024, 4, 20))  # doctest: +SKIP
+    3
+    """
+    today = _as_date(today, "today") if today is not None else dt.date.today()
+    promised_date = _as_date(promised_date, "promised_date")
+    amount_cents = _amount(amount_cents)
+    if promised_date < today:
+        raise UserError(f"promised_date: {promised_date.isoformat()} is in the past (today is {today.isoformat()})")
+    with _begin(engine) as conn:
+        _customer(conn, customer_id)
+        require(user, "record_promise", customer_id, conn)
+        if invoice_id is not None:
+            inv = _invoice(conn, invoice_id)
+            if inv["customer_id"] != customer_id:
+                raise UserError(f"invoice_id: invoice {invoice_id!r} belongs to {inv['customer_id']!r}, "
+                                f"not {customer_id!r}")
+        balance = open_cents(conn, today, customer_id=customer_id)
+        if amount_cents > balance:
+            raise UserError(f"amount_cents: {amount_cents} is above the customer's open balance of {balance} "
+                            f"at {today.isoformat()}")
+        values = dict(customer_id=customer_id, invoice_id=invoice_id, made_on=today, promised_date=promised_date,
+                      amount_cents=amount_cents, recorded_by=user.username)
+        new_id = _insert(conn, schema.promises, values)
+        _finish(conn, user, "record_promise", schema.promises, new_id, None, {"id": new_id, **values})
+    return new_id
+
+
+def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: str, amount_cents: int,
+                 opened: dt.date | None = None, note: str | None = None) -> int:
+    """Open a dispute on an item.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+        Needs ``manage_disputes`` on the invoice's customer.
+    invoice_id : str
+    reason_code : str
+        E.g. ``pricing``, ``quantity``, ``quality``, ``delivery`` (<= 32 characters).
+    amount_cents : int
+        > 0; with the disputes already open on the item, not above its open amount at ``opened``.
+    opened : datetime.date, optional
+        Default today; not before the invoice date, not in the future.
+    note : str, optional
+        Kept in the audit row.
+
+    Returns
+    -------
+    int
+        The new dispute id.
+    """
+    today = dt.date.today()
+    opened = _as_date(opened, "opened") if opened is not None else today
+    _check_not_future(opened, "opened", today)
+    reason_code = _text(reason_code, "reason_code", 32)
+    note = _text(note, "note", 4000, required=False)
+    amount_cents = _amount(amount_cents)
+    d = schema.disputes
+    with _begin(engine) as conn:
+        inv = _invoice(conn, invoice_id)
+        require(user, "manage_disputes", inv["customer_id"], conn)
+        if opened < inv["invoice_date"]:
+            raise UserError(f"opened: {opened.isoformat()} is before the invoice date {inv['invoice_date'].isoformat()}")
+        item_open = open_cents(conn, opened, invoice_id=invoice_id)
+        already = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(d.c.amount_cents), 0)).where(
+            d.c.invoice_id == invoice_id, d.c.resolved_date.is_(None))).scalar())
+        if amount_cents + already > item_open:
+            raise UserError(f"amount_cents: {amount_cents} is above the invoice's open amount of {item_open}"
+                            + (f" less {already} already in dispute" if already else "")
+                            + f" at {opened.isoformat()}")
+        values = dict(invoice_id=invoice_id, customer_id=inv["customer_id"], opened_date=opened,
+                      reason_code=reason_code, amount_cents=amount_cents, created_by=user.username)
+        new_id = _insert(conn, d, values)
+        _finish(conn, user, "open_dispute", d, new_id, None, {"id": new_id, **values, "note": note})
+    return new_id
+
+
+def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str,
+                    resolved: dt.date | None = None) -> None:
+    """Close an open dispute with an outcome.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+        Needs ``manage_disputes`` on the dispute's customer.
+    dispute_id : int
+    outcome : str
+        One of ``credit_issued, customer_paid, written_off, rejected, withdrawn``.
+    resolved : datetime.date, optional
+        Default today; not before the opening date, not in the future.
+    """
+    today = dt.date.today()
+    resolved = _as_date(resolved, "resolved") if resolved is not None else today
+    _check_not_future(resolved, "resolved", today)
+    if outcome not in schema.DISPUTE_OUTCOMES:
+        raise UserError(f"outcome: unknown outcome {outcome!r} (one of {', '.join(schema.DISPUTE_OUTCOMES)})")
+    d = schema.disputes
+    with _begin(engine) as conn:
+        before = _row(conn, d, dispute_id)
+        if before is None:
+            raise UserError(f"dispute_id: unknown dispute {dispute_id!r}")
+        require(user, "manage_disputes", before["customer_id"], conn)
+        if before["resolved_date"] is not None:
+            raise UserError(f"dispute_id: dispute {dispute_id} was already resolved on "
+                            f"{before['resolved_date'].isoformat()} ({before['outcome']})")
+        if resolved < before["opened_date"]:
+            raise UserError(f"resolved: {resolved.isoformat()} is before the dispute was opened "
+                            f"({before['opened_date'].isoformat()})")
+        conn.execute(d.update().where(d.c.id == dispute_id).values(resolved_date=resolved, outcome=outcome))
+        _finish(conn, user, "resolve_dispute", d, dispute_id, before,
+                {**before, "resolved_date": resolved, "outcome": outcome})
+
+
+def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cents: int, reason: str,
+                     today: dt.date | None = None) -> int:
+    """Propose writing off (part of) an item; a manager decides with :func:`decide_writeoff`.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+        Needs ``propose_writeoff`` on the invoice's customer.
+    invoice_id : str
+    amount_cents : int
+        > 0; with other pending proposals on the item, not above its open amount at ``today``.
+    reason : str
+        Why (<= 200 characters).
+    today : datetime.date, optional
+        Default today (the open amount is taken at this date).
+
+    Returns
+    -------
+    int
+        The proposal id.
+    """
+    today = _as_date(today, "today") if today is not None else dt.date.today()
+    amount_cents = _amount(amount_cents)
+    reason = _text(reason, "reason", 200)
+    w = schema.writeoff_proposals
+    with _begin(engine) as conn:
+        inv = _invoice(conn, invoice_id)
+        require(user, "propose_writeoff", inv["customer_id"], conn)
+        item_open = open_cents(conn, today, invoice_id=invoice_id)
+        pending = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(w.c.amount_cents), 0)).where(
+            w.c.invoice_id == invoice_id, w.c.status == "proposed")).scalar())
+        if amount_cents + pending > item_open:
+            raise UserError(f"amount_cents: {amount_cents} is above the invoice's open amount of {item_open}"
+                            + (f" less {pending} already proposed" if pending else "")
+                            + f" at {today.isoformat()}")
+        values = dict(invoice_id=invoice_id, amount_cents=amount_cents, reason=reason, proposed_by=user.username,
+                      proposed_at=_utcnow(), status="proposed")
+        new_id = _insert(conn, w, values)
+        _finish(conn, user, "propose_writeoff", w, new_id, None, {"id": new_id, **values})
+    return new_id
+
+
+def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bool,
+                    decided: dt.date | None = None) -> int | None:
+    """Approve or reject a write-off proposal (managers and admins; not your own proposal).
+
+    Approval posts an adjustment of kind ``write_off`` (negative, the proposal's amount) dated
+    the decision date, after checking the item still has that much open.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+        Needs ``approve_writeoff``; must not be the proposer (four-eyes rule).
+    proposal_id : int
+    approve : bool
+    decided : datetime.date, optional
+        Decision date (default today); the adjustment's date.
+
+    Returns
+    -------
+    int or None
+        The adjustment id when approved, else None.
+    """
+    today = dt.date.today()
+    decided = _as_date(decided, "decided") if decided is not None else today
+    _check_not_future(decided, "decided", today)
+    require(user, "approve_writeoff")
+    w = schema.writeoff_proposals
+    with _begin(engine) as conn:
+        before = _row(conn, w, proposal_id)
+        if before is None:
+            raise UserError(f"proposal_id: unknown write-off proposal {proposal_id!r}")
+        if before["status"] != "proposed":
+            raise UserError(f"proposal_id: proposal {proposal_id} was already {before['status']}")
+        if approve and before["proposed_by"] == user.username:
+            raise PermissionDenied(f"{user.username!r} proposed write-off {proposal_id}: another manager must approve it")
+        now = _utcnow()
+        after = {**before, "status": "approved" if approve else "rejected", "decided_by": user.username,
+                 "decided_at": now}
+        adj_id = None
+        if approve:
+            inv = _invoice(conn, before["invoice_id"])
+            if decided < inv["invoice_date"]:
+                raise UserError(f"decided: {decided.isoformat()} is before the invoice date "
+                                f"{inv['invoice_date'].isoformat()}")
+            item_open = open_cents(conn, decided, invoice_id=before["invoice_id"])
+            if before["amount_cents"] > item_open:
+                raise UserError(f"amount_cents: the proposal ({before['amount_cents']}) is now above the invoice's "
+                                f"open amount of {item_open} at {decided.isoformat()}; reject it and propose again")
+            adj = dict(invoice_id=before["invoice_id"], adj_date=decided, amount_cents=-before["amount_cents"],
+                       kind="write_off", reason=before["reason"][:200], created_by=user.username)
+            adj_id = _insert(conn, schema.adjustments, adj)
+            append_audit(conn, user.username, "post_writeoff", schema.adjustments.name, adj_id, None,
+                         {"id": adj_id, **adj, "proposal_id": proposal_id}, at=now)
+        conn.execute(w.update().where(w.c.id == proposal_id).values(
+            status=after["status"], decided_by=user.username, decided_at=now))
+        _finish(conn, user, "approve_writeoff" if approve else "reject_writeoff", w, proposal_id, before, after)
+    return adj_id
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading the trail
+# ------------------------------------------------------------------------------------------------
+def _customer_rows(customer_id: str) -> sa.ColumnElement[bool]:
+    """audit rows about one customer's records (matched through each table's key)."""
+    txt = sa.String(64)
+    inv = schema.invoices
+    customer_invoices = sa.select(inv.c.id).where(inv.c.customer_id == customer_id)
+    parts = []
+    for table in (schema.activities, schema.promises, schema.disputes):
+        ids = sa.select(sa.cast(table.c.id, txt)).where(table.c.customer_id == customer_id)
+        parts.append(sa.and_(audit.c.table_name == table.name, audit.c.row_id.in_(ids)))
+    for table in (schema.writeoff_proposals, schema.adjustments):
+        ids = sa.select(sa.cast(table.c.id, txt)).where(table.c.invoice_id.in_(customer_invoices))
+        parts.append(sa.and_(audit.c.table_name == table.name, audit.c.row_id.in_(ids)))
+    parts.append(sa.and_(audit.c.table_name == "customers", audit.c.row_id == customer_id))
+    return sa.or_(*parts)
+
+
+def audit_trail(engine: sa.Engine | sa.Connection, customer_id: str | None = None, actor: str | None = None,
+                limit: int = 500) -> pd.DataFrame:
+    """The audit log, newest first, optionally for one customer's records and/or one actor.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine or Connection
+    customer_id : str, optional
+        Only rows about this customer's activities, promises, disputes, write-off proposals and
+        adjustments.
+    actor : str, optional
+        Only rows written by this user.
+    limit : int, default 500
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id, logged_at, actor, action, table_name, row_id, before, after`` (before/after are JSON
+        text; None for an insert's ``before``).
+
+    Example
+    -------
+    >>> audit_trail(engine, customer_id="K1").columns.tolist()  # doctest: +SKIP
+    ['id', 'logged_at', 'actor', 'action', 'table_name', 'row_id', 'before', 'after']
+    """
+    stmt = sa.select(audit.c.id, audit.c.logged_at, audit.c.actor, audit.c.action, audit.c.table_name,
+                     audit.c.row_id, audit.c.before, audit.c.after)
+    if customer_id is not None:
+        stmt = stmt.where(_customer_rows(customer_id))
+    if actor is not None:
+        stmt = stmt.where(audit.c.actor == actor)
+    stmt = stmt.order_by(audit.c.id.desc()).limit(int(limit))
+    if isinstance(engine, sa.Engine):
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    else:
+        rows = engine.execute(stmt).all()
+    frame = pd.DataFrame([tuple(r) for r in rows],
+                         columns=["id", "logged_at", "actor", "action", "table_name", "row_id", "before", "after"])
+    frame["id"] = frame["id"].astype("int64")
+    frame["logged_at"] = pd.to_datetime(frame["logged_at"])
+    for col in ("actor", "action", "table_name", "row_id", "before", "after"):
+        frame[col] = frame[col].astype(object)
+    return frame
+
+
+# ------------------------------------------------------------------------------------------------
+# Append-only guard
+# ------------------------------------------------------------------------------------------------
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;
+END;
+$$ LANGUAGE plpgsql
+"""
+_PROTECTED: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
+
+
+def protect_audit_log(engine: sa.Engine) -> bool:
+    """Install database triggers that refuse UPDATE and DELETE (and TRUNCATE) on ``audit_log``.
+
+    Idempotent. PostgreSQL: a PL/pgSQL trigger function and row/statement triggers. SQLite:
+    ``BEFORE UPDATE/DELETE`` triggers raising ABORT. DuckDB has no triggers: nothing is installed
+    (the product never updates or deletes audit rows).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+
+    Returns
+    -------
+    bool
+        True when the database now enforces append-only, False on DuckDB.
+    """
+    name = engine.dialect.name
+    if name == "postgresql":
+        with engine.begin() as conn:
+            have = set(conn.execute(sa.text(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal")).scalars())
+            if not {"audit_log_no_update_delete", "audit_log_no_truncate"} <= have:
+                conn.execute(sa.text(_PG_FUNCTION))
+                conn.execute(sa.text("DROP TRIGGER IF EXISTS audit_log_no_update_delete ON audit_log"))
+                conn.execute(sa.text("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log"))
+                conn.execute(sa.text(
+                    "CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log "
+                    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"))
+                conn.execute(sa.text(
+                    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"))
+        return True
+    if name == "sqlite":
+        with engine.begin() as conn:
+            for op in ("UPDATE", "DELETE"):
+                conn.execute(sa.text(
+                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
+                    f"BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: {op} refused'); END"))
+        return True
+    return False
+
+
+def _ensure_protected(engine: sa.Engine) -> None:
+    if engine not in _PROTECTED:
+        protect_audit_log(engine)
+        _PROTECTED.add(engine)
