@@ -1,0 +1,169 @@
+"""Dunning ladder, candidates and letters on a hand-made ledger.
+
+Ledger at AS_OF = 2024-06-30 (customer K1 "Kappa & Sons <Ltd>", collector C1; USD):
+  A1 invoice 2024-01-01 due 2024-01-31  1,000.00, 250.00 paid 2024-02-15 -> open   750.00, 151 dpd
+  A2 invoice 2024-04-01 due 2024-05-01    300.00                        -> open   300.00,  60 dpd
+  A3 invoice 2024-06-15 due 2024-07-15    200.00                        -> open   200.00, -15 dpd (not due)
+  A4 invoice 2024-03-01 due 2024-03-31    400.00 paid in full 2024-04-10 -> closed, not listed
+  CM credit  2024-06-20 due 2024-06-20    -50.00                        -> open   -50.00,  10 dpd
+  A5 invoice 2024-02-01 due 2024-02-15     80.00 in dispute since 2024-03-01 -> open 80.00, 136 dpd, disputed
+K1 open total 1,280.00; overdue not in dispute 1,050.00 (A1 + A2); worst 151 dpd -> collection agency.
+K2 (collector C2): B1 2024-05-20 due 2024-06-19 99.99 -> 11 dpd -> reminder.
+K3: everything paid -> not a candidate.
+"""
+import datetime as dt
+import io
+import zipfile
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+
+from analytics import auth, dunning, schema, workflow
+from analytics.auth import PermissionDenied, User
+from analytics.dunning import DunningStep, make_ladder, next_step
+from analytics.errors import UserError
+from analytics.ledger import LedgerFilter
+
+D = dt.date
+AS_OF = D(2024, 6, 30)
+
+
+@pytest.mark.parametrize("days, step", [
+    (None, None), (-5, None), (0, None), (1, "reminder"), (15, "reminder"), (16, "second notice"),
+    (30, "second notice"), (31, "call"), (60, "call"), (61, "escalation"), (90, "escalation"), (91, "hold"),
+    (120, "hold"), (121, "collection agency"), (5000, "collection agency")])
+def test_ladder_boundaries(days, step):
+    assert next_step(days) == step
+
+
+def test_custom_ladder_and_validation():
+    ladder = make_ladder([("reminder", 1), ("final", 45, "last letter", True)])
+    assert [next_step(d, ladder) for d in (0, 44, 45)] == [None, "reminder", "final"]
+    assert ladder[1].credit_hold and ladder[1].template == "final"
+    for bad in ([], [("a", 0)], [("a", 5), ("b", 5)]):
+        with pytest.raises(UserError, match="dunning ladder"):
+            make_ladder(bad)
+    assert DunningStep("collection agency", 121).template == "collection_agency"
+
+
+@pytest.fixture
+def ledger(engine):
+    with engine.begin() as c:
+        c.execute(schema.collectors.insert(), [{"id": "C1", "name": "Ann"}, {"id": "C2", "name": "Bob"}])
+        c.execute(schema.customers.insert(), [
+            {"id": "K1", "name": "Kappa & Sons <Ltd>", "collector_id": "C1"},
+            {"id": "K2", "name": "Lambda", "collector_id": "C2"},
+            {"id": "K3", "name": "Mu", "collector_id": "C2"}])
+        inv = [("A1", "K1", "invoice", D(2024, 1, 1), D(2024, 1, 31), 100_000),
+               ("A2", "K1", "invoice", D(2024, 4, 1), D(2024, 5, 1), 30_000),
+               ("A3", "K1", "invoice", D(2024, 6, 15), D(2024, 7, 15), 20_000),
+               ("A4", "K1", "invoice", D(2024, 3, 1), D(2024, 3, 31), 40_000),
+               ("CM", "K1", "credit_memo", D(2024, 6, 20), D(2024, 6, 20), -5_000),
+               ("A5", "K1", "invoice", D(2024, 2, 1), D(2024, 2, 15), 8_000),
+               ("B1", "K2", "invoice", D(2024, 5, 20), D(2024, 6, 19), 9_999),
+               ("M1", "K3", "invoice", D(2024, 1, 1), D(2024, 1, 31), 5_000)]
+        c.execute(schema.invoices.insert(), [dict(zip(("id", "customer_id", "doc_type", "invoice_date", "due_date",
+                                                       "amount_cents"), r)) for r in inv])
+        c.execute(schema.receipts.insert(), [
+            dict(id="R1", customer_id="K1", receipt_date=D(2024, 2, 15), amount_cents=25_000),
+            dict(id="R2", customer_id="K1", receipt_date=D(2024, 4, 10), amount_cents=40_000),
+            dict(id="R3", customer_id="K3", receipt_date=D(2024, 2, 1), amount_cents=5_000)])
+        c.execute(schema.applications.insert(), [
+            dict(receipt_id="R1", invoice_id="A1", amount_cents=25_000, applied_date=D(2024, 2, 15)),
+            dict(receipt_id="R2", invoice_id="A4", amount_cents=40_000, applied_date=D(2024, 4, 10)),
+            dict(receipt_id="R3", invoice_id="M1", amount_cents=5_000, applied_date=D(2024, 2, 1))])
+        c.execute(schema.disputes.insert(), [dict(invoice_id="A5", customer_id="K1", opened_date=D(2024, 3, 1),
+                                                  reason_code="pricing", amount_cents=8_000)])
+    return engine
+
+
+def test_candidates(ledger):
+    cand = dunning.dunning_candidates(ledger, AS_OF)
+    assert cand["customer_id"].tolist() == ["K1", "K2"]
+    k1, k2 = cand.iloc[0], cand.iloc[1]
+    assert (k1.max_days_past_due, k1.step, bool(k1.credit_hold), k1.open_items, k1.overdue_items) == (
+        151, "collection agency", True, 5, 2)
+    assert (k1.open_cents, k1.overdue_cents, k1.disputed_cents) == (128_000, 105_000, 8_000)
+    assert (k1.collector_id, k1.collector_name, k1.bucket) == ("C1", "Ann", "120+")
+    assert (k2.max_days_past_due, k2.step, k2.overdue_cents, k2.bucket) == (11, "reminder", 9_999, "1-30")
+    assert str(cand["open_cents"].dtype) == "int64"
+    assert dunning.dunning_candidates(ledger, AS_OF, steps=["reminder"])["customer_id"].tolist() == ["K2"]
+    scoped = auth.scope_filter(User("ann", "collector", "C1"), LedgerFilter(collectors=("C2",)))
+    assert dunning.dunning_candidates(ledger, AS_OF, scoped)["customer_id"].tolist() == ["K1"]
+    # earlier: on 2024-02-20 A1 is 20 days late (A5 disputed only from March, 5 days late)
+    early = dunning.dunning_candidates(ledger, D(2024, 2, 20))
+    assert early[["customer_id", "max_days_past_due", "step"]].values.tolist() == [["K1", 20, "second notice"]]
+    assert dunning.dunning_candidates(ledger, D(2023, 12, 31)).empty
+
+
+def test_letter_lists_exactly_the_open_items(ledger):
+    text = dunning.draft_letter(ledger, "K1", AS_OF)
+    lines = text.splitlines()
+    listed = [ln.split()[0] for ln in lines if ln[:2] in ("A1", "A2", "A3", "A4", "A5", "CM")]
+    assert listed == ["A1", "A5", "A2", "CM", "A3"]  # ordered by due date; A4 (paid) absent
+    row = next(ln for ln in lines if ln.startswith("A1"))
+    assert row.split()[1:5] == ["2024-01-01", "2024-01-31", "151", "750.00"]
+    assert "in dispute" in next(ln for ln in lines if ln.startswith("A5"))
+    assert "(credit)" in next(ln for ln in lines if ln.startswith("CM"))
+    assert next(ln for ln in lines if ln.startswith("Total open")).split()[-2:] == ["1,280.00", "USD"]
+    assert next(ln for ln in lines if ln.startswith("Of which overdue")).split()[-2:] == ["1,050.00", "USD"]
+    assert "Final notice before referral to a collection agency" in text
+    assert "USD 1,050.00 on your account is more than 120 days overdue" in text
+    assert "Kappa & Sons <Ltd>" in text  # plain text is not escaped
+
+
+def test_letter_html_is_escaped_and_steps_overridable(ledger):
+    html = dunning.draft_letter(ledger, "K1", AS_OF, step="reminder", fmt="html",
+                                sender={"name": "Zoe <script>", "department": "AR", "company": "ACME",
+                                        "email": "", "phone": "", "address": ""})
+    assert "Kappa &amp; Sons &lt;Ltd&gt;" in html and "<Ltd>" not in html
+    assert "Zoe &lt;script&gt;" in html and "Friendly payment reminder" in html
+    assert html.count("<tr><td>") == 5 and "1,280.00" in html
+    k2 = dunning.draft_letter(ledger, "K2", AS_OF, fmt="text")
+    assert "Friendly payment reminder" in k2 and "99.99" in k2
+    with pytest.raises(UserError, match="step: unknown dunning step"):
+        dunning.draft_letter(ledger, "K1", AS_OF, step="threaten")
+    with pytest.raises(UserError, match="no open items"):
+        dunning.draft_letter(ledger, "K3", AS_OF)
+    with pytest.raises(UserError, match="unknown customer"):
+        dunning.draft_letter(ledger, "K9", AS_OF)
+    with pytest.raises(UserError, match="nothing overdue"):
+        dunning.draft_letter(ledger, "K2", D(2024, 6, 1))
+
+
+def test_every_step_template_renders(duckdb_engine, tmp_path):
+    with duckdb_engine.begin() as c:
+        c.execute(schema.customers.insert(), [{"id": "K", "name": "K"}])
+        c.execute(schema.invoices.insert(), [dict(id="X", customer_id="K", invoice_date=D(2024, 1, 1),
+                                                  due_date=D(2024, 1, 1), amount_cents=1)])
+    for step in dunning.STEPS:
+        for fmt in ("text", "html"):
+            assert "0.01" in dunning.draft_letter(duckdb_engine, "K", D(2024, 1, 2), step=step, fmt=fmt)
+    custom = tmp_path / "dunning"
+    custom.mkdir()
+    (custom / "reminder.txt.j2").write_text("Hello {{ customer.name }}: {{ overdue_text }}")
+    assert dunning.draft_letter(duckdb_engine, "K", D(2024, 1, 2), template_dir=tmp_path) == "Hello K: USD 0.01"
+
+
+def test_zip_of_letters_and_recording(ledger, monkeypatch):
+    monkeypatch.setattr(auth, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    before = workflow.audit_trail(ledger)
+    blob = dunning.draft_letters(ledger, ["K1", "K2", "K3"], AS_OF)
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        names = sorted(zf.namelist())
+        assert names == ["2024-06-30_K1_collection_agency.txt", "2024-06-30_K2_reminder.txt", "index.csv"]
+        index = pd.read_csv(zf.open("index.csv"), keep_default_na=False)
+        assert "99.99" in zf.read("2024-06-30_K2_reminder.txt").decode()
+    assert index["customer_id"].tolist() == ["K1", "K2", "K3"]
+    assert "no open items" in index.loc[2, "skipped"]
+    assert len(workflow.audit_trail(ledger)) == len(before)  # drafting alone records nothing
+    ann = User("ann", "collector", "C1")
+    with pytest.raises(PermissionDenied):
+        dunning.draft_letter(ledger, "K2", AS_OF, record=True, user=ann)
+    dunning.draft_letter(ledger, "K1", AS_OF, record=True, user=ann)
+    with ledger.connect() as c:
+        act = c.execute(sa.select(schema.activities)).one()
+    assert (act.customer_id, act.type, act.outcome, act.collector_id) == ("K1", "letter",
+                                                                          "dunning: collection agency", "C1")
