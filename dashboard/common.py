@@ -113,14 +113,14 @@ def _raise_in_tests() -> bool:
     return os.environ.get(RAISE_ENV, "") not in ("", "0")
 
 
-def run_safely(fn: Callable, *args, **kwargs):
-    """Call ``fn``; show a :class:`UserError` as an error box and anything else as a short message.
+def attempt(fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
+    """Call ``fn``; returns ``(True, result)``, or ``(False, None)`` after showing why it failed.
 
-    The traceback of an unexpected error goes to the server log (with a reference shown to the
-    user), never to the page. Returns ``fn``'s result, or None when it failed.
+    A :class:`UserError` is shown as it is (it is written for people). Anything else shows a short
+    message with a reference; the traceback goes to the server log, never to the page.
     """
     try:
-        return fn(*args, **kwargs)
+        return True, fn(*args, **kwargs)
     except UserError as exc:
         st.error(str(exc), icon=":material/error:")
     except sa.exc.OperationalError as exc:
@@ -136,7 +136,12 @@ def run_safely(fn: Callable, *args, **kwargs):
         log.exception("unexpected error (ref %s)", ref)
         st.error(f"{GENERIC_ERROR} The details are in the server log (reference {ref}).",
                  icon=":material/error:")
-    return None
+    return False, None
+
+
+def run_safely(fn: Callable, *args, **kwargs):
+    """Like :func:`attempt` but returns only ``fn``'s result (None when it failed)."""
+    return attempt(fn, *args, **kwargs)[1]
 
 
 def empty_state(message: str) -> None:
@@ -491,7 +496,7 @@ DASH = "—"
 
 def money(units, currency: str | None = None, decimals: int = 0) -> str:
     """Money in currency units with thousands separators: ``money(1234567.5, "USD") == "USD 1,234,568"``."""
-    if units is None or (isinstance(units, float) and pd.isna(units)):
+    if is_missing(units):
         return DASH
     text = f"{float(units):,.{decimals}f}"
     if text.startswith("-"):
@@ -501,36 +506,37 @@ def money(units, currency: str | None = None, decimals: int = 0) -> str:
 
 def cents(value, currency: str | None = None, decimals: int = 0) -> str:
     """Money given in integer cents: ``cents(123456789, "EUR") == "EUR 1,234,568"``."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if is_missing(value):
         return DASH
     return money(int(value) / 100, currency, decimals)
 
 
 def days(value, decimals: int = 1) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if is_missing(value):
         return DASH
     return f"{float(value):,.{decimals}f} days"
 
 
-def pct(value, decimals: int = 1, ratio: bool | None = None) -> str:
-    """A percentage. Values in [0, 1] are taken as ratios unless ``ratio=False``."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+def pct(value, decimals: int = 1, ratio: bool = False) -> str:
+    """A percentage: ``pct(82.13) == "82.1%"``; ``pct(0.8213, ratio=True) == "82.1%"``."""
+    if is_missing(value):
         return DASH
-    v = float(value)
-    if ratio or (ratio is None and -1.0 <= v <= 1.0):
-        v *= 100
+    v = float(value) * (100 if ratio else 1)
     return f"{v:,.{decimals}f}%"
 
 
 def delta(current, previous, *, kind: str = "number") -> str | None:
-    """Month-on-month change as text for ``st.metric(delta=...)``, or None when not defined."""
-    if current is None or previous is None:
+    """Change from ``previous`` to ``current`` as text for ``st.metric(delta=...)``; None when undefined.
+
+    ``kind``: ``money`` (units), ``pct`` (percentage points), ``days`` or ``number``.
+    """
+    if is_missing(current) or is_missing(previous):
         return None
     diff = float(current) - float(previous)
     if kind == "money":
-        return ("+" if diff >= 0 else "−") + f"{abs(diff):,.0f}"
+        return ("+" if diff >= 0 else "-") + f"{abs(diff):,.0f}"
     if kind == "pct":
-        return f"{diff * (100 if abs(current) <= 1 and abs(previous) <= 1 else 1):+.1f} pp"
+        return f"{diff:+.1f} pp"
     if kind == "days":
         return f"{diff:+.1f} days"
     return f"{diff:+,.2f}"
@@ -615,3 +621,81 @@ def page_title(title: str, as_of: dt.date | None = None, flt: LedgerFilter | Non
     st.title(title)
     if as_of is not None:
         st.caption(filter_caption(as_of, flt or LedgerFilter()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Forms: amounts and one-shot messages after a write
+# ---------------------------------------------------------------------------------------------
+def to_cents(units) -> int:
+    """Currency units typed by a person -> integer cents, rounded half up (``12.345 -> 1235``)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return int((Decimal(str(units)) * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """Keep a message for the next run (shown by :func:`show_flash`), e.g. before ``st.rerun()``."""
+    st.session_state["_flash"] = (kind, message)
+
+
+def show_flash() -> None:
+    item = st.session_state.pop("_flash", None)
+    if item:
+        kind, message = item
+        getattr(st, kind, st.success)(message)
+
+
+def write_action(fn: Callable, *args, success: str, **kwargs) -> bool:
+    """Run a workflow write; on success keep ``success`` (``{result}`` is the return value) for the
+    next run and rerun, so every table shows the new data. A :class:`UserError` (validation,
+    permission) is shown in an error box and the form stays as typed.
+    """
+    ok, result = attempt(fn, *args, **kwargs)
+    if not ok:
+        return False
+    flash(success.format(result=result))
+    st.rerun()
+    return True
+
+
+def is_missing(value) -> bool:
+    """True for None, NaN, NaT and pandas.NA."""
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def customer_link(customer_id: str, name: str | None = None) -> None:
+    """A link to the customer's Customer 360 page (only when the signed-in role may open it)."""
+    user = st.session_state.get(USER_KEY)
+    spec = PAGES_BY_KEY["customer_360"]
+    if not may_open(user, spec.key) or not spec.path.is_file():
+        return
+    st.page_link(str(spec.path), label=f"Open {name or customer_id} in Customer 360", icon=spec.icon,
+                 query_params={"customer": customer_id})
+
+
+PERIODS = ("Month to date", "Last 30 days", "Last 90 days", "Quarter to date", "Year to date")
+
+
+def period_picker(as_of: dt.date, key: str, default: str = "Last 90 days") -> tuple[dt.date, dt.date]:
+    """A period ending at the as-of date, chosen with a segmented control; returns ``(start, end)``."""
+    choice = st.segmented_control("Period", PERIODS, default=default, key=key) or default
+    if choice == "Month to date":
+        start = as_of.replace(day=1)
+    elif choice == "Last 30 days":
+        start = as_of - dt.timedelta(days=29)
+    elif choice == "Quarter to date":
+        start = as_of.replace(month=3 * ((as_of.month - 1) // 3) + 1, day=1)
+    elif choice == "Year to date":
+        start = as_of.replace(month=1, day=1)
+    else:
+        start = as_of - dt.timedelta(days=89)
+    st.caption(f"Period {start:%d %b %Y} – {as_of:%d %b %Y}")
+    return start, as_of
+
+
+def frame_currency(frame: pd.DataFrame, flt: LedgerFilter) -> str:
+    """The currency an analytics frame is in (``attrs["currency"]``), else the filter's."""
+    return frame.attrs.get("currency") or (flt.currencies[0] if flt.currencies else "")

@@ -1,0 +1,225 @@
+"""Record look-ups for the dashboard (one account's documents, the customer picker, table exports).
+
+These are plain listings of ledger rows, not KPIs: every figure (balances as of a date, aging,
+DSO...) comes from :mod:`analytics`; open amounts here reuse :func:`analytics.ledger.open_items`.
+Each function takes a SQLAlchemy Connection first, so it can go through :func:`dashboard.common.cached`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from analytics import schema
+from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+
+cust = schema.customers
+inv = schema.invoices
+rec = schema.receipts
+apps = schema.applications
+disp = schema.disputes
+prom = schema.promises
+act = schema.activities
+coll = schema.collectors
+wop = schema.writeoff_proposals
+
+
+def _frame(result, columns: list[str] | None = None) -> pd.DataFrame:
+    rows = result.all()
+    cols = columns or list(result.keys())
+    return pd.DataFrame([tuple(r) for r in rows], columns=cols)
+
+
+def customer_choices(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """Customers in the filter's scope (business unit, region, collector, customers), by name.
+
+    Returns ``customer_id, name, collector_id``.
+    """
+    stmt = sa.select(cust.c.id.label("customer_id"), cust.c.name, cust.c.collector_id).order_by(cust.c.name, cust.c.id)
+    clause = flt.customer_clause(cust.c.id)
+    if clause is not None:
+        stmt = stmt.where(clause)
+    return _frame(conn.execute(stmt))
+
+
+def customer_profile(conn: sa.Connection, customer_id: str) -> dict | None:
+    """The customer's master data with its collector's name, or None."""
+    stmt = (
+        sa.select(cust, coll.c.name.label("collector_name"))
+        .select_from(cust.outerjoin(coll, coll.c.id == cust.c.collector_id))
+        .where(cust.c.id == customer_id)
+    )
+    row = conn.execute(stmt).first()
+    return dict(row._mapping) if row else None
+
+
+def customer_items(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.DataFrame:
+    """Every item of the customer issued by ``as_of`` with its open amount at ``as_of``.
+
+    Returns ``invoice_id, doc_type, invoice_date, due_date, currency, amount_cents, open_cents,
+    days_past_due`` (days past due only for open items), newest first.
+    """
+    oi = open_items(as_of, LedgerFilter(customers=(customer_id,)))
+    stmt = (
+        sa.select(inv.c.id.label("invoice_id"), inv.c.doc_type, inv.c.invoice_date, inv.c.due_date, inv.c.currency,
+                  inv.c.amount_cents, sa.func.coalesce(oi.c.open_cents, 0).label("open_cents"),
+                  oi.c.days_past_due, inv.c.reference)
+        .select_from(inv.outerjoin(oi, oi.c.invoice_id == inv.c.id))
+        .where(inv.c.customer_id == customer_id, inv.c.invoice_date <= sa.literal(as_of, sa.Date))
+        .order_by(inv.c.invoice_date.desc(), inv.c.id.desc())
+    )
+    frame = _frame(conn.execute(stmt))
+    frame["amount_cents"] = frame["amount_cents"].astype("int64")
+    frame["open_cents"] = frame["open_cents"].astype("int64")
+    frame["days_past_due"] = pd.array(frame["days_past_due"], dtype="Int64")
+    return frame
+
+
+def customer_receipts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.DataFrame:
+    """Receipts of the customer up to ``as_of`` with the part applied to invoices by then.
+
+    Returns ``receipt_id, receipt_date, method, currency, amount_cents, applied_cents, unapplied_cents,
+    remittance_ref``, newest first.
+    """
+    d = sa.literal(as_of, sa.Date)
+    applied = (
+        sa.select(apps.c.receipt_id, sa.func.sum(apps.c.amount_cents).label("applied_cents"))
+        .where(apps.c.receipt_id.is_not(None), apps.c.applied_date <= d)
+        .group_by(apps.c.receipt_id).subquery("applied")
+    )
+    applied_cents = sa.func.coalesce(applied.c.applied_cents, 0)
+    stmt = (
+        sa.select(rec.c.id.label("receipt_id"), rec.c.receipt_date, rec.c.method, rec.c.currency, rec.c.amount_cents,
+                  applied_cents.label("applied_cents"), (rec.c.amount_cents - applied_cents).label("unapplied_cents"),
+                  rec.c.remittance_ref)
+        .select_from(rec.outerjoin(applied, applied.c.receipt_id == rec.c.id))
+        .where(rec.c.customer_id == customer_id, rec.c.receipt_date <= d)
+        .order_by(rec.c.receipt_date.desc(), rec.c.id.desc())
+    )
+    return _frame(conn.execute(stmt))
+
+
+def customer_disputes(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
+    """Every dispute of the customer, open ones first, newest first.
+
+    Returns ``dispute_id, invoice_id, opened_date, reason_code, amount_cents, resolved_date, outcome,
+    created_by``.
+    """
+    stmt = (
+        sa.select(disp.c.id.label("dispute_id"), disp.c.invoice_id, disp.c.opened_date, disp.c.reason_code,
+                  disp.c.amount_cents, disp.c.resolved_date, disp.c.outcome, disp.c.created_by)
+        .where(disp.c.customer_id == customer_id)
+        .order_by(disp.c.resolved_date.is_not(None), disp.c.opened_date.desc(), disp.c.id.desc())
+    )
+    return _frame(conn.execute(stmt))
+
+
+def customer_promises(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
+    """Every promise to pay of the customer, newest first.
+
+    Returns ``promise_id, invoice_id, made_on, promised_date, amount_cents, recorded_by``.
+    """
+    stmt = (
+        sa.select(prom.c.id.label("promise_id"), prom.c.invoice_id, prom.c.made_on, prom.c.promised_date,
+                  prom.c.amount_cents, prom.c.recorded_by)
+        .where(prom.c.customer_id == customer_id)
+        .order_by(prom.c.made_on.desc(), prom.c.id.desc())
+    )
+    return _frame(conn.execute(stmt))
+
+
+def customer_activities(conn: sa.Connection, customer_id: str, limit: int = 500) -> pd.DataFrame:
+    """The customer's activities (calls, e-mails, letters, notes...), newest first.
+
+    Returns ``activity_id, occurred_at, type, outcome, note, invoice_id, collector_id``.
+    """
+    stmt = (
+        sa.select(act.c.id.label("activity_id"), act.c.occurred_at, act.c.type, act.c.outcome, act.c.note,
+                  act.c.invoice_id, act.c.collector_id)
+        .where(act.c.customer_id == customer_id)
+        .order_by(act.c.occurred_at.desc(), act.c.id.desc())
+        .limit(int(limit))
+    )
+    return _frame(conn.execute(stmt))
+
+
+def customer_writeoffs(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
+    """Write-off proposals on the customer's items, pending first.
+
+    Returns ``proposal_id, invoice_id, amount_cents, reason, proposed_by, proposed_at, status,
+    decided_by, decided_at``.
+    """
+    stmt = (
+        sa.select(wop.c.id.label("proposal_id"), wop.c.invoice_id, wop.c.amount_cents, wop.c.reason,
+                  wop.c.proposed_by, wop.c.proposed_at, wop.c.status, wop.c.decided_by, wop.c.decided_at)
+        .select_from(wop.join(inv, inv.c.id == wop.c.invoice_id))
+        .where(inv.c.customer_id == customer_id)
+        .order_by(wop.c.status != "proposed", wop.c.proposed_at.desc())
+    )
+    return _frame(conn.execute(stmt))
+
+
+def pending_writeoffs(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """Write-off proposals waiting for a decision, in the filter's scope, oldest first.
+
+    Returns ``proposal_id, customer_id, customer_name, invoice_id, amount_cents, reason, proposed_by,
+    proposed_at``.
+    """
+    stmt = (
+        sa.select(wop.c.id.label("proposal_id"), inv.c.customer_id, cust.c.name.label("customer_name"),
+                  wop.c.invoice_id, wop.c.amount_cents, wop.c.reason, wop.c.proposed_by, wop.c.proposed_at)
+        .select_from(wop.join(inv, inv.c.id == wop.c.invoice_id).join(cust, cust.c.id == inv.c.customer_id))
+        .where(wop.c.status == "proposed")
+        .order_by(wop.c.proposed_at, wop.c.id)
+    )
+    stmt = flt.apply_to_invoices(stmt)
+    return _frame(conn.execute(stmt))
+
+
+def timeline(items: pd.DataFrame, receipts: pd.DataFrame, disputes: pd.DataFrame, promises: pd.DataFrame,
+             activities: pd.DataFrame) -> pd.DataFrame:
+    """One account's history as one table, newest first: ``when, kind, what, amount_cents, by``.
+
+    Built from the frames above (no query).
+    """
+    rows: list[tuple] = []
+    for r in items.itertuples(index=False):
+        label = {"invoice": "Invoice", "credit_memo": "Credit memo", "debit_memo": "Debit memo"}.get(r.doc_type, r.doc_type)
+        rows.append((pd.Timestamp(r.invoice_date), label, f"{r.invoice_id} due {r.due_date}", int(r.amount_cents), ""))
+    for r in receipts.itertuples(index=False):
+        rows.append((pd.Timestamp(r.receipt_date), "Payment", f"{r.receipt_id} ({r.method})", int(r.amount_cents), ""))
+    for r in disputes.itertuples(index=False):
+        rows.append((pd.Timestamp(r.opened_date), "Dispute opened", f"#{r.dispute_id} on {r.invoice_id}: {r.reason_code}",
+                     int(r.amount_cents), r.created_by or ""))
+        if r.resolved_date is not None and not pd.isna(r.resolved_date):
+            rows.append((pd.Timestamp(r.resolved_date), "Dispute resolved", f"#{r.dispute_id}: {r.outcome}",
+                         int(r.amount_cents), ""))
+    for r in promises.itertuples(index=False):
+        target = f" on {r.invoice_id}" if r.invoice_id else ""
+        rows.append((pd.Timestamp(r.made_on), "Promise", f"to pay by {r.promised_date}{target}", int(r.amount_cents),
+                     r.recorded_by or ""))
+    for r in activities.itertuples(index=False):
+        what = " — ".join(str(x) for x in (r.outcome, r.note) if x is not None and not pd.isna(x) and str(x))
+        rows.append((pd.Timestamp(r.occurred_at), str(r.type).capitalize(), what, None, r.collector_id or ""))
+    frame = pd.DataFrame(rows, columns=["when", "kind", "what", "amount_cents", "by"])
+    frame["amount_cents"] = pd.array(frame["amount_cents"], dtype="Int64")
+    return frame.sort_values("when", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def table_export(conn: sa.Connection, table_name: str, limit: int | None = None) -> pd.DataFrame:
+    """Rows of one ledger table (for the Data page's export), in key order. ``users`` never shows hashes."""
+    table = schema.metadata.tables[table_name]
+    cols = [c for c in table.c if c.name != "password_hash"]
+    stmt = sa.select(*cols).order_by(*table.primary_key.columns)
+    if limit:
+        stmt = stmt.limit(int(limit))
+    return _frame(conn.execute(stmt))
+
+
+def table_counts(conn: sa.Connection) -> pd.DataFrame:
+    """Row count of every ledger table: ``table, rows``."""
+    rows = []
+    for table in schema.LEDGER_TABLES:
+        rows.append((table.name, int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar())))
+    return pd.DataFrame(rows, columns=["table", "rows"])

@@ -1,0 +1,88 @@
+"""Aging: open amount by days-past-due bucket over time, and a drill-down bucket -> customers ->
+invoices. Click a bar (or pick the bucket in the list) to drill down.
+
+Figures from :func:`analytics.kpis.aging`, :func:`analytics.kpis.aging_trend` and
+:func:`analytics.kpis.aging_detail`.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import kpis
+from dashboard import charts
+from dashboard import common as ui
+
+user = ui.require_page("aging")
+as_of, flt = ui.sidebar_filters()
+ui.page_title("Aging", as_of, flt)
+
+aging = ui.cached(kpis.aging, as_of, flt)
+cur = aging.attrs.get("currency") or (flt.currencies[0] if flt.currencies else "")
+if int(aging["open_cents"].abs().sum()) == 0 and int(aging["items"].sum()) == 0:
+    ui.empty_state("No open items for this filter at this date.")
+    st.stop()
+
+months = st.segmented_control("History", (6, 12, 24), default=12, key="aging_months",
+                              format_func=lambda n: f"{n} months") or 12
+dates = kpis.last_month_ends(as_of, int(months))
+if as_of not in dates:
+    dates = dates + [as_of]
+trend = ui.cached(kpis.aging_trend, tuple(dates), flt)
+st.subheader("Open amount by bucket over time")
+st.plotly_chart(charts.aging_stacked(trend, cur), key="aging_trend_chart", config=charts.CONFIG)
+
+# ---- drill-down ---------------------------------------------------------------------------
+labels = list(aging.sort_values("bucket_order")["bucket"])
+
+
+def _bucket_from_chart() -> None:
+    """Chart click -> the bucket picker (so the picker and the chart always agree)."""
+    state = st.session_state.get("aging_bar")
+    points = (state or {}).get("selection", {}).get("points", []) if isinstance(state, dict) else \
+        getattr(getattr(state, "selection", None), "points", []) or []
+    if points:
+        label = points[0].get("x")
+        if label in labels:
+            st.session_state["aging_bucket"] = label
+
+
+st.subheader(f"Aging at {as_of:%d %b %Y}")
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(charts.aging_bar(aging, cur), key="aging_bar", on_select=_bucket_from_chart,
+                    selection_mode="points", config=charts.CONFIG)
+with right:
+    summary = aging[["bucket", "open_cents", "items", "customers"]]
+    ui.table(summary, "aging_buckets", key="aging_summary", downloads=True)
+
+if st.session_state.get("aging_bucket") not in labels:
+    st.session_state["aging_bucket"] = next(
+        (b for b in reversed(labels) if int(aging.loc[aging["bucket"] == b, "items"].iloc[0]) > 0), labels[-1])
+bucket = st.selectbox("Drill into bucket", labels, key="aging_bucket",
+                      help="Or click a bar in the chart above.")
+detail = ui.cached(kpis.aging_detail, as_of, flt, bucket)
+if detail.empty:
+    ui.empty_state(f"No open items in the {bucket} bucket.")
+    st.stop()
+
+by_customer = (detail.groupby(["customer_id", "customer_name"], as_index=False)
+               .agg(open_cents=("open_cents", "sum"), items=("invoice_id", "count"),
+                    max_days_past_due=("days_past_due", "max"))
+               .sort_values(["open_cents", "customer_id"], ascending=[False, True], ignore_index=True))
+st.markdown(f"**Customers in {bucket}** · {len(by_customer):,} customers · "
+            f"{ui.cents(int(detail['open_cents'].sum()), cur)}. Select a row to see its invoices.")
+picked = ui.table(by_customer, f"aging_{bucket}_customers", key="aging_customers", on_select="rerun",
+                  selection_mode="single-row")
+rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
+if rows and rows[0] < len(by_customer):
+    st.session_state["aging_customer"] = by_customer.iloc[rows[0]]["customer_id"]
+ids = list(by_customer["customer_id"])
+names = dict(zip(by_customer["customer_id"], by_customer["customer_name"]))
+if st.session_state.get("aging_customer") not in ids:
+    st.session_state["aging_customer"] = ids[0]
+customer = st.selectbox("Customer", ids, key="aging_customer", format_func=lambda c: f"{names.get(c, c)} ({c})")
+invoices = detail[detail["customer_id"] == customer]
+st.markdown(f"**Open items of {names.get(customer, customer)} in {bucket}**")
+ui.table(invoices.drop(columns=["customer_id", "customer_name", "bucket_order"], errors="ignore"),
+         f"aging_{bucket}_{customer}", key="aging_invoices")
+ui.customer_link(customer, names.get(customer, customer))

@@ -1,0 +1,71 @@
+"""Collectors: leaderboard for a period and monthly trends per collector.
+
+Figures from :func:`analytics.kpis.operations.collector_kpis` and
+:func:`analytics.kpis.operations.collector_trend` (definitions in their docstrings).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from analytics.kpis import operations as ops
+from dashboard import charts
+from dashboard import common as ui
+
+user = ui.require_page("collectors")
+as_of, flt = ui.sidebar_filters()
+ui.page_title("Collectors", as_of, flt)
+
+start, end = ui.period_picker(as_of, key="coll_period")
+board = ui.cached(ops.collector_kpis, start, end, flt)
+cur = ui.frame_currency(board, flt)
+if board.empty:
+    ui.empty_state("No collectors with accounts or activity for this filter.")
+    st.stop()
+
+METRICS = {
+    "cei": ("CEI %", False), "collected_cents": (f"Collected ({cur})", True),
+    "overdue_cents": (f"Overdue ({cur})", True), "ptp_kept_pct": ("Promises kept %", False),
+    "activities_per_day": ("Activities per working day", False),
+    "severe_touched_pct": ("61+ accounts contacted in 7 days %", False),
+}
+METRICS = {k: v for k, v in METRICS.items() if k in board.columns}
+rank_by = st.selectbox("Rank by", list(METRICS), format_func=lambda k: METRICS[k][0], key="coll_rank")
+ascending = rank_by == "overdue_cents"
+ranked = board.sort_values(rank_by, ascending=ascending, na_position="last", ignore_index=True)
+ranked.insert(0, "rank", range(1, len(ranked) + 1))
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Leaderboard")
+    config = {
+        "cei": st.column_config.NumberColumn("CEI %", format="%.1f"),
+        "ptp_kept_pct": st.column_config.NumberColumn("Promises kept %", format="%.1f"),
+        "severe_touched_pct": st.column_config.NumberColumn("61+ contacted %", format="%.1f"),
+        "activities_per_day": st.column_config.NumberColumn("Activities / day", format="%.2f"),
+    }
+    ui.table(ranked, f"collectors_{start}_{end}", key="coll_board", column_config=config)
+with right:
+    st.subheader(METRICS[rank_by][0])
+    label_col = "collector_name" if "collector_name" in ranked.columns else "collector_id"
+    st.plotly_chart(charts.hbar(ranked.dropna(subset=[rank_by]), rank_by, label_col, title=METRICS[rank_by][0],
+                                money=METRICS[rank_by][1]), key="coll_bar", config=charts.CONFIG)
+
+st.subheader("Monthly trend")
+trend_start = (as_of.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
+trend = ui.cached(ops.collector_trend, trend_start, as_of, flt)
+if trend.empty:
+    ui.empty_state("No monthly history for this filter.")
+    st.stop()
+TREND = {"collected_cents": (f"Collected ({cur})", True), "overdue_cents": (f"Overdue ({cur})", True),
+         "ar_cents": (f"AR ({cur})", True), "activities": ("Activities", False),
+         "accounts_touched": ("Accounts contacted", False), "ptp_kept_pct": ("Promises kept %", False)}
+TREND = {k: v for k, v in TREND.items() if k in trend.columns}
+metric = st.segmented_control("Metric", list(TREND), default=next(iter(TREND)), key="coll_trend_metric",
+                              format_func=lambda k: TREND[k][0]) or next(iter(TREND))
+by = "collector_name" if "collector_name" in trend.columns else "collector_id"
+st.plotly_chart(charts.lines(trend, "as_of", metric, by, title=TREND[metric][0], money=TREND[metric][1],
+                             percent=metric.endswith("_pct")), key="coll_trend", config=charts.CONFIG)
+with st.expander("Trend table"):
+    ui.table(trend, "collector_trend", key="coll_trend_table")

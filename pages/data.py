@@ -1,0 +1,212 @@
+"""Data (admins): load an AR export, generate the demo ledger, export tables, manage users.
+
+Loads go through :func:`analytics.loaders.preview` / :func:`analytics.loaders.load` (validated,
+all-or-nothing unless "skip invalid rows", idempotent); the demo ledger through
+:func:`analytics.generator.generate`. Every row error names the spreadsheet row, column and reason,
+and can be downloaded.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tomllib
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from analytics import auth, schema
+from analytics.errors import UserError, ValidationFailed
+from dashboard import common as ui
+from dashboard import queries as q
+
+user = ui.require_page("data")
+engine = ui.get_engine()
+st.title("Data")
+ui.show_flash()
+
+tab_load, tab_demo, tab_export, tab_users = st.tabs(["Load a file", "Demo ledger", "Export", "Users"])
+
+FORMAT_HELP = {
+    "ibm": "IBM Watson 'Accounts Receivable' sample CSV",
+    "highradius": "HighRadius payment-date-prediction export (19 columns)",
+    "csv": "any CSV ledger/aging export, with a column-mapping file",
+    "excel": "any Excel ledger/aging export, with a column-mapping file",
+}
+
+
+def _errors_frame(errors) -> pd.DataFrame:
+    from analytics import loaders
+
+    return loaders.errors_frame(errors)
+
+
+def _parse_mapping(upload) -> dict | None:
+    if upload is None:
+        return None
+    raw = upload.getvalue()
+    name = upload.name.lower()
+    try:
+        if name.endswith(".toml"):
+            return tomllib.loads(raw.decode("utf-8"))
+        return yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"mapping file {upload.name}: cannot read it ({exc.__class__.__name__}: {exc})") from None
+
+
+def _show_errors(errors, name: str, key: str) -> None:
+    frame = _errors_frame(errors)
+    st.markdown(f"**{len(frame):,} row error(s)** — fix them in the file, or load with *Skip invalid rows*.")
+    ui.table(frame, name, key=key, height=min(400, 40 + 35 * len(frame)))
+
+
+# ---- load a file --------------------------------------------------------------------------
+with tab_load:
+    from analytics import loaders
+
+    c1, c2 = st.columns([1, 2])
+    fmt = c1.selectbox("Format", loaders.FORMATS, key="data_fmt", format_func=lambda f: f"{f} — {FORMAT_HELP.get(f, '')}")
+    upload = c2.file_uploader("File", type=["csv", "txt", "xlsx", "xls"], key="data_file")
+    mapping_upload = None
+    if fmt in ("csv", "excel"):
+        mapping_upload = st.file_uploader("Column mapping (YAML or TOML)", type=["yaml", "yml", "toml"],
+                                          key="data_mapping",
+                                          help="Which column holds what; examples in analytics/loaders/mappings/.")
+    skip_invalid = st.checkbox("Skip invalid rows (load the valid ones, report the rest)", key="data_skip")
+    b1, b2, _ = st.columns([1, 1, 4])
+    do_preview = b1.button("Preview", key="data_preview_btn", disabled=upload is None, icon=":material/preview:")
+    do_load = b2.button("Load", key="data_load_btn", type="primary", disabled=upload is None,
+                        icon=":material/upload:")
+    if upload is not None:
+        file_key = hashlib.sha256(upload.getvalue()).hexdigest()
+        if do_preview:
+            ok, mapping = ui.attempt(_parse_mapping, mapping_upload)
+            if ok:
+                with st.spinner("Reading and checking every row…"):
+                    ok, result = ui.attempt(loaders.preview, fmt, upload.getvalue(), mapping, 50)
+                if ok:
+                    st.session_state["data_preview"] = (file_key, fmt, *result)
+        cached_preview = st.session_state.get("data_preview")
+        if cached_preview and cached_preview[0] == file_key and cached_preview[1] == fmt:
+            _, _, frame, errors = cached_preview
+            st.markdown(f"**Preview of {upload.name}** (first {len(frame)} rows, as they will be loaded)")
+            ui.table(frame, "preview", key="data_preview_table", downloads=False)
+            if errors:
+                _show_errors(errors, f"{upload.name}_errors", "data_preview_errors")
+            else:
+                st.success("Every row is valid.", icon=":material/check_circle:")
+        if do_load:
+            ok, mapping = ui.attempt(_parse_mapping, mapping_upload)
+            if ok:
+                with st.status(f"Loading {upload.name}…", expanded=True) as status:
+                    st.write("Reading and validating every row, then writing in one transaction.")
+                    try:
+                        report = loaders.load(engine, fmt, upload.getvalue(), mapping, skip_invalid=skip_invalid,
+                                              file_name=upload.name)
+                    except ValidationFailed as exc:
+                        status.update(label="Nothing was loaded: the file has bad rows.", state="error")
+                        st.session_state["data_load_result"] = ("failed", upload.name, exc.errors, str(exc))
+                    except UserError as exc:
+                        status.update(label="Nothing was loaded.", state="error")
+                        st.session_state["data_load_result"] = ("error", upload.name, [], str(exc))
+                    else:
+                        status.update(label="Loaded.", state="complete")
+                        st.session_state["data_load_result"] = ("ok", upload.name, report.errors, report.summary())
+    result = st.session_state.get("data_load_result")
+    if result:
+        kind, name, errors, message = result
+        if kind == "ok":
+            st.success(message.replace("\n", "  \n"), icon=":material/check_circle:")
+        else:
+            st.error(message if kind == "error" else f"{name}: {len(errors)} bad row(s); nothing was loaded.",
+                     icon=":material/error:")
+        if errors:
+            _show_errors(errors, f"{name}_errors", "data_load_errors")
+
+    st.divider()
+    st.subheader("Ledger contents")
+    counts = ui.cached(q.table_counts)
+    st.dataframe(counts, hide_index=True, width="content")
+    batches = ui.cached(q.table_export, "import_batches")
+    ui.table(batches.sort_values("id", ascending=False) if not batches.empty else batches, "import_batches",
+             key="data_batches", empty="Nothing loaded yet.")
+
+# ---- demo ledger --------------------------------------------------------------------------
+with tab_demo:
+    st.markdown("Generate a realistic, seeded synthetic ledger (customers with different payment behaviour, "
+                "invoices, credit memos, partial payments, disputes, promises, collector activity).")
+    with st.form("data_generate"):
+        c1, c2, c3 = st.columns(3)
+        n_customers = c1.number_input("Customers", min_value=1, max_value=100_000, value=400, step=50, key="gen_customers")
+        n_invoices = c2.number_input("Invoices", min_value=1, max_value=5_000_000, value=40_000, step=1_000,
+                                     key="gen_invoices")
+        seed = c3.number_input("Seed", min_value=0, value=42, step=1, key="gen_seed")
+        c4, c5, _ = st.columns(3)
+        end = c4.date_input("Last day of history", value=dt.date(2026, 10, 31), key="gen_end")
+        months = c5.number_input("Months of history", min_value=1, max_value=120, value=24, key="gen_months")
+        replace = st.checkbox("Replace the current ledger (deletes all ledger data first)", key="gen_replace")
+        demo_users = st.checkbox("Create the demo accounts (admin/manager/finance and one per collector, "
+                                 "password `<name>-demo`)", value=True, key="gen_users")
+        go = st.form_submit_button("Generate", type="primary", icon=":material/auto_awesome:")
+    if go:
+        if n_invoices < n_customers:
+            st.error("Invoices must be at least the number of customers.")
+        else:
+            bar = st.progress(0.0, text="Starting…")
+
+            def progress(fraction: float, message: str = "") -> None:
+                bar.progress(min(max(float(fraction), 0.0), 1.0), text=message or f"{fraction:.0%}")
+
+            from analytics import generator
+
+            ok, summary = ui.attempt(generator.generate, engine, customers=int(n_customers), invoices=int(n_invoices),
+                                     seed=int(seed), end=end, months=int(months), progress=progress, replace=replace)
+            if ok:
+                bar.progress(1.0, text="Done")
+                note = ""
+                if demo_users:
+                    ok_users, users = ui.attempt(auth.create_demo_users, engine)
+                    if ok_users:
+                        note = f" Demo accounts: {sum(u['created'] for u in users)} created."
+                st.session_state["data_generated"] = summary
+                ui.flash(f"Generated {summary.get('customers', n_customers):,} customers and "
+                         f"{summary.get('invoices', n_invoices):,} invoices.{note} The filters now default "
+                         "to the new ledger's last day.")
+                for k in ("f_as_of", "w_as_of"):
+                    st.session_state.pop(k, None)
+                st.rerun()
+    if st.session_state.get("data_generated"):
+        with st.expander("Last generation summary"):
+            st.json(st.session_state["data_generated"])
+
+# ---- export -------------------------------------------------------------------------------
+with tab_export:
+    names = [t.name for t in schema.LEDGER_TABLES]
+    table_name = st.selectbox("Table", names, index=names.index("invoices"), key="data_export_table")
+    limit = st.number_input("At most this many rows (0 = all)", min_value=0, value=0, step=10_000,
+                            key="data_export_limit")
+    frame = ui.cached(q.table_export, table_name, int(limit) or None)
+    st.caption(f"{len(frame):,} rows. Money columns are in cents in the file, as in the database.")
+    st.dataframe(frame.head(200), hide_index=True)
+    if frame.empty:
+        ui.empty_state(f"The {table_name} table is empty.")
+    else:
+        ui.download_buttons(frame, table_name, key=f"export_{table_name}")
+
+# ---- users --------------------------------------------------------------------------------
+with tab_users:
+    users = pd.DataFrame(auth.list_users(engine))
+    ui.table(users, "users", key="data_users", empty="No users.")
+    if ui.can(user, "manage_users"):
+        with st.form("data_add_user", clear_on_submit=True):
+            st.markdown("**Add a user**")
+            c1, c2, c3 = st.columns(3)
+            new_name = c1.text_input("Username", key="nu_name")
+            new_role = c2.selectbox("Role", auth.ROLES, key="nu_role")
+            collector_ids = [c for c, _ in ui.ledger_facts().collectors]
+            new_collector = c3.selectbox("Collector (collectors only)", [None] + collector_ids, key="nu_collector")
+            new_pw = st.text_input("Password (at least 8 characters)", type="password", key="nu_pw")
+            if st.form_submit_button("Add user", type="primary"):
+                ui.write_action(auth.add_user, engine, new_name, new_pw, new_role,
+                                new_collector if new_role == "collector" else None, actor=user.username,
+                                success=f"User {new_name.strip()} added.")
