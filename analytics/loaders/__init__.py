@@ -169,7 +169,7 @@ def load(engine: sa.Engine, fmt: str, source: Source, mapping: Any = None, skip_
     (2466, 100)
     """
     st = stage(fmt, source, mapping, file_name)
-    rows_read = len(st.rows) + len({e.row for e in st.errors if e.column == "(row)"})
+    rows_read = len(st.rows) + st.ignored + len({e.row for e in st.errors if e.column == "(row)"})
     return write(engine, st, skip_invalid=skip_invalid, rows_read=rows_read)
 
 

@@ -67,12 +67,17 @@ class Staged:
     columns: dict[str, str]
     file_name: str | None
     sha256: str
+    ignored: int = 0  # rows left out on purpose (a doc type mapped to ``skip``)
 
     def col(self, field: str) -> str:
         return self.columns.get(field, field)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=list(FIELDS))
+        """The canonical rows as a DataFrame (columns :data:`FIELDS`; integer columns nullable Int64)."""
+        frame = pd.DataFrame(self.rows, columns=list(FIELDS))
+        for col in ("row", "amount_cents", "payment_terms_days"):
+            frame[col] = frame[col].astype("Int64")
+        return frame
 
 
 @dataclasses.dataclass
@@ -92,6 +97,8 @@ class LoadReport:
         File rows whose document was already in the ledger, identical (skipped).
     rows_invalid : int
         File rows refused (``skip_invalid=True``): listed in ``errors``.
+    rows_ignored : int
+        File rows left out on purpose (document types the mapping marks ``skip``).
     errors : list of RowError
     batch_id : int or None
         ``import_batches.id`` of this load; None when nothing was new.
@@ -109,6 +116,7 @@ class LoadReport:
     duplicates: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     rows_duplicate: int = 0
     rows_invalid: int = 0
+    rows_ignored: int = 0
     errors: list[RowError] = dataclasses.field(default_factory=list)
     batch_id: int | None = None
     already_loaded: bool = False
@@ -116,7 +124,7 @@ class LoadReport:
 
     @property
     def rows_inserted(self) -> int:
-        return self.rows_read - self.rows_duplicate - self.rows_invalid
+        return self.rows_read - self.rows_duplicate - self.rows_invalid - self.rows_ignored
 
     def errors_frame(self) -> pd.DataFrame:
         """The row errors as a DataFrame[row, column, value, reason] (for a CSV download)."""
@@ -128,6 +136,7 @@ class LoadReport:
             "format": self.fmt, "file_name": self.file_name, "sha256": self.sha256,
             "rows_read": self.rows_read, "rows_inserted": self.rows_inserted,
             "rows_duplicate": self.rows_duplicate, "rows_invalid": self.rows_invalid,
+            "rows_ignored": self.rows_ignored,
             "inserted": dict(self.inserted), "duplicates": dict(self.duplicates),
             "batch_id": self.batch_id, "already_loaded": self.already_loaded,
             "ledger_version": self.ledger_version,
@@ -140,6 +149,8 @@ class LoadReport:
         lines = [f"{self.file_name or 'input'} ({self.fmt}): {self.rows_read} rows read; inserted {ins}."]
         if self.rows_duplicate:
             lines.append(f"{self.rows_duplicate} rows already in the ledger (identical), skipped.")
+        if self.rows_ignored:
+            lines.append(f"{self.rows_ignored} rows ignored (document types the mapping skips).")
         if self.rows_invalid:
             lines.append(f"{self.rows_invalid} invalid rows skipped:")
             lines += [f"  {e}" for e in self.errors[:20]]
@@ -372,7 +383,8 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 def write(engine: sa.Engine, st: Staged, *, skip_invalid: bool = False, rows_read: int | None = None) -> LoadReport:
     """Validate against the ledger and write ``st`` in one transaction. See the module docstring."""
-    report = LoadReport(st.fmt, st.file_name, st.sha256, rows_read=len(st.rows) if rows_read is None else rows_read)
+    report = LoadReport(st.fmt, st.file_name, st.sha256, rows_read=len(st.rows) if rows_read is None else rows_read,
+                        rows_ignored=st.ignored)
     batches = schema.import_batches
     with engine.begin() as conn:
         report.already_loaded = conn.execute(
