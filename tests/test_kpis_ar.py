@@ -25,13 +25,14 @@ Credit sales S(D, 90) = dated in (2024-01-01, 2024-03-31] (I2 on 01-01 is exclud
 import datetime as dt
 import json
 import math
+import uuid
 from fractions import Fraction
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from analytics import kpis, schema
+from analytics import db, kpis, schema
 from analytics.cli import main as cli_main
 from analytics.errors import UserError
 from analytics.ledger import LedgerFilter
@@ -93,9 +94,33 @@ def _load(engine, rows):
     return engine
 
 
-@pytest.fixture
-def ledger(engine, _rows):
-    return _load(engine, _rows)
+BACKEND_PARAMS = ["duckdb", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def module_engine(request, tmp_path_factory, name: str):
+    """A migrated empty ledger on ``request.param``, shared by the tests of a module (read-only use)."""
+    backend = request.param
+    if backend == "duckdb":
+        url = f"duckdb:///{tmp_path_factory.mktemp(name) / 'ledger.duckdb'}"
+    elif backend == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'ledger.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_server").create_database(f"{name}_{uuid.uuid4().hex[:8]}")
+    return db.connect(url)
+
+
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
+def ledger(request, tmp_path_factory, _rows):
+    eng = _load(module_engine(request, tmp_path_factory, "kpis_ar"), _rows)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
+def empty(request, tmp_path_factory):
+    eng = module_engine(request, tmp_path_factory, "kpis_empty")
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture
@@ -184,6 +209,7 @@ def test_trends_match_by_hand(conn):
         snap = kpis.snapshot(conn, d)
         assert kpis.round_half_up(Fraction(row.dso_standard)) == snap["dso_standard"]
         assert kpis.round_half_up(Fraction(row.dso_countback)) == snap["dso_countback"]
+        assert kpis.round_half_up(Fraction(row.cei_month)) == snap["cei_month"]
         assert row.ar_cents == round(snap["ar_total"] * 100)
     at = kpis.aging_trend(conn, dates)
     assert list(at.columns) == ["as_of", "bucket", "bucket_order", "open_cents"]
@@ -203,9 +229,9 @@ def test_no_sales_in_window_is_none(conn):
     assert snap["dso_countback"] == 92.0
 
 
-def test_empty_ledger_all_none(engine):
+def test_empty_ledger_all_none(empty):
     """No documents: main currency falls back to USD, amounts 0, every ratio None."""
-    with engine.connect() as c:
+    with empty.connect() as c:
         snap = kpis.snapshot(c, AS_OF)
         assert kpis.main_currency(c) == "USD"
         tr = kpis.kpi_trend(c, [D(2024, 2, 29), AS_OF])

@@ -558,7 +558,7 @@ def _dso(p: _Point, window: int, monthly: dict[tuple[int, int], int]) -> DsoFigu
 
 def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter = NO_FILTER,
               window: int = DEFAULT_WINDOW) -> pd.DataFrame:
-    """AR balances, credit sales and the DSO family at each date (two queries in all, however many dates).
+    """AR balances, credit sales, the DSO family and CEI at each date (two queries in all, however many dates).
 
     Definitions (CRF / standard AR texts; N = ``window`` days):
 
@@ -566,7 +566,7 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter =
     * S(D, N) = credit sales (invoices + debit memos, gross of credit memos) dated in (D − N, D].
     * Standard DSO = AR(D) / S(D, N) × N; Best Possible DSO = Current AR(D) / S(D, N) × N;
       ADD (average days delinquent) = DSO − BPDSO; % current = Current AR / AR × 100.
-    * Countback DSO: see :func:`countback_dso`.
+    * Countback DSO: see :func:`countback_dso`. ``cei_month``: :func:`cei` for D's calendar month up to D.
 
     Parameters
     ----------
@@ -581,7 +581,8 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter =
     -------
     pandas.DataFrame
         ``as_of, ar_cents, current_cents, overdue_cents, over_90_cents, open_items, sales_cents,
-        dso_standard, bpdso, add, pct_current, dso_countback`` (ratios float, NaN where undefined).
+        dso_standard, bpdso, add, pct_current, dso_countback, cei_month`` (ratios float, NaN where
+        undefined).
 
     Example
     -------
@@ -589,18 +590,20 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter =
     """
     dates = _dates(dates)
     flt, cur = resolve_currency(conn, flt)
-    points = _points(conn, dates, flt, window)
+    prior = {d: d.replace(day=1) - dt.timedelta(days=1) for d in dates}  # for CEI month to date
+    points = _points(conn, sorted(set(dates) | set(prior.values())), flt, window)
     monthly = _monthly_sales(conn, dates[-1], flt)
     rows = []
     for d in dates:
         p = points[d]
         f = _dso(p, window, monthly)
+        cei_m = _cei_fraction(points[prior[d]].ar, p.sales_mtd, p.ar, p.current)
         rows.append({"as_of": d, "ar_cents": p.ar, "current_cents": p.current, "overdue_cents": p.ar - p.current,
                      "over_90_cents": p.over_90, "open_items": p.items, "sales_cents": p.sales,
                      "dso_standard": _f(f.dso_standard), "bpdso": _f(f.bpdso), "add": _f(f.add),
-                     "pct_current": _f(f.pct_current), "dso_countback": _f(f.dso_countback)})
+                     "pct_current": _f(f.pct_current), "dso_countback": _f(f.dso_countback), "cei_month": _f(cei_m)})
     cols = ["as_of", "ar_cents", "current_cents", "overdue_cents", "over_90_cents", "open_items", "sales_cents",
-            "dso_standard", "bpdso", "add", "pct_current", "dso_countback"]
+            "dso_standard", "bpdso", "add", "pct_current", "dso_countback", "cei_month"]
     df = _frame(rows, cols, cur)
     return df.astype({c: "int64" for c in cols[1:7]} | {c: "float64" for c in cols[7:]})
 
