@@ -191,6 +191,20 @@ def _doc_ids(prefix: str, numbers: np.ndarray) -> np.ndarray:
     return (prefix + pd.Series(numbers, dtype="int64").astype(str).str.zfill(7)).to_numpy(dtype=object)
 
 
+def _frame(columns: dict) -> pd.DataFrame:
+    """DataFrame keeping text columns as Python-object columns (no conversion to Arrow strings, which
+    costs more than it saves: DuckDB scans object columns faster), scalars broadcast."""
+    n = next(len(v) for v in columns.values() if not np.isscalar(v) and v is not None)
+    out = {}
+    for key, v in columns.items():
+        if v is None or isinstance(v, str):
+            v = np.full(n, v, dtype=object)
+        if isinstance(v, np.ndarray) and v.dtype.kind in "OU":
+            v = pd.Series(v.astype(object, copy=False), dtype=object)
+        out[key] = v
+    return pd.DataFrame(out)
+
+
 def _validate(customers, invoices, seed, end, months) -> None:
     for name, value in (("customers", customers), ("invoices", invoices), ("seed", seed), ("months", months)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -523,11 +537,15 @@ def _payments(cust: dict, docs: dict, seed: int, s_day: int, e_day: int) -> dict
     )
 
 
-def _remittance_tokens(rng: np.random.Generator, ids: np.ndarray, number: np.ndarray, style: np.ndarray) -> np.ndarray:
+def _remittance_tokens(rng: np.random.Generator, ids: np.ndarray, number: np.ndarray, is_dm: np.ndarray,
+                       style: np.ndarray) -> np.ndarray:
     """Document reference as a payer would write it: 0 clean, 1 transposed digits, 2 no prefix, 3 space."""
-    digits = pd.Series(number, dtype="int64").astype(str).str.zfill(7).to_numpy(dtype=object)
-    prefix = pd.Series(ids).str.slice(0, -8).to_numpy(dtype=object)
     out = ids.copy()
+
+    def padded(nums):
+        return pd.Series(nums, dtype="int64").astype(str).str.zfill(7).to_numpy(dtype=object)
+
+    prefix = np.where(is_dm, "DM", "INV").astype(object)
     # transposed digits: swap two adjacent significant digits
     t = np.flatnonzero(style == 1)
     if t.size:
@@ -537,11 +555,11 @@ def _remittance_tokens(rng: np.random.Generator, ids: np.ndarray, number: np.nda
         a = (nums // 10 ** pos) % 10
         b = (nums // 10 ** (pos + 1)) % 10
         swapped = nums + (b - a) * 10 ** pos + (a - b) * 10 ** (pos + 1)
-        out[t] = prefix[t] + "-" + pd.Series(swapped).astype(str).str.zfill(7).to_numpy(dtype=object)
-    s2 = style == 2
-    out[s2] = pd.Series(number[s2]).astype(str).to_numpy(dtype=object)
-    s3 = style == 3
-    out[s3] = prefix[s3] + " " + digits[s3]
+        out[t] = prefix[t] + "-" + padded(swapped)
+    s2 = np.flatnonzero(style == 2)
+    out[s2] = pd.Series(number[s2], dtype="int64").astype(str).to_numpy(dtype=object)
+    s3 = np.flatnonzero(style == 3)
+    out[s3] = prefix[s3] + " " + padded(number[s3])
     return out
 
 
@@ -583,33 +601,42 @@ def _receipts(cust: dict, docs: dict, pay: dict, seed: int, e_day: int) -> dict[
     # remittance text
     style_r = rng.choice(6, size=n_r, p=[0.58, 0.08, 0.06, 0.05, 0.15, 0.08])  # 0-3 tokens, 4 missing, 5 partial list
     tok_style = np.where(style_r[rno] <= 3, style_r[rno], 0)
-    tokens = _remittance_tokens(rng, docs["ids"][doc], docs["number"][doc], tok_style)
+    tokens = _remittance_tokens(rng, docs["ids"][doc], docs["number"][doc], docs["is_dm"][doc], tok_style)
     line_in_r = line - starts[rno]
     listed = (style_r[rno] != 5) | (line_in_r < np.maximum(r_lines[rno] // 2, 1))
-    tok = pd.Series(np.where(listed, tokens, None), dtype=object)
-    joined = tok.groupby(rno).agg(lambda s: ", ".join(x for x in s if x is not None)) if n_r else pd.Series([], dtype=object)
-    joined = joined.reindex(np.arange(n_r)).to_numpy(dtype=object)
-    single = r_lines == 1
-    text = np.where(single & (style_r != 5), joined, "Payment for " + joined.astype(str)).astype(object)
-    miss_kind = rng.integers(0, 4, n_r)
-    month_name = MONTHS[(_dates(r_day).astype("datetime64[M]").astype("int64") % 12)]
-    missing = np.select([miss_kind == 0, miss_kind == 1, miss_kind == 2],
-                        ["", month_name.astype(object) + " payment", "Payment on account"], "REMITTANCE ADVICE")
-    text = np.where(style_r == 4, missing, text).astype(object)
-    text = np.where(text == "", None, text).astype(object)
+    # one token per single-line receipt; multi-line receipts join their listed tokens (loop per receipt)
+    joined = np.empty(n_r, dtype=object)
+    joined[r_lines == 1] = tokens[starts[r_lines == 1]]
+    multi = np.flatnonzero(r_lines > 1)
+    if multi.size:
+        sel = (r_lines[rno] > 1) & listed
+        parts = np.split(tokens[sel], np.cumsum(np.bincount(rno[sel], minlength=n_r)[multi])[:-1])
+        joined[multi] = [", ".join(p) for p in parts]
+    # "Payment for ..." on multi-line receipts and on style 5; missing remittance on style 4
+    text = joined
+    wrap = np.flatnonzero((r_lines > 1) | (style_r == 5))
+    text[wrap] = [f"Payment for {t}" for t in joined[wrap]]
+    miss = np.flatnonzero(style_r == 4)
+    miss_kind = rng.integers(0, 4, miss.size)
+    month_name = MONTHS[_dates(r_day[miss]).astype("datetime64[M]").astype("int64") % 12]
+    vague = np.full(miss.size, "REMITTANCE ADVICE", dtype=object)
+    vague[miss_kind == 0] = None
+    vague[miss_kind == 1] = np.char.add(month_name[miss_kind == 1], " payment").astype(object)
+    vague[miss_kind == 2] = "Payment on account"
+    text[miss] = vague
     unidentified = unapplied & (style_r == 4) & (rng.random(n_r) < 0.3)
     r_cust = np.where(unidentified, None, cust["ids"][r_c]).astype(object)
-    receipts = pd.DataFrame({
+    receipts = _frame({
         "id": r_ids, "customer_id": r_cust, "receipt_date": _dates(r_day), "amount_cents": r_amt,
         "currency": cust["currency"][r_c], "method": METHODS[method], "remittance_ref": text,
     })
-    truth = pd.DataFrame({"receipt_id": r_ids[rno], "invoice_id": docs["ids"][doc], "amount_cents": amt})
-    cash_apps = pd.DataFrame({
+    truth = _frame({"receipt_id": r_ids[rno], "invoice_id": docs["ids"][doc], "amount_cents": amt})
+    cash_apps = _frame({
         "receipt_id": r_ids[rno][applied_line], "credit_memo_id": None, "invoice_id": docs["ids"][doc][applied_line],
         "amount_cents": amt[applied_line], "applied_date": _dates(applied_day[rno][applied_line]),
     })
     return {"receipts": receipts, "receipt_truth": truth, "_cash_apps": cash_apps,
-            "_receipt_flags": pd.DataFrame({"unapplied": unapplied, "partial": part_applied})}
+            "_receipt_flags": _frame({"unapplied": unapplied, "partial": part_applied})}
 
 
 def _collections(cust: dict, docs: dict, pay: dict, seed: int, e_day: int) -> dict[str, pd.DataFrame]:
@@ -629,7 +656,7 @@ def _collections(cust: dict, docs: dict, pay: dict, seed: int, e_day: int) -> di
     has_promise = (made < settle) & (made <= e_day) & (overdue_days > 10) & (cash_left > 0)
     has_promise &= rng.random(m) < p_promise
     pi = np.flatnonzero(has_promise)
-    promises = pd.DataFrame({
+    promises = _frame({
         "customer_id": cust["ids"][c[pi]], "invoice_id": docs["ids"][pi], "made_on": _dates(made[pi]),
         "promised_date": _dates(promised[pi]), "amount_cents": cash_left[pi], "recorded_by": coll[pi],
     })
@@ -663,11 +690,21 @@ def _collections(cust: dict, docs: dict, pay: dict, seed: int, e_day: int) -> di
     types = np.concatenate([f[2] for f in frames])
     outs = np.concatenate([f[3] for f in frames])
     step = np.concatenate([np.full(f[0].size, f[4]) for f in frames])
+    # collectors work accounts, not documents: one dunning contact of a kind per customer and week
+    # (about the oldest item); promise calls and dispute notes are kept one per item
+    ladder = step < 5
+    week = np.where(ladder, (when + 3) // 7, -1 - np.arange(when.size))
+    order = np.lexsort((idx, when, week, step, c[idx]))
+    ck, sk, wk = c[idx][order], step[order], week[order]
+    first = np.ones(order.size, bool)
+    first[1:] = (ck[1:] != ck[:-1]) | (sk[1:] != sk[:-1]) | (wk[1:] != wk[:-1])
+    keep = np.sort(order[first])
+    idx, when, types, outs, step = idx[keep], when[keep], types[keep], outs[keep], step[keep]
     order = np.lexsort((step, idx, when))
     idx, when, types, outs = idx[order], when[order], types[order], outs[order]
     minutes = _uniform_int(rng, 8 * 60, 17 * 60 + 59, idx.size)
     occurred = _dates(when).astype("datetime64[s]") + (minutes * 60).astype("timedelta64[s]")
-    activities = pd.DataFrame({
+    activities = _frame({
         "customer_id": cust["ids"][c[idx]], "invoice_id": docs["ids"][idx], "occurred_at": occurred,
         "collector_id": coll[idx], "type": types, "outcome": outs, "note": None,
     })
@@ -680,7 +717,7 @@ SEGMENTS_ARR = np.array(SEGMENTS)
 def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]:
     c = docs["c"]
     n_coll = cust["n_coll"]
-    collectors = pd.DataFrame({
+    collectors = _frame({
         "id": cust["coll_ids"], "name": COLLECTOR_NAMES[:n_coll],
         "email": [n.lower().replace(" ", ".") + "@example.com" for n in COLLECTOR_NAMES[:n_coll]],
         "active": True,
@@ -689,7 +726,7 @@ def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]
     billed = np.bincount(c, weights=docs["amount"], minlength=cust["n"])
     months = max((docs["day"].max() - docs["day"].min()) / 30.4, 1.0)
     limit = np.ceil(billed / months * 2.5 / 500_000) * 500_000
-    customers = pd.DataFrame({
+    customers = _frame({
         "id": cust["ids"], "name": cust["name"], "country": cust["country"], "region": cust["region"],
         "business_unit": cust["bu"], "currency": cust["currency"], "credit_limit_cents": limit.astype("int64"),
         "payment_terms_days": cust["terms"], "collector_id": cust["coll_ids"][cust["collector"]],
@@ -698,14 +735,14 @@ def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]
         "customer_since": _dates(cust["since"]),
     })
     p = cust["params"]
-    truth = pd.DataFrame({
+    truth = _frame({
         "customer_id": cust["ids"], "segment": SEGMENTS_ARR[cust["seg"]], "mean_days_late": p["mean"],
         "sd_days_late": p["sd"], "drift_days_per_year": p["drift"], "default_probability": p["default"],
         "partial_payment_rate": p["partial"], "dispute_rate": p["dispute"],
     })
     # invoices + debit memos, then credit memos
     cur = cust["currency"][c]
-    inv = pd.DataFrame({
+    inv = _frame({
         "id": docs["ids"], "customer_id": cust["ids"][c], "doc_type": np.where(docs["is_dm"], "debit_memo", "invoice"),
         "invoice_date": _dates(docs["day"]), "due_date": _dates(docs["due"]), "amount_cents": docs["amount"],
         "currency": cur, "reference": docs["ref"],
@@ -713,7 +750,7 @@ def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]
     ci = np.flatnonzero(pay["cm_exists"])
     ci = ci[np.lexsort((ci, pay["cm_day"][ci]))]
     cm_ids = _doc_ids("CM-", np.arange(1, ci.size + 1))
-    cms = pd.DataFrame({
+    cms = _frame({
         "id": cm_ids, "customer_id": cust["ids"][c[ci]], "doc_type": "credit_memo",
         "invoice_date": _dates(pay["cm_day"][ci]), "due_date": _dates(pay["cm_day"][ci]),
         "amount_cents": -pay["cm_amt"][ci], "currency": cur[ci],
@@ -721,7 +758,7 @@ def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]
     })
     invoices = pd.concat([inv, cms], ignore_index=True)
     ai = pay["cm_applied"][ci]
-    credit_apps = pd.DataFrame({
+    credit_apps = _frame({
         "receipt_id": None, "credit_memo_id": cm_ids[ai], "invoice_id": docs["ids"][ci[ai]],
         "amount_cents": pay["cm_amt"][ci[ai]], "applied_date": _dates(pay["cm_day"][ci[ai]]),
     })
@@ -731,14 +768,14 @@ def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]
     dw = np.flatnonzero(pay["disp_wo"])
     wi = np.flatnonzero(pay["write_off"] > 0)
     adjustments = pd.concat([
-        pd.DataFrame({"invoice_id": docs["ids"][di], "adj_date": _dates(pay["ded_day"][di]),
+        _frame({"invoice_id": docs["ids"][di], "adj_date": _dates(pay["ded_day"][di]),
                       "amount_cents": -pay["ded"][di], "kind": "deduction",
                       "reason": "Short payment: " + pay["ded_reason"][di].astype(object), "created_by": coll[di]}),
-        pd.DataFrame({"invoice_id": docs["ids"][dw], "adj_date": _dates(pay["disp_adj_day"][dw]),
+        _frame({"invoice_id": docs["ids"][dw], "adj_date": _dates(pay["disp_adj_day"][dw]),
                       "amount_cents": -pay["d_amt"][dw], "kind": "adjustment",
                       "reason": "Dispute concession: " + DISPUTE_REASONS[pay["reason"][dw]].astype(object),
                       "created_by": coll[dw]}),
-        pd.DataFrame({"invoice_id": docs["ids"][wi], "adj_date": _dates(pay["wo_day"][wi]),
+        _frame({"invoice_id": docs["ids"][wi], "adj_date": _dates(pay["wo_day"][wi]),
                       "amount_cents": -pay["write_off"][wi], "kind": "write_off",
                       "reason": "Bad debt: customer default", "created_by": coll[wi]}),
     ], ignore_index=True)
@@ -746,7 +783,7 @@ def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]
     xi = np.flatnonzero(pay["disp"])
     res = pay["d_resolved"][xi]
     resolved = res < NEVER
-    disputes = pd.DataFrame({
+    disputes = _frame({
         "invoice_id": docs["ids"][xi], "customer_id": cust["ids"][c[xi]], "opened_date": _dates(pay["opened"][xi]),
         "reason_code": DISPUTE_REASONS[pay["reason"][xi]], "amount_cents": pay["d_amt"][xi],
         "resolved_date": pd.Series(_dates(np.where(resolved, res, 0))).where(resolved),
