@@ -384,3 +384,14 @@ def test_collector_kpis_match_collector_trend(ledger):
         trend = ops.collector_trend(c, START, END).set_index("collector_name")
     for col in ("ar_cents", "overdue_cents", "activities", "accounts_touched", "collected_cents"):
         assert kpis[col].to_dict() == trend[col].to_dict(), col
+
+
+def test_disputes_over_target(ledger):
+    with ledger.connect() as c:
+        df = ops.disputes_over_target(c, START, END)
+        tight = ops.disputes_over_target(c, START, END, target_days=10)
+    assert df[["customer_id", "reason_code", "amount_cents", "days"]].values.tolist() == [
+        ["K3", "missing_po", 30_000, 81], ["K2", "damaged", 8_000, 44]]
+    assert df["resolved_date"].isna().tolist() == [True, False]
+    # with 10 days: D2 (14) and D3 (open, 29) miss too; D4 (exactly 10) does not
+    assert sorted(tight["days"].tolist()) == [14, 29, 44, 81]

@@ -373,6 +373,46 @@ def open_disputes(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FI
     return df
 
 
+def disputes_over_target(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerFilter = NO_FILTER,
+                         target_days: int = DEFAULT_DISPUTE_TARGET_DAYS) -> pd.DataFrame:
+    """The disputes that missed the resolution target in ``[start, end]`` — the misses counted by
+    :func:`dispute_stats`: resolved in the period after more than ``target_days`` days, or still open
+    at ``end`` and older than ``target_days``.
+
+    ``days`` = resolved_date − opened_date for a resolved dispute, end − opened_date for an open one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dispute_id, customer_id, customer_name, collector_id, invoice_id, reason_code, opened_date,
+        resolved_date (NaT while open), amount_cents, days``, largest amount first.
+
+    Example
+    -------
+    >>> disputes_over_target(conn, dt.date(2024, 3, 1), dt.date(2024, 3, 31))["days"].tolist()  # doctest: +SKIP
+    [81, 44]
+    """
+    _check_period(start, end)
+    flt, currency = _scope(conn, flt)
+    b = _dispute_base(start, end, flt)
+    e = _d(end)
+    resolved_in = sa.and_(b.c.resolved_date.is_not(None), b.c.resolved_date <= e)
+    days = sa.case((resolved_in, b.c.days_to_resolve), else_=b.c.age_end)
+    stmt = (
+        sa.select(b.c.id, disp.c.customer_id, cust.c.name, cust.c.collector_id, disp.c.invoice_id, b.c.reason_code,
+                  b.c.opened_date, sa.case((resolved_in, b.c.resolved_date)), b.c.amount_cents, days)
+        .select_from(b.join(disp, disp.c.id == b.c.id).join(cust, cust.c.id == disp.c.customer_id))
+        .where(days > target_days)
+        .order_by(b.c.amount_cents.desc(), b.c.id)
+    )
+    df = _frame(conn.execute(stmt), {
+        "dispute_id": "int", "customer_id": "str", "customer_name": "str", "collector_id": "str",
+        "invoice_id": "str", "reason_code": "str", "opened_date": "date", "resolved_date": "date",
+        "amount_cents": "int", "days": "int"})
+    df.attrs["currency"] = currency
+    return df
+
+
 # ------------------------------------------------------------------------------------------------
 # Promises to pay
 # ------------------------------------------------------------------------------------------------
@@ -734,7 +774,8 @@ def collector_kpis(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledge
 
     Example
     -------
-    >>> collector_kpis(conn, dt.date(2024, 3, 1), dt.date(2024, 3, 31))[["collector_id", "ptp_kept_pct"]]  # doctest: +SKIP
+    >>> df = collector_kpis(conn, dt.date(2024, 3, 1), dt.date(2024, 3, 31))  # doctest: +SKIP
+    >>> df[["collector_id", "ptp_kept_pct"]]  # doctest: +SKIP
       collector_id  ptp_kept_pct
     0           C1          50.0
     1           C2         100.0
