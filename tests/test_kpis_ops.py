@@ -395,3 +395,14 @@ def test_disputes_over_target(ledger):
     assert df["resolved_date"].isna().tolist() == [True, False]
     # with 10 days: D2 (14) and D3 (open, 29) miss too; D4 (exactly 10) does not
     assert sorted(tight["days"].tolist()) == [14, 29, 44, 81]
+
+
+def test_collector_totals_reconcile_with_core_kpis(ledger):
+    from analytics.kpis import ar
+
+    with ledger.connect() as c:
+        kpis = ops.collector_kpis(c, START, END)
+        core = ar.kpi_trend(c, [END]).iloc[0]
+    assert kpis["ar_cents"].sum() == core["ar_cents"] == 215_000
+    assert kpis["overdue_cents"].sum() == core["overdue_cents"]
+    assert kpis.attrs["currency"] == "USD"
