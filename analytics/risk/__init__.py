@@ -1,0 +1,127 @@
+"""Delinquency risk: account and invoice scores, payment-date prediction, explanations, model card.
+
+Public API
+----------
+``score_accounts(conn, as_of, flt=NO_FILTER, model=None)``
+    DataFrame[customer_id, customer_name, collector_id, currency, probability, expected_loss_cents, band,
+    reasons, open_cents, overdue_cents, max_days_past_due, ...] ranked by expected loss.
+``score_invoices(conn, as_of, flt=NO_FILTER, model=None)``
+    Open invoices with P(paid > T days late or never) and predicted payment date with an interval.
+``train(conn, as_of, late_days=30)`` -> :class:`RiskModel`; ``save_model`` / ``load_model``.
+``evaluate(conn, split_date=None, late_days=30)`` -> model card figures (dict).
+``BANDS`` / ``band(p)`` — risk bands: low < 10 % <= medium < 30 % <= high < 60 % <= critical.
+
+CLI
+---
+``python -m analytics risk --as-of 2026-10-31 --json``          per-account scores
+``python -m analytics risk invoices --as-of 2026-10-31 --json`` per-invoice scores and payment dates
+``python -m analytics risk evaluate --json``                    model card figures
+``python -m analytics risk train --as-of 2026-10-31 --out data/models/risk.model``
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from decimal import ROUND_HALF_UP, Decimal
+
+from analytics.errors import UserError
+from analytics.risk.card import evaluate
+from analytics.risk.features import ACCOUNT_FEATURES, INVOICE_FEATURES
+from analytics.risk.models import (BANDS, SCHEMA_VERSION, DaysToPayRegressor, DelinquencyClassifier,
+                                   HeuristicRiskScorer, RiskModel, band)
+from analytics.risk.persistence import DEFAULT_MODEL_PATH, load_model, save_model
+from analytics.risk.scoring import MODEL_CACHE, ModelCache, score_accounts, score_invoices, train
+
+__all__ = [
+    "ACCOUNT_FEATURES", "INVOICE_FEATURES", "BANDS", "SCHEMA_VERSION", "DaysToPayRegressor", "DelinquencyClassifier",
+    "HeuristicRiskScorer", "RiskModel", "band", "DEFAULT_MODEL_PATH", "load_model", "save_model", "MODEL_CACHE",
+    "ModelCache", "score_accounts", "score_invoices", "train", "evaluate", "configure_cli", "money",
+]
+
+
+def money(cents) -> float:
+    """Cents -> currency units rounded half up to 2 decimals (for JSON/display)."""
+    return float((Decimal(int(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def configure_cli(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m analytics risk [score|invoices|evaluate|train]``."""
+    parser.add_argument("action", nargs="?", default="score", choices=("score", "invoices", "evaluate", "train"),
+                        help="score accounts (default), score open invoices, print the model card, or train+save")
+    parser.add_argument("--as-of", type=_date, default=None, help="scoring date YYYY-MM-DD (default: today)")
+    parser.add_argument("--model", default=None,
+                        help="saved model file (default: train on the ledger's own history before --as-of)")
+    parser.add_argument("--out", default=str(DEFAULT_MODEL_PATH), help="where `risk train` writes the model")
+    parser.add_argument("--late-days", type=int, default=30, help="T in 'paid more than T days late' (default 30)")
+    parser.add_argument("--split-date", type=_date, default=None, help="evaluate: train before, test on/after")
+    parser.add_argument("--limit", type=int, default=None, help="print only the first N rows")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(run=_run)
+
+
+def _run(args) -> int:
+    from analytics import db
+
+    engine = db.connect(args.db)
+    as_of = args.as_of or dt.date.today()
+    if args.late_days < 0:
+        raise UserError("--late-days must be 0 or more")
+    if args.action == "evaluate":
+        card = evaluate(engine, args.split_date, late_days=args.late_days)
+        if args.json:
+            print(json.dumps(card, indent=2))
+        else:
+            inv = card["invoice"]
+            print(f"data end {card['data_end']}; split {inv['split_date']}; T = {inv['late_days']} days")
+            for name in ("model", "hgb", "logistic", "baseline"):
+                if name in inv:
+                    print(f"  invoice {name:9s} ROC AUC {inv[name]['roc_auc']}  Brier {inv[name]['brier']}")
+            if "days_to_pay" in inv:
+                d = inv["days_to_pay"]
+                print(f"  days to pay MAE model {d['mae_model']}  baseline {d['mae_baseline']}")
+            acc = card["account"]
+            if "model" in acc:
+                print(f"  account model ROC AUC {acc['model']['roc_auc']}  baseline {acc['baseline']['roc_auc']}")
+            if card["truth"]:
+                print(f"  precision at top {card['truth']['top_k']}: {card['truth']['precision_at_top']}")
+        return 0
+    model = load_model(args.model) if args.model else None
+    if args.action == "train":
+        model = train(engine, as_of, late_days=args.late_days)
+        path = save_model(model, args.out)
+        info = {"path": str(path), "trained_as_of": as_of.isoformat(), "method": model.method,
+                "n_train": model.n_train, "schema_version": model.schema_version}
+        print(json.dumps(info, indent=2) if args.json else f"saved {path} ({model.method})")
+        return 0
+    if model is None:
+        model = train(engine, as_of, late_days=args.late_days)
+    if args.action == "invoices":
+        frame = score_invoices(engine, as_of, model=model)
+        if args.limit:
+            frame = frame.head(args.limit)
+        rows = [{"invoice_id": r.invoice_id, "customer_id": r.customer_id, "open_amount": money(r.open_cents),
+                 "days_past_due": int(r.days_past_due), "probability_late": float(r.probability_late),
+                 "pay_date": r.pay_date.isoformat(), "pay_date_low": r.pay_date_low.isoformat(),
+                 "pay_date_high": r.pay_date_high.isoformat()} for r in frame.itertuples()]
+    else:
+        frame = score_accounts(engine, as_of, model=model)
+        if args.limit:
+            frame = frame.head(args.limit)
+        rows = [{"customer_id": r.customer_id, "probability": float(r.probability),
+                 "expected_loss": money(r.expected_loss_cents), "band": r.band, "reasons": r.reasons,
+                 "open_amount": money(r.open_cents), "max_days_past_due": int(r.max_days_past_due)}
+                for r in frame.itertuples()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print("  ".join(f"{k}={v}" for k, v in r.items()))
+    return 0

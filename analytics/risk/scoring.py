@@ -1,0 +1,353 @@
+"""Training on a ledger's own history, and scoring accounts and open invoices at a date.
+
+Training at ``as_of`` only uses ledger data dated before ``as_of``:
+
+* account model — customers at snapshot dates every 30 days (the last one 91 days before ``as_of``,
+  so its 90-day label window is complete), features as of the snapshot, label = "a balance more
+  than 60 days past due at some day within the next 90 days";
+* invoice model — invoices issued in the :data:`TRAIN_INVOICE_DAYS` days before ``as_of`` whose outcome
+  is known at ``as_of``, features as of the invoice date, label = "paid more than ``late_days`` days
+  late or not at all"; the days-to-pay model uses the paid ones.
+
+With too little history (fewer than ``MIN_TRAIN_ROWS`` labelled rows or one class) the
+:class:`~analytics.risk.models.HeuristicRiskScorer` is used instead, and ``RiskModel.method`` says so.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import threading
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from analytics import db
+from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+from analytics.risk import explain
+from analytics.risk import features as F
+from analytics.risk.models import (MIN_TRAIN_ROWS, DaysToPayRegressor, DelinquencyClassifier,
+                                   HeuristicRiskScorer, RiskModel, band, reference_values)
+
+TRAIN_INVOICE_DAYS = 548
+SNAPSHOT_EVERY_DAYS = 30
+SNAPSHOTS = 24
+DEFAULT_LATE_DAYS = 30
+
+
+def _conn_ctx(conn_or_engine):
+    if isinstance(conn_or_engine, sa.Engine):
+        return conn_or_engine.connect()
+    return _Nullctx(conn_or_engine)
+
+
+class _Nullctx:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __enter__(self):
+        return self.conn
+
+    def __exit__(self, *exc):
+        return False
+
+
+def snapshot_dates(first: dt.date | None, as_of: dt.date, every: int = SNAPSHOT_EVERY_DAYS,
+                   count: int = SNAPSHOTS, horizon: int = 90) -> list[dt.date]:
+    """Training snapshot dates: every ``every`` days back from ``as_of − horizon − 1``, not before ``first``."""
+    last = as_of - dt.timedelta(days=horizon + 1)
+    dates = [last - dt.timedelta(days=every * k) for k in range(count)]
+    return sorted(d for d in dates if first is None or d > first)
+
+
+def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.date, outcome_cutoff: dt.date,
+                           late_days: int) -> pd.DataFrame:
+    """Invoice features (as of each invoice date) with outcomes seen at ``outcome_cutoff``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by invoice id, ordered by invoice date: INVOICE_FEATURES plus ``customer_id, invoice_date,
+        label, known, paid, days_to_pay, days_late``.
+    """
+    pts = F.invoice_points(start, end)
+    hist = F.history_frame(conn, pts)
+    attrs = F.invoice_attributes(conn, pts)
+    frame = F.add_invoice_features(hist, attrs, on="point_id")
+    out = F.invoice_outcomes(conn, outcome_cutoff)
+    label, known = F.late_label(out, late_days)
+    frame = frame.join(pd.DataFrame({"label": label.astype(int), "known": known, "paid": out["paid"],
+                                     "days_to_pay": out["days_to_pay"], "days_late": out["days_late"]}),
+                       how="left")
+    frame["known"] = frame["known"].fillna(False).astype(bool)
+    return frame.sort_values(["invoice_date"], kind="stable")
+
+
+def _fit_classifier(X: pd.DataFrame, y: np.ndarray, features, max_iter: int, random_state: int):
+    y = np.asarray(y).astype(int)
+    if len(y) < MIN_TRAIN_ROWS or len(np.unique(y)) < 2 or min(np.bincount(y, minlength=2)) < 5:
+        return HeuristicRiskScorer(features=features).fit(X, y), "heuristic"
+    return DelinquencyClassifier(features=features, max_iter=max_iter, random_state=random_state).fit(X, y), "model"
+
+
+def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, max_iter: int = 150,
+          random_state: int = 0) -> RiskModel:
+    """Train the account, invoice and days-to-pay models on the ledger's history before ``as_of``.
+
+    Parameters
+    ----------
+    conn_or_engine : sqlalchemy.Engine or Connection
+    as_of : datetime.date
+        Only data dated before this date is used (features and labels).
+    late_days : int
+        T in "paid more than T days late or not at all" (default 30).
+    max_iter : int
+        Boosting iterations (fewer = faster; tests use ~30).
+    random_state : int
+
+    Returns
+    -------
+    RiskModel
+
+    Example
+    -------
+    >>> model = train(engine, dt.date(2024, 6, 30))                     # doctest: +SKIP
+    >>> model.method
+    {'account': 'model', 'invoice': 'model', 'days': 'model'}
+    """
+    with _conn_ctx(conn_or_engine) as conn:
+        first = conn.execute(sa.select(sa.func.min(F.inv.c.invoice_date))).scalar()
+        first = pd.Timestamp(first).date() if first is not None else None
+        version = db.ledger_version(conn)
+        # Account level
+        dates = snapshot_dates(first, as_of)
+        acc = F.snapshot_features(conn, dates) if dates else pd.DataFrame()
+        if len(acc):
+            acc = acc[acc["n_items"] > 0]
+            acc = acc.sort_values(["as_of", "customer_id"], kind="stable")
+        acc_X = acc[F.ACCOUNT_FEATURES] if len(acc) else pd.DataFrame(columns=F.ACCOUNT_FEATURES)
+        acc_y = acc["label"].to_numpy() if len(acc) else np.zeros(0, dtype=int)
+        account, acc_method = _fit_classifier(acc_X, acc_y, list(F.ACCOUNT_FEATURES), max_iter, random_state)
+        # Invoice level
+        start = as_of - dt.timedelta(days=TRAIN_INVOICE_DAYS)
+        inv = invoice_training_frame(conn, start, as_of, as_of, late_days)
+    known = inv[inv["known"]]
+    inv_X = known[F.INVOICE_FEATURES]
+    invoice, inv_method = _fit_classifier(inv_X, known["label"].to_numpy(), list(F.INVOICE_FEATURES), max_iter,
+                                          random_state)
+    paid = inv[inv["paid"].fillna(False).astype(bool)]
+    days, days_method = None, "heuristic"
+    if len(paid) >= MIN_TRAIN_ROWS:
+        days = DaysToPayRegressor(features=list(F.INVOICE_FEATURES), max_iter=max_iter,
+                                  random_state=random_state).fit(paid[F.INVOICE_FEATURES], paid["days_to_pay"])
+        days_method = "model"
+    return RiskModel(
+        account=account, invoice=invoice, days=days, late_days=late_days, trained_as_of=as_of,
+        trained_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), ledger_version=version,
+        method={"account": acc_method, "invoice": inv_method, "days": days_method},
+        reference={"account": reference_values(acc_X, F.ACCOUNT_FEATURES),
+                   "invoice": reference_values(inv_X, F.INVOICE_FEATURES)},
+        n_train={"account_rows": int(len(acc_y)), "account_positives": int(np.sum(acc_y)),
+                 "invoice_rows": int(len(known)), "invoice_positives": int(known["label"].sum()),
+                 "paid_invoices": int(len(paid))},
+    )
+
+
+class ModelCache:
+    """Trained models kept per (database URL, ledger version, as-of date, late_days).
+
+    A new import or workflow write bumps the ledger version, so the next request retrains. Pass an
+    instance around explicitly, or use the process-wide :data:`MODEL_CACHE` (bounded, thread-safe).
+    """
+
+    def __init__(self, maxsize: int = 8):
+        self.maxsize = maxsize
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, conn: sa.Connection, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS,
+            max_iter: int = 150) -> RiskModel:
+        key = (conn.engine.url.render_as_string(hide_password=True), db.ledger_version(conn), as_of, late_days,
+               max_iter)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        model = train(conn, as_of, late_days=late_days, max_iter=max_iter)
+        with self._lock:
+            self._items[key] = model
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return model
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+MODEL_CACHE = ModelCache()
+
+
+def _resolve_model(conn, as_of, model, late_days=DEFAULT_LATE_DAYS) -> RiskModel:
+    if model is None:
+        return MODEL_CACHE.get(conn, as_of, late_days)
+    if isinstance(model, RiskModel):
+        return model
+    from analytics.risk.persistence import load_model
+    return load_model(model)
+
+
+def _cents(x: float) -> int:
+    return int(Decimal(repr(float(x))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+ACCOUNT_COLUMNS = ["customer_id", "customer_name", "collector_id", "currency", "probability", "expected_loss_cents",
+                   "band", "reasons", "open_cents", "overdue_cents", "max_days_past_due"]
+
+
+def account_balances(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """Open balance per customer at ``as_of`` (net of credits), overdue part, worst days past due.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id, customer_name, collector_id, currency, open_cents, overdue_cents,
+        max_days_past_due``, only customers with a positive net balance.
+    """
+    oi = open_items(as_of, flt)
+    c = F.cust
+    pos = oi.c.open_cents > 0
+    stmt = (
+        sa.select(
+            oi.c.customer_id, c.c.name.label("customer_name"), c.c.collector_id, c.c.currency,
+            sa.func.sum(oi.c.open_cents).label("open_cents"),
+            sa.func.sum(sa.case((sa.and_(pos, oi.c.days_past_due > 0), oi.c.open_cents), else_=0)).label(
+                "overdue_cents"),
+            sa.func.max(sa.case((pos, oi.c.days_past_due))).label("max_days_past_due"),
+        )
+        .select_from(oi.join(c, c.c.id == oi.c.customer_id))
+        .group_by(oi.c.customer_id, c.c.name, c.c.collector_id, c.c.currency)
+        .having(sa.func.sum(oi.c.open_cents) > 0)
+    )
+    f = pd.DataFrame(conn.execute(stmt).mappings().all(),
+                     columns=["customer_id", "customer_name", "collector_id", "currency", "open_cents",
+                              "overdue_cents", "max_days_past_due"])
+    for col in ("open_cents", "overdue_cents"):
+        f[col] = pd.to_numeric(f[col]).astype("int64")
+    f["max_days_past_due"] = pd.to_numeric(f["max_days_past_due"]).fillna(0).astype("int64")
+    f["customer_id"] = f["customer_id"].astype(str)
+    return f
+
+
+def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, model=None,
+                   explain_top: int = 3) -> pd.DataFrame:
+    """Delinquency risk of every account with an open balance at ``as_of``.
+
+    ``probability`` = P(the account has a balance more than 60 days past due at some day in the next
+    90 days); ``expected_loss_cents`` = probability × net open balance (cents, rounded half up);
+    ``band`` from :data:`~analytics.risk.models.BANDS`; ``reasons`` = the top drivers in words.
+    Features use only ledger data dated before ``as_of``.
+
+    Parameters
+    ----------
+    conn_or_engine : sqlalchemy.Engine or Connection
+    as_of : datetime.date
+    flt : LedgerFilter, optional
+    model : RiskModel, path or None
+        None trains on the ledger's own history before ``as_of`` (cached by ledger version).
+    explain_top : int
+        How many drivers to name per account.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id, customer_name, collector_id, currency, probability, expected_loss_cents, band,
+        reasons, open_cents, overdue_cents, max_days_past_due``, sorted by expected loss (largest first).
+
+    Example
+    -------
+    >>> score_accounts(engine, dt.date(2024, 6, 30)).head(3)          # doctest: +SKIP
+    """
+    with _conn_ctx(conn_or_engine) as conn:
+        bal = account_balances(conn, as_of, flt)
+        if bal.empty:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in ACCOUNT_COLUMNS})
+        m = _resolve_model(conn, as_of, model)
+        hist = F.history_frame(conn, F.customer_points(as_of, flt, bal["customer_id"].tolist()))
+    frame = bal.merge(hist.drop(columns=["as_of", "point_id", "open_cents"]), on="customer_id", how="left")
+    X = hist.set_index("customer_id").loc[frame["customer_id"], F.ACCOUNT_FEATURES].reset_index(drop=True)
+    proba = m.account_proba(X)
+    frame["probability"] = np.round(proba, 4)
+    frame["expected_loss_cents"] = [_cents(p * o) for p, o in zip(proba, frame["open_cents"])]
+    frame["band"] = [band(p) for p in proba]
+    frame["reasons"] = explain.reasons(m.account, X, m.reference["account"], list(F.ACCOUNT_FEATURES),
+                                       top=explain_top)
+    frame = frame.sort_values(["expected_loss_cents", "probability", "customer_id"],
+                              ascending=[False, False, True], kind="stable").reset_index(drop=True)
+    return frame[ACCOUNT_COLUMNS + [c for c in F.ACCOUNT_NUMERIC if c not in ACCOUNT_COLUMNS]]
+
+
+INVOICE_COLUMNS = ["invoice_id", "customer_id", "invoice_date", "due_date", "open_cents", "days_past_due",
+                   "probability_late", "days_to_pay_low", "days_to_pay", "days_to_pay_high",
+                   "pay_date_low", "pay_date", "pay_date_high"]
+
+
+def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, model=None) -> pd.DataFrame:
+    """Risk and expected payment date of every open invoice/debit memo at ``as_of``.
+
+    ``probability_late`` = P(paid more than ``model.late_days`` days late or not at all); an item
+    already more than ``late_days`` past due gets 1. ``days_to_pay*`` are days from the invoice date
+    (10th/50th/90th percentile), conditioned crudely on the item still being open (never earlier
+    than its age today); ``pay_date*`` = invoice date + those days. Without enough paid history the
+    interval falls back to the customer's average days late around the due date.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`INVOICE_COLUMNS`, one row per open item, riskiest first.
+    """
+    with _conn_ctx(conn_or_engine) as conn:
+        oi = open_items(as_of, flt)
+        pts = sa.select(oi.c.invoice_id.label("point_id"), oi.c.customer_id, sa.literal(as_of, sa.Date).label(
+            "as_of")).where(oi.c.open_cents > 0, oi.c.doc_type != "credit_memo").subquery("points")
+        rows = conn.execute(sa.select(oi.c.invoice_id, oi.c.open_cents, oi.c.days_past_due).where(
+            oi.c.open_cents > 0, oi.c.doc_type != "credit_memo")).all()
+        if not rows:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in INVOICE_COLUMNS})
+        m = _resolve_model(conn, as_of, model)
+        attrs = F.invoice_attributes(conn, pts)
+        hist = F.history_frame(conn, F.customer_points(as_of, flt, attrs["customer_id"].unique().tolist()))
+    frame = F.add_invoice_features(hist, attrs, on="customer_id")
+    base = pd.DataFrame(rows, columns=["invoice_id", "item_open_cents", "days_past_due"]).astype(
+        {"invoice_id": str}).set_index("invoice_id")
+    frame = frame.join(base, how="inner")
+    X = frame[F.INVOICE_FEATURES]
+    p = m.invoice_proba(X)
+    dpd = frame["days_past_due"].to_numpy(dtype=float)
+    p = np.where(dpd > m.late_days, 1.0, p)
+    age = frame["days_open"].to_numpy(dtype=float)
+    if m.days is not None:
+        q = m.days.predict_interval(X)
+    else:
+        terms = frame["inv_terms_days"].to_numpy(dtype=float)
+        late = frame["avg_days_late"].fillna(0).to_numpy(dtype=float)
+        q = np.column_stack([terms + late - 10, terms + late, terms + late + 20]).clip(0)
+    lo = np.maximum(q[:, 0], age)
+    mid = np.maximum(q[:, 1], age)
+    hi = np.maximum(q[:, 2], mid + (q[:, 2] - q[:, 1]))
+    inv_date = pd.to_datetime(frame["invoice_date"])
+    out = pd.DataFrame({
+        "invoice_id": frame.index.astype(str), "customer_id": frame["customer_id"].to_numpy(),
+        "invoice_date": inv_date.dt.date.to_numpy(), "due_date": pd.to_datetime(frame["due_date"]).dt.date.to_numpy(),
+        "open_cents": frame["item_open_cents"].astype("int64").to_numpy(),
+        "days_past_due": frame["days_past_due"].astype("int64").to_numpy(),
+        "probability_late": np.round(p, 4),
+        "days_to_pay_low": np.round(lo).astype(int), "days_to_pay": np.round(mid).astype(int),
+        "days_to_pay_high": np.round(hi).astype(int),
+    })
+    for name, days in (("pay_date_low", lo), ("pay_date", mid), ("pay_date_high", hi)):
+        out[name] = (inv_date.to_numpy() + pd.to_timedelta(np.round(days), unit="D")).astype("datetime64[s]")
+        out[name] = pd.to_datetime(out[name]).dt.date
+    return out.sort_values(["probability_late", "open_cents", "invoice_id"], ascending=[False, False, True],
+                           kind="stable").reset_index(drop=True)
