@@ -48,7 +48,7 @@ FIELDS = (
 CUSTOMER_ATTRS = ("customer_name", "country", "region", "business_unit", "customer_currency",
                   "payment_terms_days", "paperless", "paperless_since")
 TABLES = ("customers", "invoices", "receipts", "applications", "disputes")
-_CHUNK = 2000
+_CHUNK = 500
 
 
 def blank_row(row: int) -> dict[str, Any]:
@@ -200,6 +200,10 @@ def validate(st: Staged) -> list[RowError]:
                 and r["dispute_resolved"] < r["dispute_opened"]:
             errors.append(RowError(n, st.col("dispute_resolved"), str(r["dispute_resolved"]),
                                    "dispute resolved before it was opened"))
+        for field, limit in (("customer_id", 64), ("invoice_id", 64), ("receipt_id", 64), ("currency", 3)):
+            if r[field] is not None and len(r[field]) > limit:
+                errors.append(RowError(n, st.col("clear_date" if field == "receipt_id" else field), r[field],
+                                       f"longer than {limit} characters"))
         doc = r["invoice_id"]
         if doc is not None:
             if doc in first_seen:
@@ -269,8 +273,8 @@ def build_tables(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, int
     for cid, rs in by_customer.items():
         attrs = {a: _mode([r[a] for r in rs]) for a in CUSTOMER_ATTRS}
         customers.append({
-            "id": cid, "name": attrs["customer_name"] or cid, "country": attrs["country"],
-            "region": attrs["region"], "business_unit": attrs["business_unit"],
+            "id": cid, "name": _cut(attrs["customer_name"] or cid, 200), "country": _cut(attrs["country"], 64),
+            "region": _cut(attrs["region"], 64), "business_unit": _cut(attrs["business_unit"], 64),
             "currency": attrs["customer_currency"] or _mode([r["currency"] for r in rs]) or "USD",
             "payment_terms_days": 30 if attrs["payment_terms_days"] is None else int(attrs["payment_terms_days"]),
             "paperless": bool(attrs["paperless"]), "paperless_since": attrs["paperless_since"],
@@ -278,7 +282,7 @@ def build_tables(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, int
     invoices = [{
         "id": r["invoice_id"], "customer_id": r["customer_id"], "doc_type": r["doc_type"],
         "invoice_date": r["invoice_date"], "due_date": r["due_date"], "amount_cents": int(r["amount_cents"]),
-        "currency": r["currency"], "reference": r["reference"],
+        "currency": r["currency"], "reference": _cut(r["reference"], 200),
     } for r in rows]
     invoice_rows = {r["invoice_id"]: r["row"] for r in rows}
 
@@ -316,6 +320,11 @@ def build_tables(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, int
     return tables, invoice_rows, receipt_rows
 
 
+def _cut(value: str | None, limit: int) -> str | None:
+    """Free text trimmed to its column's width (names, references); ids are checked, never cut."""
+    return value[:limit] if value is not None else None
+
+
 def _application(receipt_id, credit_memo_id, invoice_id, amount, day) -> dict:
     return {"receipt_id": receipt_id, "credit_memo_id": credit_memo_id, "invoice_id": invoice_id,
             "amount_cents": int(amount), "applied_date": day, "source": "import", "rule": None}
@@ -325,12 +334,23 @@ def _application(receipt_id, credit_memo_id, invoice_id, amount, day) -> dict:
 # Database comparison and write
 # ------------------------------------------------------------------------------------------------
 def _fetch(conn: sa.Connection, table: sa.Table, cols: list[str], key: sa.Column, ids: list) -> list[sa.Row]:
-    out: list[sa.Row] = []
+    """Rows of ``table`` whose ``key`` is in ``ids``.
+
+    A few ids go in an IN list; many go into a temporary table (bulk-inserted) joined to ``table``:
+    long IN lists are slow to bind and compile (seconds per 50k ids on DuckDB).
+    """
     ids = list(dict.fromkeys(i for i in ids if i is not None))
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i:i + _CHUNK]
-        out.extend(conn.execute(sa.select(*[table.c[c] for c in cols]).where(key.in_(chunk))).all())
-    return out
+    select = sa.select(*[table.c[c] for c in cols])
+    if len(ids) <= _CHUNK:
+        return list(conn.execute(select.where(key.in_(ids))).all()) if ids else []
+    tmp = sa.Table(f"_load_keys_{table.name}", sa.MetaData(), sa.Column("k", sa.String(64)),
+                   prefixes=["TEMPORARY"])
+    tmp.create(conn)
+    try:
+        db.bulk_insert(conn, tmp, pd.DataFrame({"k": ids}))
+        return list(conn.execute(select.join(tmp, key == tmp.c.k)).all())
+    finally:
+        tmp.drop(conn)
 
 
 _INVOICE_CMP = ("customer_id", "doc_type", "invoice_date", "due_date", "amount_cents", "currency")
