@@ -31,12 +31,12 @@ from analytics.risk.features import ACCOUNT_FEATURES, INVOICE_FEATURES
 from analytics.risk.models import (BANDS, SCHEMA_VERSION, DaysToPayRegressor, DelinquencyClassifier,
                                    HeuristicRiskScorer, RiskModel, band)
 from analytics.risk.persistence import DEFAULT_MODEL_PATH, load_model, save_model
-from analytics.risk.scoring import MODEL_CACHE, ModelCache, score_accounts, score_invoices, train
+from analytics.risk.scoring import MODEL_CACHE, ModelCache, credit_review, score_accounts, score_invoices, train
 
 __all__ = [
     "ACCOUNT_FEATURES", "INVOICE_FEATURES", "BANDS", "SCHEMA_VERSION", "DaysToPayRegressor", "DelinquencyClassifier",
     "HeuristicRiskScorer", "RiskModel", "band", "DEFAULT_MODEL_PATH", "load_model", "save_model", "MODEL_CACHE",
-    "ModelCache", "score_accounts", "score_invoices", "train", "evaluate", "configure_cli", "money",
+    "ModelCache", "credit_review", "score_accounts", "score_invoices", "train", "evaluate", "configure_cli", "money",
 ]
 
 

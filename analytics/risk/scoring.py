@@ -277,8 +277,8 @@ def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
         hist = F.history_frame(conn, F.customer_points(as_of, flt, bal["customer_id"].tolist()))
     frame = bal.merge(hist.drop(columns=["as_of", "point_id", "open_cents"]), on="customer_id", how="left")
     X = hist.set_index("customer_id").loc[frame["customer_id"], F.ACCOUNT_FEATURES].reset_index(drop=True)
-    proba = m.account_proba(X)
-    frame["probability"] = np.round(proba, 4)
+    proba = np.round(m.account_proba(X), 4)  # EL is computed from the shown probability, so they reconcile
+    frame["probability"] = proba
     frame["expected_loss_cents"] = [_cents(p * o) for p, o in zip(proba, frame["open_cents"])]
     frame["band"] = [band(p) for p in proba]
     frame["reasons"] = explain.reasons(m.account, X, m.reference["account"], list(F.ACCOUNT_FEATURES),
@@ -351,3 +351,44 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
         out[name] = pd.to_datetime(out[name]).dt.date
     return out.sort_values(["probability_late", "open_cents", "invoice_id"], ascending=[False, False, True],
                            kind="stable").reset_index(drop=True)
+
+
+TREND_FLAG_DAYS = 5.0
+
+
+def credit_review(scores: pd.DataFrame) -> pd.DataFrame:
+    """Accounts to flag for credit review, from :func:`score_accounts` output.
+
+    Flagged when the account is deteriorating — paying at least :data:`TREND_FLAG_DAYS` days later
+    in the last 90 days than in the 90 days before (``avg_late_recent − avg_late_prev``) — or when it
+    is over its credit limit (``credit_util > 1``) while in the high or critical band, or has 2+
+    broken promises in 90 days.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The flagged rows with ``trend_days`` and ``flag`` (why), ordered by expected loss.
+
+    Example
+    -------
+    >>> credit_review(score_accounts(engine, dt.date(2026, 10, 31)))       # doctest: +SKIP
+    """
+    if scores.empty:
+        return scores.assign(trend_days=pd.Series(dtype=float), flag=pd.Series(dtype=str))
+    s = scores.copy()
+    s["trend_days"] = s["avg_late_recent"] - s["avg_late_prev"]
+    worse = s["trend_days"] >= TREND_FLAG_DAYS
+    over = (s["credit_util"] > 1) & s["band"].isin(["high", "critical"])
+    promises = s["broken_promises_90"] >= 2
+    flags = []
+    for w, o, p, t, u, b in zip(worse, over, promises, s["trend_days"], s["credit_util"], s["broken_promises_90"]):
+        parts = []
+        if w:
+            parts.append(f"paying {t:.0f} days later than the quarter before")
+        if o:
+            parts.append(f"{u:.0%} of credit limit used")
+        if p:
+            parts.append(f"{int(b)} broken promises in 90 days")
+        flags.append("; ".join(parts))
+    s["flag"] = flags
+    return s[worse | over | promises].reset_index(drop=True)

@@ -1,0 +1,60 @@
+"""Worklist: a collector's open accounts ranked by expected loss, with why, what is due and what to do next.
+
+All figures from :func:`analytics.worklist.worklist` (risk scores from :mod:`analytics.risk`, trained on
+the ledger's own history and cached by ledger version). A collector sees only their own portfolio
+(the sidebar filter is forced by :func:`analytics.auth.scope_filter`).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.risk import BANDS
+from analytics.worklist import worklist
+from dashboard import common as ui
+
+user = ui.require_page("worklist")
+as_of, flt = ui.sidebar_filters()
+ui.page_title("Worklist", as_of, flt)
+
+with st.spinner("Scoring accounts…"):
+    wl = ui.cached(worklist, as_of, flt)
+if wl.empty:
+    ui.empty_state("No account with an open balance for this filter at this date.")
+    st.stop()
+
+cur = wl["currency"].mode().iloc[0] if wl["currency"].notna().any() else None
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Accounts to work", f"{len(wl):,}")
+c2.metric("Expected loss", ui.cents(int(wl["expected_loss_cents"].sum()), cur))
+c3.metric("Promises due today", f"{int(wl['promises_due_today'].sum()):,}")
+c4.metric("Open disputes", f"{int(wl['open_disputes'].sum()):,}")
+
+bands = [b for _, b in BANDS]
+chosen = st.segmented_control("Risk band", bands, selection_mode="multi", default=bands, key="wl_bands") or bands
+shown = wl[wl["band"].isin(chosen)]
+st.caption("Ranked by expected loss = probability of a 60+ days past due balance within 90 days × open balance. "
+           "Bands: low < 10 % ≤ medium < 30 % ≤ high < 60 % ≤ critical. Next step follows the dunning ladder "
+           "on the oldest undisputed item.")
+cols = ["rank", "customer_name", "customer_id", "band", "probability", "expected_loss_cents", "open_cents",
+        "overdue_cents", "worst_days_past_due", "next_step", "reasons", "promises_due_today", "broken_promises_30d",
+        "open_disputes", "last_contact", "days_since_contact", "collector_id"]
+result = ui.table(
+    shown[cols], f"worklist_{as_of:%Y%m%d}", key="worklist_table", on_select="rerun", selection_mode="single-row",
+    column_config={
+        "probability": st.column_config.ProgressColumn("Probability", min_value=0.0, max_value=1.0, format="percent"),
+        "reasons": st.column_config.TextColumn("Why", width="large"),
+        "next_step": st.column_config.TextColumn("Next step"),
+    },
+    empty="No account in the chosen bands.")
+
+if not shown.empty:
+    rows = list(getattr(getattr(result, "selection", None), "rows", []) or []) if result is not None else []
+    ids = list(shown["customer_id"])
+    default = ids[rows[0]] if rows and rows[0] < len(ids) else ids[0]
+    names = dict(zip(shown["customer_id"], shown["customer_name"]))
+    pick = st.selectbox("Account", ids, index=ids.index(default), key="wl_customer",
+                        format_func=lambda c: f"{names.get(c) or c} ({c})")
+    row = shown.set_index("customer_id").loc[pick]
+    st.markdown(f"**{row['customer_name']}** — {row['band']} risk, next step: **{row['next_step'] or 'none'}**  \n"
+                f"Why: {row['reasons']}")
+    ui.customer_link(pick, row["customer_name"])
