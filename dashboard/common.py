@@ -395,8 +395,9 @@ def _persisted(widget_key: str, store_key: str, default):
     """Seed a widget from its persistent copy (widget state is dropped on pages that don't draw it)."""
     if store_key not in st.session_state:
         st.session_state[store_key] = default
-    if widget_key not in st.session_state:
-        st.session_state[widget_key] = st.session_state[store_key]
+    # Always re-seed: on another page the widget is a new widget (its id includes the page), and a
+    # user change has already been copied to the store by the on_change callback.
+    st.session_state[widget_key] = st.session_state[store_key]
 
 
 def _remember(widget_key: str, store_key: str) -> None:
@@ -434,20 +435,20 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
 
         if facts.business_units:
             _persisted("w_bu", "f_bu", [])
-            _drop_unknown("w_bu", facts.business_units)
+            _drop_unknown("w_bu", "f_bu", facts.business_units)
             flt_kwargs["business_units"] = tuple(st.multiselect(
                 "Business unit", facts.business_units, key="w_bu", on_change=_remember, args=("w_bu", "f_bu"),
                 placeholder="All business units"))
         if facts.regions:
             _persisted("w_region", "f_region", [])
-            _drop_unknown("w_region", facts.regions)
+            _drop_unknown("w_region", "f_region", facts.regions)
             flt_kwargs["regions"] = tuple(st.multiselect(
                 "Region", facts.regions, key="w_region", on_change=_remember, args=("w_region", "f_region"),
                 placeholder="All regions"))
         if facts.currencies:
             _persisted("w_currency", "f_currency", main_cur or facts.currencies[0])
             if st.session_state["w_currency"] not in facts.currencies:
-                st.session_state["w_currency"] = main_cur or facts.currencies[0]
+                st.session_state["w_currency"] = st.session_state["f_currency"] = main_cur or facts.currencies[0]
             cur = st.selectbox(
                 "Currency", facts.currencies, key="w_currency", on_change=_remember,
                 args=("w_currency", "f_currency"),
@@ -456,7 +457,7 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
         if facts.collectors and show_collector and not is_collector:
             names = dict(facts.collectors)
             _persisted("w_collector", "f_collector", [])
-            _drop_unknown("w_collector", tuple(names))
+            _drop_unknown("w_collector", "f_collector", tuple(names))
             flt_kwargs["collectors"] = tuple(st.multiselect(
                 "Collector", list(names), key="w_collector", on_change=_remember,
                 args=("w_collector", "f_collector"), format_func=lambda cid: names.get(cid, cid),
@@ -470,12 +471,13 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
     return as_of, flt
 
 
-def _drop_unknown(widget_key: str, options: Iterable[str]) -> None:
+def _drop_unknown(widget_key: str, store_key: str, options: Iterable[str]) -> None:
+    """Forget kept values the ledger no longer has (e.g. after loading another ledger)."""
     options = set(options)
     value = st.session_state.get(widget_key) or []
     kept = [v for v in value if v in options]
     if kept != list(value):
-        st.session_state[widget_key] = kept
+        st.session_state[widget_key] = st.session_state[store_key] = kept
 
 
 def filter_caption(as_of: dt.date, flt: LedgerFilter) -> str:
