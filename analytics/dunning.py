@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import io
 import re
 import zipfile
@@ -269,8 +270,14 @@ def money_text(cents: int, currency: str = "") -> str:
 
 
 def _environment(template_dir: str | Path | None) -> jinja2.Environment:
+    return _cached_environment(str(template_dir or TEMPLATE_DIR))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environment(template_dir: str) -> jinja2.Environment:
+    # auto_reload (the default) still picks up edited templates; compiled ones are reused.
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir or TEMPLATE_DIR)),
+        loader=jinja2.FileSystemLoader(template_dir),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "html.j2"), default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -436,6 +443,10 @@ def draft_letters(conn: sa.Connection | sa.Engine, customer_ids: Iterable[str], 
     bytes
         The zip archive (``<as_of>_<customer>_<step>.txt|html`` plus ``index.csv``).
     """
+    if isinstance(conn, sa.Engine):
+        with conn.connect() as c:
+            return draft_letters(c, customer_ids, as_of, sender, fmt, record=record, user=user, ladder=ladder,
+                                 template_dir=template_dir)
     buf = io.BytesIO()
     index = []
     ext = "html" if fmt == "html" else "txt"
