@@ -499,13 +499,17 @@ def _run_add(args) -> int:
     if args.json:
         print(json.dumps(dataclasses.asdict(user)))
     else:
-        print(f"created {user.role} {user.username}" + (f" (collector {user.collector_id})" if user.collector_id else ""))
+        extra = f" (collector {user.collector_id})" if user.collector_id else ""
+        print(f"created {user.role} {user.username}{extra}")
     return 0
 
 
 def _run_passwd(args) -> int:
     set_password(_engine(args), args.name, _read_password(args), actor="cli")
-    print(json.dumps({"username": args.name, "password": "changed"}) if args.json else f"password of {args.name} changed")
+    if args.json:
+        print(json.dumps({"username": args.name, "password": "changed"}))
+    else:
+        print(f"password of {args.name} changed")
     return 0
 
 

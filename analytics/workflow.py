@@ -325,7 +325,8 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
         inv = _invoice(conn, invoice_id)
         require(user, "manage_disputes", inv["customer_id"], conn)
         if opened < inv["invoice_date"]:
-            raise UserError(f"opened: {opened.isoformat()} is before the invoice date {inv['invoice_date'].isoformat()}")
+            raise UserError(f"opened: {opened.isoformat()} is before the invoice date "
+                            f"{inv['invoice_date'].isoformat()}")
         item_open = open_cents(conn, opened, invoice_id=invoice_id)
         already = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(d.c.amount_cents), 0)).where(
             d.c.invoice_id == invoice_id, d.c.resolved_date.is_(None))).scalar())
@@ -454,7 +455,8 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
         if before["status"] != "proposed":
             raise UserError(f"proposal_id: proposal {proposal_id} was already {before['status']}")
         if approve and before["proposed_by"] == user.username:
-            raise PermissionDenied(f"{user.username!r} proposed write-off {proposal_id}: another manager must approve it")
+            raise PermissionDenied(f"{user.username!r} proposed write-off {proposal_id}: "
+                                   "another manager must approve it")
         now = _utcnow()
         after = {**before, "status": "approved" if approve else "rejected", "decided_by": user.username,
                  "decided_at": now}

@@ -204,7 +204,8 @@ def test_writeoff_proposal_and_decision(ledger):
     after = counts(ledger)
     assert after["audit_log"] == before["audit_log"] + 2 and after["version"] == before["version"] + 1
     a = last_audit(ledger)
-    assert a["action"] == "approve_writeoff" and a["before"]["status"] == "proposed" and a["after"]["status"] == "approved"
+    assert a["action"] == "approve_writeoff"
+    assert a["before"]["status"] == "proposed" and a["after"]["status"] == "approved"
     with pytest.raises(UserError, match="already approved"):
         workflow.decide_writeoff(ledger, MGR2, pid, False)
     # four eyes: a manager cannot approve their own proposal, but another manager can reject it
