@@ -62,7 +62,7 @@ EPOCH = dt.date(1970, 1, 1)
 NEVER = 10**7  # a day number far beyond any history: "not within the history"
 
 SEGMENTS = schema.SEGMENTS
-SEGMENT_MIX = np.array([0.15, 0.40, 0.20, 0.13, 0.12])  # same order as SEGMENTS
+SEGMENT_MIX = np.array([0.17, 0.42, 0.20, 0.13, 0.08])  # same order as SEGMENTS
 
 # Per-segment uniform ranges (lo, hi) of each customer's behaviour parameters.
 #   mean/sd: days late (payment date - due date); drift: days per year added to mean;
@@ -934,8 +934,9 @@ def generate(engine: sa.Engine, customers: int = 400, invoices: int = 40_000, se
     Returns
     -------
     dict
-        Summary: seed, start, end, counts per document type and table, open items and AR at ``end``,
-        unapplied receipts, import batch id, ledger version, seconds taken.
+        Summary (JSON-ready): seed, start, end, counts per document type and table (write-offs, open
+        disputes, unapplied and partially applied receipts), import batch id, ledger version, and
+        ``build_seconds`` / ``write_seconds``.
 
     Raises
     ------
