@@ -833,7 +833,8 @@ def _clear_ledger(conn: sa.Connection) -> None:
     names = [t.name for t in tables]
     in_list = ", ".join(f"'{n}'" for n in names)
     ddl = dict(conn.execute(sa.text(
-        f"SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = current_schema() AND table_name IN ({in_list})"
+        "SELECT table_name, sql FROM duckdb_tables() "
+        f"WHERE schema_name = current_schema() AND table_name IN ({in_list})"
     )).all())
     index_ddl = [r[0] for r in conn.execute(sa.text(
         f"SELECT sql FROM duckdb_indexes() WHERE schema_name = current_schema() AND table_name IN ({in_list}) "

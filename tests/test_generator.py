@@ -77,15 +77,16 @@ def test_ledger_invariants(small):
     assert summary["invoices"] == SMALL["invoices"] and summary["customers"] == SMALL["customers"]
     assert scalar(engine, sa.select(sa.func.count()).select_from(inv).where(inv.c.doc_type == "invoice")) == 1_200
     # applications to an item never exceed its amount
-    to_item = sa.select(app.c.invoice_id, sa.func.sum(app.c.amount_cents).label("s")).group_by(app.c.invoice_id).subquery()
+    to_item = (sa.select(app.c.invoice_id, sa.func.sum(app.c.amount_cents).label("s"))
+               .group_by(app.c.invoice_id).subquery())
     over = sa.select(sa.func.count()).select_from(inv.join(to_item, to_item.c.invoice_id == inv.c.id)).where(
         to_item.c.s > inv.c.amount_cents)
     assert scalar(engine, over) == 0
     # credit memos are never consumed beyond their amount
     from_cm = (sa.select(app.c.credit_memo_id, sa.func.sum(app.c.amount_cents).label("s"))
                .where(app.c.credit_memo_id.is_not(None)).group_by(app.c.credit_memo_id).subquery())
-    assert scalar(engine, sa.select(sa.func.count()).select_from(inv.join(from_cm, from_cm.c.credit_memo_id == inv.c.id))
-                  .where(from_cm.c.s > -inv.c.amount_cents)) == 0
+    cm_join = inv.join(from_cm, from_cm.c.credit_memo_id == inv.c.id)
+    assert scalar(engine, sa.select(sa.func.count()).select_from(cm_join).where(from_cm.c.s > -inv.c.amount_cents)) == 0
     # applications from a receipt never exceed the receipt
     from_r = (sa.select(app.c.receipt_id, sa.func.sum(app.c.amount_cents).label("s"))
               .where(app.c.receipt_id.is_not(None)).group_by(app.c.receipt_id).subquery())
@@ -182,7 +183,8 @@ def test_segments_behave_differently(medium):
     oi = open_items(END)
     with engine.connect() as c:
         overdue = dict(c.execute(
-            sa.select(schema.customer_truth.c.segment, sa.func.sum(oi.c.open_cents) / sa.func.count(sa.distinct(oi.c.customer_id)))
+            sa.select(schema.customer_truth.c.segment,
+                      sa.func.sum(oi.c.open_cents) / sa.func.count(sa.distinct(oi.c.customer_id)))
             .select_from(oi.join(schema.customer_truth, schema.customer_truth.c.customer_id == oi.c.customer_id))
             .where(oi.c.days_past_due > 30).group_by(schema.customer_truth.c.segment)).all())
     assert overdue["defaulting"] > overdue.get("on_time", 0)
@@ -219,7 +221,8 @@ def test_realistic_content(medium):
         # credit memos: some applied to an invoice, some left open
         assert q("SELECT count(*) FROM applications WHERE credit_memo_id IS NOT NULL")[0][0] > 0
         assert q("""SELECT count(*) FROM invoices i WHERE doc_type = 'credit_memo'
-                    AND id NOT IN (SELECT credit_memo_id FROM applications WHERE credit_memo_id IS NOT NULL)""")[0][0] > 0
+                    AND id NOT IN (SELECT credit_memo_id FROM applications
+                                   WHERE credit_memo_id IS NOT NULL)""")[0][0] > 0
         # unapplied cash at the end, and receipts of unknown payers
         assert q("""SELECT count(*) FROM receipts r WHERE id NOT IN
                     (SELECT receipt_id FROM applications WHERE receipt_id IS NOT NULL)""")[0][0] > 0
