@@ -547,6 +547,7 @@ def delta(current, previous, *, kind: str = "number") -> str | None:
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy for people: ``*_cents`` columns become currency units named without the suffix."""
     out = frame.copy()
+    out.attrs = {}  # analytics frames carry currency/period attrs; Arrow can't serialise dates there
     rename = {}
     for col in frame.columns:
         if str(col).endswith("_cents"):
