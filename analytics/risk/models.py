@@ -26,7 +26,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -158,8 +158,9 @@ class DelinquencyClassifier(ClassifierMixin, BaseEstimator):
             method = "isotonic" if len(y) >= 5000 else "sigmoid"
         minority = int(min(np.bincount(y, minlength=2)))
         if method and minority >= 3:
-            # Rows come ordered by date: contiguous folds keep each calibration fold a time slice.
-            cv = KFold(n_splits=3, shuffle=False)
+            # Rows come ordered by date; unshuffled stratified folds keep time order within each class
+            # and guarantee both classes in every fold.
+            cv = StratifiedKFold(n_splits=3, shuffle=False)
             return CalibratedClassifierCV(self._pipeline(kind), method=method, cv=cv).fit(X, y)
         return self._pipeline(kind).fit(X, y)
 
