@@ -115,8 +115,8 @@ class DelinquencyClassifier(ClassifierMixin, BaseEstimator):
         Columns of X to use (numeric, plus ``region`` one-hot encoded).
     kind : {"auto", "hgb", "logistic"}
         HistGradientBoosting, the logistic-regression baseline, or ``auto`` (default): fit both on the
-        earliest 80 % of the (time-ordered) rows, keep the one with the lower Brier score on the latest
-        20 %, then refit it on all rows. ``selected_kind_`` and ``validation_`` record the choice.
+        earliest 80 % of the (time-ordered) rows, keep boosting only if its Brier score on the latest
+        20 % is at least 1 % lower than the logistic regression's, then refit the choice on all rows. ``selected_kind_`` and ``validation_`` record the choice.
     calibration : {"auto", "isotonic", "sigmoid", None}
         ``auto`` = isotonic with 5,000+ rows, sigmoid (Platt, keeps the ranking) below.
     max_iter, learning_rate, max_leaf_nodes : HistGradientBoosting settings.
@@ -180,7 +180,8 @@ class DelinquencyClassifier(ClassifierMixin, BaseEstimator):
                     p = self._fit_one(k, X.iloc[:cut], ytr).predict_proba(X.iloc[cut:])
                     p = p[:, 1] if p.shape[1] == 2 else np.zeros(len(yva))
                     self.validation_[k] = float(np.mean((p - yva) ** 2))
-                kind = min(self.validation_, key=self.validation_.get)
+                # Prefer the simpler, steadier model unless boosting is clearly better (1 % lower Brier).
+                kind = "hgb" if self.validation_["hgb"] < 0.99 * self.validation_["logistic"] else "logistic"
             else:
                 kind = "logistic"
         self.selected_kind_ = kind
