@@ -513,6 +513,13 @@ def cents(value, currency: str | None = None, decimals: int = 0) -> str:
     return money(int(value) / 100, currency, decimals)
 
 
+def num(value, decimals: int = 1) -> str:
+    """A number with thousands separators, or a dash when missing."""
+    if is_missing(value):
+        return DASH
+    return f"{float(value):,.{decimals}f}"
+
+
 def days(value, decimals: int = 1) -> str:
     if is_missing(value):
         return DASH
@@ -556,13 +563,25 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns=rename)
 
 
+def _label(name: str) -> str:
+    text = str(name).replace("_", " ").strip()
+    text = text[:1].upper() + text[1:]
+    return text.replace(" id", " ID").replace(" pct", " %").replace("Cei", "CEI").replace("Dso", "DSO")
+
+
 def money_columns(frame: pd.DataFrame) -> dict[str, Any]:
-    """Column config formatting money columns (converted by :func:`display_frame`) with separators."""
-    config = {}
+    """Column config for a frame about to go through :func:`display_frame`: readable headers
+    ("Days past due"), and money columns in currency units with thousands separators."""
+    config: dict[str, Any] = {}
     for col in frame.columns:
-        if str(col).endswith("_cents"):
-            name = str(col)[: -len("_cents")]
-            config[name] = st.column_config.NumberColumn(name.replace("_", " ").capitalize(), format="%,.2f")
+        name = str(col)
+        if name.endswith("_cents"):
+            name = name[: -len("_cents")]
+            config[name] = st.column_config.NumberColumn(_label(name), format="%,.2f")
+        elif name.endswith("_pct"):
+            config[name] = st.column_config.NumberColumn(_label(name), format="%.1f")
+        else:
+            config[name] = st.column_config.Column(_label(name))
     return config
 
 
@@ -593,11 +612,10 @@ def download_buttons(frame: pd.DataFrame, name: str, *, key: str | None = None) 
     """CSV and Excel download buttons for ``frame`` (the Excel file is built only when clicked)."""
     key = key or name
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "export"
-    left, right, _ = st.columns([1, 1, 4])
-    with left:
+    row = st.container(horizontal=True, gap="small")
+    with row:
         st.download_button("CSV", data=csv_bytes(frame), file_name=f"{safe}.csv", mime="text/csv",
                            key=f"dl_csv_{key}", icon=":material/download:", on_click="ignore")
-    with right:
         st.download_button(
             "Excel", data=lambda: excel_bytes(frame, safe), file_name=f"{safe}.xlsx",
             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

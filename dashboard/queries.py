@@ -32,7 +32,8 @@ def _frame(result, columns: list[str] | None = None) -> pd.DataFrame:
 
 
 def customer_choices(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
-    """Customers in the filter's scope (business unit, region, collector, customers), by name.
+    """Customers in the filter's scope (business unit, region, collector, customers; currency = the
+    customer's billing currency), by name.
 
     Returns ``customer_id, name, collector_id``.
     """
@@ -40,6 +41,8 @@ def customer_choices(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.D
     clause = flt.customer_clause(cust.c.id)
     if clause is not None:
         stmt = stmt.where(clause)
+    if flt.currencies:  # the sidebar currency: customers billed in it
+        stmt = stmt.where(cust.c.currency.in_(flt.currencies))
     return _frame(conn.execute(stmt))
 
 

@@ -31,7 +31,8 @@ METRICS = {
     "severe_touched_pct": ("61+ accounts contacted in 7 days %", False),
 }
 METRICS = {k: v for k, v in METRICS.items() if k in board.columns}
-rank_by = st.selectbox("Rank by", list(METRICS), format_func=lambda k: METRICS[k][0], key="coll_rank")
+rank_by = st.columns([1, 2])[0].selectbox("Rank by", list(METRICS), format_func=lambda k: METRICS[k][0],
+                                          key="coll_rank")
 ascending = rank_by == "overdue_cents"
 ranked = board.sort_values(rank_by, ascending=ascending, na_position="last", ignore_index=True)
 ranked.insert(0, "rank", range(1, len(ranked) + 1))
@@ -45,7 +46,12 @@ with left:
         "severe_touched_pct": st.column_config.NumberColumn("61+ contacted %", format="%.1f"),
         "activities_per_day": st.column_config.NumberColumn("Activities / day", format="%.2f"),
     }
-    ui.table(ranked, f"collectors_{start}_{end}", key="coll_board", column_config=config)
+    shown = ["rank", "collector_name", rank_by.removesuffix("_cents")] + [
+        c for c in ("cei", "collected", "overdue", "ptp_kept_pct", "activities_per_day", "accounts_with_balance")
+        if c != rank_by.removesuffix("_cents")]
+    ui.table(ranked, f"collectors_{start}_{end}", key="coll_board", column_config=config,
+             column_order=[c for c in shown if c in ui.display_frame(ranked.head(0)).columns])
+    st.caption("The downloads hold every column (accounts, activities, promises, 61+ coverage...).")
 with right:
     st.subheader(METRICS[rank_by][0])
     label_col = "collector_name" if "collector_name" in ranked.columns else "collector_id"

@@ -73,7 +73,7 @@ with tab_load:
                                           key="data_mapping",
                                           help="Which column holds what; examples in analytics/loaders/mappings/.")
     skip_invalid = st.checkbox("Skip invalid rows (load the valid ones, report the rest)", key="data_skip")
-    b1, b2, _ = st.columns([1, 1, 4])
+    b1 = b2 = st.container(horizontal=True)
     do_preview = b1.button("Preview", key="data_preview_btn", disabled=upload is None, icon=":material/preview:")
     do_load = b2.button("Load", key="data_load_btn", type="primary", disabled=upload is None,
                         icon=":material/upload:")

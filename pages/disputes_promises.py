@@ -39,31 +39,30 @@ with tab_d:
                 help=ui.cents(_get(s, "opened_cents"), cur))
     c[2].metric("Resolved in period", f"{int(_get(s, 'resolved_count', 0)):,}", border=True,
                 help=ui.cents(_get(s, "resolved_cents"), cur))
-    c[3].metric("Median days to resolve", ui.days(_get(s, "median_days_to_resolve")), border=True,
-                help=f"Average {ui.days(_get(s, 'avg_days_to_resolve'))}")
-    c[4].metric("Resolved within target", ui.pct(_get(s, "within_target_pct")), border=True,
+    c[3].metric("Days to resolve", ui.num(_get(s, "median_days_to_resolve")), border=True,
+                help=f"Median; the average is {ui.days(_get(s, 'avg_days_to_resolve'))}")
+    c[4].metric("Within target", ui.pct(_get(s, "within_target_pct")), border=True,
                 help="Resolved within the target days / (resolved + still open past the target).")
 
     open_list = ui.cached(ops.open_disputes, as_of, flt)
-    left, right = st.columns([3, 2])
-    with left:
-        st.subheader("Open disputes")
-        picked = ui.table(open_list, f"open_disputes_{as_of}", key="dp_open_disputes",
-                          empty="No open disputes for this filter.", on_select="rerun", selection_mode="single-row")
-        rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
-        if rows and rows[0] < len(open_list):
-            row = open_list.iloc[rows[0]]
-            ui.customer_link(row["customer_id"], row.get("customer_name"))
-    with right:
-        st.subheader("By reason")
-        reasons = ui.cached(ops.disputes_by_reason, start, end, flt)
-        if reasons.empty:
-            ui.empty_state("No disputes in this period.")
-        else:
-            measure = "open_cents" if int(reasons["open_cents"].sum()) else "opened_count"
-            st.plotly_chart(charts.hbar(reasons, measure, "reason_code", money=measure.endswith("_cents"),
-                                        title="Open amount" if measure == "open_cents" else "Opened"),
-                            key="dp_reasons_chart", config=charts.CONFIG)
+    st.subheader("Open disputes")
+    picked = ui.table(open_list, f"open_disputes_{as_of}", key="dp_open_disputes",
+                      empty="No open disputes for this filter.", on_select="rerun", selection_mode="single-row")
+    rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
+    if rows and rows[0] < len(open_list):
+        row = open_list.iloc[rows[0]]
+        ui.customer_link(row["customer_id"], row.get("customer_name"))
+    st.subheader("By reason")
+    reasons = ui.cached(ops.disputes_by_reason, start, end, flt)
+    if reasons.empty:
+        ui.empty_state("No disputes in this period.")
+    else:
+        left, right = st.columns([2, 3])
+        measure = "open_cents" if int(reasons["open_cents"].sum()) else "opened_count"
+        left.plotly_chart(charts.hbar(reasons, measure, "reason_code", money=measure.endswith("_cents"),
+                                      title="Open amount" if measure == "open_cents" else "Opened"),
+                          key="dp_reasons_chart", config=charts.CONFIG)
+        with right:
             ui.table(reasons, f"disputes_by_reason_{start}_{end}", key="dp_reasons")
 
 with tab_p:

@@ -64,20 +64,24 @@ start, end = status.attrs.get("period_start"), status.attrs.get("period_end")
 if start is not None:
     st.caption(f"Evaluation period for CEI, disputes and promises: {start:%d %b %Y} – {end:%d %b %Y} · {cur}")
 
-ICON = {"met": ":material/check_circle:", "breached": ":material/cancel:", "not defined": ":material/help:"}
+ICON = {"met": ":green[:material/check_circle: **met**]", "breached": ":red[:material/cancel: **breached**]",
+        "not defined": ":gray[:material/help: **not defined**]"}
+SHORT = {"dso": "DSO (days)", "cei": "CEI (%)", "disputes_resolved_in_time": "Disputes in time (%)",
+         "past_due_contacted": "Past due contacted (%)", "ptp_kept": "Promises kept (%)"}
 LOWER_IS_BETTER = {"dso"}
 cols = st.columns(len(status))
 for col, row in zip(cols, status.itertuples(index=False)):
-    unit = " days" if row.metric == "dso" else "%"
-    actual = "—" if pd.isna(row.actual) else f"{row.actual:,.1f}{unit}"
-    target = "no target" if pd.isna(row.target) else (("≤ " if row.metric in LOWER_IS_BETTER else "≥ ")
-                                                       + f"{row.target:,.0f}{unit}")
+    days = row.metric == "dso"
+    unit = " d" if days else "%"
+    actual = "—" if pd.isna(row.actual) else f"{row.actual:,.1f}"
+    target = "no target" if pd.isna(row.target) else (("≤ " if days else "≥ ") + f"{row.target:,.0f}{unit}")
     delta = None
     if not pd.isna(row.actual) and not pd.isna(row.target):
-        delta = f"{row.actual - row.target:+,.1f}{unit.strip() and ' ' + unit.strip()} vs target"
-    col.metric(sla.LABELS.get(row.metric, row.metric), actual, delta,
-               delta_color="inverse" if row.metric in LOWER_IS_BETTER else "normal", border=True, help=row.detail)
-    col.markdown(f"{ICON.get(row.status, '')} **{row.status}** · target {target}")
+        delta = f"{row.actual - row.target:+,.1f}" + (" d" if days else " pp")
+    col.metric(SHORT.get(row.metric, row.metric), actual, delta,
+               delta_color="inverse" if days else "normal", border=True,
+               help=f"{sla.LABELS.get(row.metric, row.metric)}: {row.detail}")
+    col.markdown(f"{ICON.get(row.status, row.status)}  \ntarget {target}")
 
 st.subheader("Breaches")
 breached = [r.metric for r in status.itertuples() if r.status == "breached"]
