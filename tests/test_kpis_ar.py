@@ -28,9 +28,7 @@ import math
 import uuid
 from fractions import Fraction
 
-import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from analytics import db, kpis, schema
 from analytics.cli import main as cli_main

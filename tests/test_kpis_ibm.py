@@ -130,6 +130,13 @@ def test_matches_pandas_from_the_csv(ibm_figures, ibm_path):
     assert pdays["avg_days_late_weighted"] == pytest.approx((paid.DaysLate * paid.cents).sum() / paid.cents.sum())
     trend = ibm_figures["duckdb"]["kpi_trend"]
     assert trend.dso_standard.notna().all() and (trend.dso_standard > 0).all()
+    aged = ibm_figures["duckdb"]["aging_trend"].groupby("as_of").open_cents.sum()
+    for row in trend.itertuples():  # every trend point against pandas
+        d = row.as_of
+        open_ = df[(df.InvoiceDate <= d) & (df.SettledDate > d)]
+        assert row.ar_cents == int(open_.cents.sum()) == aged[d]
+        assert row.current_cents == int(open_[open_.DueDate >= d].cents.sum())
+        assert row.over_90_cents == int(open_[[(d - x).days > 90 for x in open_.DueDate]].cents.sum())
     prov = ibm_figures["duckdb"]["provision"]
     assert prov.attrs["currency"] == "USD"
     assert (prov.loss_rate.dropna().between(0, 1)).all()
