@@ -55,8 +55,7 @@ def test_risk_page_manager(monkeypatch, page_url):
     assert "ROC AUC" in at.dataframe[-1].value.columns
 
 
-@pytest.mark.parametrize("page", ["worklist", "risk"])
-@pytest.mark.parametrize("role", ["admin", "finance", "collector"])
+@pytest.mark.parametrize("page, role", [("worklist", "finance"), ("risk", "collector"), ("risk", "admin")])
 def test_pages_render_for_other_roles(monkeypatch, page_url, page, role):
     url, collector = page_url
     at = open_page(monkeypatch, url, page, role=role, collector_id=collector if role == "collector" else None)
