@@ -205,9 +205,11 @@ def cached(fn: Callable, *args, **kwargs):
     import or a logged activity bumps the ledger version, so stale results are never shown. Not
     keyed on any global state: two sessions with the same arguments share the result.
     """
+    key = f"{fn.__module__}:{getattr(fn, '__qualname__', repr(fn))}"
+    if "<" in key:  # lambdas and local functions share a name: they would share cache entries
+        raise ValueError(f"cached() needs a module-level function, got {key}")
     engine = get_engine()
     version = db.ledger_version(engine)
-    key = f"{fn.__module__}:{getattr(fn, '__qualname__', repr(fn))}"
     url = engine.url.render_as_string(hide_password=False)
     return _cached_call(key, url, version, tuple(args), tuple(sorted(kwargs.items())), _fn=fn)
 

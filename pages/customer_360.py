@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import streamlit as st
 
 from analytics import auth, schema, workflow
@@ -30,7 +31,7 @@ if wanted:
         st.stop()
     if wanted not in set(choices["customer_id"]):  # allowed, but outside the sidebar filter
         extra = ui.cached(q.customer_choices, type(flt)(customers=(wanted,)))
-        choices = extra if choices.empty else choices._append(extra, ignore_index=True)
+        choices = extra if choices.empty else pd.concat([choices, extra], ignore_index=True)
 
 if choices.empty:
     ui.empty_state("No customers for this filter.")
