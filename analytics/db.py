@@ -70,6 +70,12 @@ def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "duckdb":
+
+        @sa.event.listens_for(engine, "connect")
+        def _duckdb_settings(dbapi_conn, _record):  # pragma: no cover - trivial
+            dbapi_conn.execute("SET enable_progress_bar = false")  # it writes to stderr in CLI runs
+
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

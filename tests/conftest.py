@@ -7,6 +7,7 @@ takes ``duckdb_engine`` instead.
 from __future__ import annotations
 
 import itertools
+import shutil
 import sys
 from pathlib import Path
 
@@ -71,6 +72,33 @@ def ibm_csv() -> Path:
     if not IBM_CSV.exists():
         pytest.skip(f"shared dataset absent: {IBM_CSV}")
     return IBM_CSV
+
+
+@pytest.fixture(scope="session")
+def small_ledger_path(tmp_path_factory) -> Path:
+    """A generated DuckDB ledger (80 customers, ~4,000 invoices, seed 7) with the demo users, built once."""
+    from analytics import auth, generator
+
+    path = tmp_path_factory.mktemp("small_ledger") / "small.duckdb"
+    eng = db.connect(f"duckdb:///{path}")
+    generator.generate(eng, customers=80, invoices=4000, seed=7)
+    auth.create_demo_users(eng)
+    eng.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_ledger_url(small_ledger_path) -> str:
+    """URL of the shared generated ledger. Read-only use: take ``small_ledger_copy`` to write."""
+    return f"duckdb:///{small_ledger_path}"
+
+
+@pytest.fixture
+def small_ledger_copy(small_ledger_path, tmp_path) -> str:
+    """URL of a private, writable copy of the generated ledger."""
+    target = tmp_path / "small_copy.duckdb"
+    shutil.copy(small_ledger_path, target)
+    return f"duckdb:///{target}"
 
 
 def pytest_collection_modifyitems(items):
