@@ -3,14 +3,18 @@ payment-date distribution, less the expected non-payment, plus the receipts of i
 
 Method (all amounts in cents, one currency)
 -------------------------------------------
-1. **Days-to-pay distribution per customer, non-payment included.** The payment cohort is the customer's
-   invoices due in ``(as_of − lookback, as_of − follow_up]`` (each watched ``follow_up`` = 120 days past its
-   due date). ``f_c(d)`` = cash received ``d`` = receipt date − due date days after the due date, as a share
-   of the cohort's amount (net of credit memos and deductions; write-offs stay in: they are unpaid), for
-   ``d <= follow_up``; ``U_c = 1 − Σ f_c`` is the share never paid within the follow-up (written off,
-   still open, or later). Histograms are computed in SQL (:func:`analytics.forecast.data.load_history`).
-   Each customer is blended with the pooled cohort: ``(n_c · own_c + k · pooled) / (n_c + k)`` for both
-   ``f`` and ``U``, ``n_c`` = the customer's cohort invoices, ``k = prior_weight`` (no history = pooled).
+1. **Days-to-pay distribution per customer, non-payment included** (amount-weighted Kaplan–Meier).
+   From the customer's invoices due in the lookback window (365 days), the cash received ``d`` = receipt
+   date − due date days after the due date (only cash received *and applied* by as-of) and the amount
+   still at risk on each day ``d`` (invoices aged at least ``d`` at as-of, net of credit memos and
+   deductions, less what they had paid before ``d``; write-offs stay at risk: they are unpaid). Both are
+   aggregated in SQL by customer, payment day and age (:func:`analytics.forecast.data.load_history`).
+   Daily hazard ``h(d) = paid(d) / at_risk(d)``, blended with the pooled hazard of all customers:
+   ``(n_c(d)·h_c + k·h_pooled) / (n_c(d) + k)``, ``n_c(d)`` = amount at risk in average-invoice units,
+   ``k = prior_weight`` (a customer with little history — or none — follows the pool). Then
+   ``f_c(d) = h(d)·Π_{u<d}(1 − h(u))`` up to ``follow_up`` = 120 days, and ``U_c = Π(1 − h)`` is the share
+   never paid within it (written off, still open, or later). Invoices are weighted ``0.5^(age/90 days)``
+   so a customer who stopped paying recently is seen as such.
 2. **Unapplied cash** received by as-of comes off the customer's oldest open items first.
 3. **Each open item** (grouped by customer and due date) is ``p`` days past due at as-of (negative when
    not yet due). It has not been paid by day ``p``, so: ``S = Σ_{d>p} f_c(d)``; probability of being
@@ -97,6 +101,9 @@ class BottomUpForecaster:
         Central coverage of the interval (0.8 = 10th to 90th percentile).
     max_weeks : int
         Longest horizon :meth:`predict` supports.
+    half_life : float or None
+        Invoices in the payment curves are weighted ``0.5 ** (age / half_life)`` (age = days since due
+        date at as-of), so a customer who stopped paying recently counts as such. None: equal weights.
 
     Example
     -------
@@ -108,8 +115,9 @@ class BottomUpForecaster:
     name = "bottom_up"
 
     def __init__(self, prior_weight: float = 5.0, sales_window: int = 13, include_new_sales: bool = True,
-                 level: float = 0.8, max_weeks: int = 26):
+                 level: float = 0.8, max_weeks: int = 26, half_life: float | None = 90.0):
         self.prior_weight = prior_weight
+        self.half_life = half_life
         self.sales_window = sales_window
         self.include_new_sales = include_new_sales
         self.level = level
@@ -121,7 +129,7 @@ class BottomUpForecaster:
         self.as_of_ = history.as_of
         self.inputs_ = build_inputs(history, prior_weight=self.prior_weight, sales_window=self.sales_window,
                                     include_new_sales=self.include_new_sales,
-                                    n_days=7 * self.max_weeks + MARGIN_DAYS)
+                                    n_days=7 * self.max_weeks + MARGIN_DAYS, half_life=self.half_life)
         return self
 
     def predict(self, weeks: int = 13, scenario=None) -> pd.DataFrame:
@@ -161,70 +169,90 @@ def week_starts(as_of: dt.date, weeks: int) -> list[dt.date]:
     return [as_of + dt.timedelta(days=1 + 7 * i) for i in range(weeks)]
 
 
-def payment_curve(exposure: np.ndarray, cash: np.ndarray, F: int) -> tuple[np.ndarray, float]:
-    """Amount-weighted Kaplan–Meier payment curve on the grid ``d = EARLY_DAYS .. F``.
+def hazards(exposure: np.ndarray, cash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Amount at risk and cash paid per day on the grid ``d = EARLY_DAYS .. F`` (Kaplan–Meier inputs).
 
     Parameters
     ----------
     exposure : numpy.ndarray
-        ``(W,)``: basis cents of invoices by age ``censor`` (grid index, clipped to F).
+        ``(W,)``: basis cents of invoices by age (``as_of − due date``, grid index, clipped to F).
     cash : numpy.ndarray
         ``(W, W)``: cash cents by payment day ``d`` (rows) and age (columns).
-    F : int
-        Follow-up (last day of the grid).
 
     Returns
     -------
-    (numpy.ndarray, float)
-        ``f(d)`` = share of an invoice's amount paid on day ``d`` after its due date, and ``U`` = the
-        share still unpaid after day F. ``h(d) = cash(d) / at_risk(d)``, at risk = amount of invoices aged
-        at least d, less what they had paid before d; ``f(d) = h(d) · Π_{u<d} (1 − h(u))``.
+    (at_risk, paid) : numpy.ndarray, numpy.ndarray
+        ``at_risk(d)`` = amount of invoices aged at least ``d`` less what they had paid before ``d``;
+        ``paid(d)`` = cash paid on day ``d``.
     """
     W = len(exposure)
     before = np.cumsum(cash, axis=0) - cash  # paid before day d, by age
     mask = np.triu(np.ones((W, W), dtype=bool))  # age >= d
-    at_risk = np.where(mask, exposure[None, :] - before, 0.0).sum(axis=1)
+    at_risk = np.where(mask, exposure[None, :] - before, 0.0).sum(axis=1).clip(min=0.0)
     paid = np.where(mask, cash, 0.0).sum(axis=1)
-    h = np.where(at_risk > 0, paid / np.where(at_risk > 0, at_risk, 1.0), 0.0).clip(0.0, 1.0)
+    return at_risk, paid
+
+
+def payment_curve(h: np.ndarray) -> tuple[np.ndarray, float]:
+    """``f(d) = h(d) · Π_{u<d} (1 − h(u))`` and the share never paid by the grid's end ``U = Π (1 − h)``."""
+    h = np.clip(h, 0.0, 1.0)
     surv = np.cumprod(1.0 - h)
-    f = h * np.concatenate([[1.0], surv[:-1]])
-    return f, float(surv[-1]) if W else 1.0
+    return h * np.concatenate([[1.0], surv[:-1]]), float(surv[-1]) if len(h) else 1.0
 
 
-def _distributions(history: History, prior_weight: float):
-    """Per-customer payment curves ``(f_c, U_c)`` blended with the pooled one; also returns the pooled one
-    and the pooled basis/gross ratio."""
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def _distributions(history: History, prior_weight: float, half_life: float | None = None):
+    """Per-customer payment curves ``(f_c, U_c)`` and the pooled one, plus the pooled basis/gross ratio.
+
+    The daily hazard is blended: ``h_c(d) = (n_c(d)·own + k·pooled) / (n_c(d) + k)`` where ``n_c(d)`` is the
+    customer's amount at risk on day d in average-invoice units, so a customer with nothing at risk on a
+    day (e.g. only young invoices) takes the pooled hazard there. ``half_life`` (days) down-weights
+    invoices by age so recent behaviour counts more.
+    """
     F = history.follow_up_days
     W = F - EARLY_DAYS + 1
+
+    def decay(censor: pd.Series) -> np.ndarray:
+        return 0.5 ** (censor.clip(lower=0).to_numpy() / half_life) if half_life else np.ones(len(censor))
+
     coh = history.cohort.assign(ci=history.cohort["censor"].clip(EARLY_DAYS, F) - EARLY_DAYS)
     pay = history.pay_days[history.pay_days["days"] <= F]
     pay = pay.assign(di=pay["days"].clip(lower=EARLY_DAYS) - EARLY_DAYS,
                      ci=pay["censor"].clip(EARLY_DAYS, F) - EARLY_DAYS)
-    pooled_e, pooled_c = np.zeros(W), np.zeros((W, W))
+    pooled_r, pooled_p = np.zeros(W), np.zeros(W)
     per: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     pay_groups = dict(list(pay.groupby("customer_id", sort=False)))
     for cust, g in coh.groupby("customer_id", sort=False):
         e = np.zeros(W)
-        np.add.at(e, g["ci"].to_numpy(), g["basis_cents"].to_numpy())
+        np.add.at(e, g["ci"].to_numpy(), g["basis_cents"].to_numpy() * decay(g["censor"]))
         cm = np.zeros((W, W))
         pg = pay_groups.get(cust)
         if pg is not None:
-            np.add.at(cm, (pg["di"].to_numpy(), pg["ci"].to_numpy()), pg["cents"].to_numpy())
-        per[cust] = (e, cm, float(g["invoices"].sum()))
-        pooled_e += e
-        pooled_c += cm
-    if pooled_c.sum() > 0:
-        pooled = payment_curve(pooled_e, pooled_c, F)
+            np.add.at(cm, (pg["di"].to_numpy(), pg["ci"].to_numpy()), pg["cents"].to_numpy() * decay(pg["censor"]))
+        at_risk, paid = hazards(e, cm)
+        n = float(g["invoices"].sum())
+        avg = float(g["basis_cents"].sum()) / n if n > 0 else 0.0
+        per[cust] = (at_risk, paid, avg)
+        pooled_r += at_risk
+        pooled_p += paid
+    if pooled_p.sum() > 0:
+        h0 = _ratio(pooled_p, pooled_r)
     else:  # no payment seen at all: assume payment on the due date
-        f0 = np.zeros(W)
-        f0[-EARLY_DAYS] = 1.0
-        pooled = (f0, 0.0)
+        h0 = np.zeros(W)
+        h0[-EARLY_DAYS] = 1.0
+    pooled = payment_curve(h0)
     k = float(prior_weight)
     out = {}
-    for cust, (e, cm, n) in per.items():
-        f, u = payment_curve(e, cm, F)
-        w = n / (n + k) if n + k > 0 else 0.0
-        out[cust] = (w * f + (1 - w) * pooled[0], w * u + (1 - w) * pooled[1])
+    for cust, (at_risk, paid, avg) in per.items():
+        if avg <= 0:
+            continue
+        n_d = at_risk / avg
+        num, den = paid / avg + k * h0, n_d + k
+        h = np.where(den > 0, num / np.where(den > 0, den, 1.0), h0)
+        out[cust] = payment_curve(h)
     gross = float(coh["gross_cents"].sum())
     ratio = float(coh["basis_cents"].sum()) / gross if gross > 0 else 1.0
     return out, pooled, ratio
@@ -252,14 +280,15 @@ def _net_unapplied(groups: pd.DataFrame, unapplied: pd.DataFrame) -> pd.DataFram
 
 
 def build_inputs(history: History, prior_weight: float = 5.0, sales_window: int = 13,
-                 include_new_sales: bool = True, n_days: int = 7 * 26 + MARGIN_DAYS) -> BottomUpInputs:
+                 include_new_sales: bool = True, n_days: int = 7 * 26 + MARGIN_DAYS,
+                 half_life: float | None = 90.0) -> BottomUpInputs:
     """Turn a :class:`History` into :class:`BottomUpInputs` (steps 1–4 of the module docstring).
 
     Example
     -------
     >>> inputs = build_inputs(load_history(engine, dt.date(2013, 6, 30)))  # doctest: +SKIP
     """
-    dists, pooled, basis_ratio = _distributions(history, prior_weight)
+    dists, pooled, basis_ratio = _distributions(history, prior_weight, half_life)
     groups = _net_unapplied(history.open_groups.copy(), history.unapplied)
     profiles = np.zeros((len(groups), n_days))
     p_collect = np.zeros(len(groups))

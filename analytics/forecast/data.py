@@ -346,7 +346,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
         d = sa.literal(as_of, sa.Date)
         # Payment window: invoices due in (as_of - lookback, as_of - EARLY_DAYS]. Each is watched from its due
         # date up to as-of: "censor" = as_of - due date (its age). Cash counts only if received and applied by as-of.
-        window = [inv.c.amount_cents > 0,
+        window = [inv.c.amount_cents > 0, inv.c.invoice_date <= d,
                   inv.c.due_date > sa.literal(as_of - dt.timedelta(days=lookback_days), sa.Date),
                   inv.c.due_date <= sa.literal(as_of - dt.timedelta(days=EARLY_DAYS), sa.Date)]
         joined = apps.join(rec, apps.c.receipt_id == rec.c.id).join(inv, apps.c.invoice_id == inv.c.id)
