@@ -245,6 +245,12 @@ def sign_out(reason: str | None = None) -> None:
 
 def sign_in_form(engine: sa.Engine) -> None:
     """The sign-in screen. Sets the user in the session and reruns on success."""
+    _, middle, _ = st.columns([1, 2, 1])
+    with middle:
+        _sign_in_body(engine)
+
+
+def _sign_in_body(engine: sa.Engine) -> None:
     from analytics import auth
 
     notice = st.session_state.pop("_signin_notice", None)
@@ -260,6 +266,7 @@ def sign_in_form(engine: sa.Engine) -> None:
         username = st.text_input("Username", key="_signin_user")
         password = st.text_input("Password", type="password", key="_signin_password")
         submitted = st.form_submit_button("Sign in", type="primary")
+    st.caption("Demo database: the demo accounts are listed in the README (`python -m analytics users demo`).")
     if submitted:
         if failures >= 5:
             time.sleep(min(5.0, 0.5 * (failures - 4)))  # slow down password guessing
