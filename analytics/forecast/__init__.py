@@ -27,14 +27,15 @@ from analytics.errors import UserError
 from analytics.forecast.api import (PREFERENCE, backtest, backtest_summary, beats_baselines, choose_method,
                                     eligible_origins, forecast)
 from analytics.forecast.bottom_up import BottomUpForecaster, BottomUpInputs, build_inputs, expected_by_week
-from analytics.forecast.data import History, actual_receipts, ledger_end, load_history, resolve_currency
+from analytics.forecast.data import (History, actual_receipts, ledger_end, load_history, open_by_customer,
+                                     resolve_currency)
 from analytics.forecast.models import METHODS, NAIVE_METHODS, CombinedForecaster, fit_all
 from analytics.forecast.scenario import (Scenario, apply_scenario, change_collection_rate, delay_customer,
                                          largest_customers, shift_days)
 
 __all__ = [
     "forecast", "backtest", "backtest_summary", "choose_method", "beats_baselines", "eligible_origins",
-    "actual_receipts", "load_history", "ledger_end", "resolve_currency", "History", "BottomUpForecaster",
+    "actual_receipts", "open_by_customer", "load_history", "ledger_end", "resolve_currency", "History", "BottomUpForecaster",
     "BottomUpInputs", "build_inputs", "expected_by_week", "CombinedForecaster", "fit_all", "METHODS",
     "NAIVE_METHODS", "PREFERENCE", "Scenario", "apply_scenario", "shift_days", "change_collection_rate",
     "delay_customer", "largest_customers", "configure_cli",

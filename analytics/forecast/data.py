@@ -414,3 +414,37 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
     return History(as_of=as_of, currency=currency, receipts=receipts, sales=sales, open_groups=open_groups,
                    pay_days=pay_days, cohort=cohort, invoice_days=invoice_days, unapplied=unapplied,
                    follow_up_days=follow_up_days)
+
+
+def open_by_customer(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, limit: int = 15) -> pd.DataFrame:
+    """Customers with the largest open invoice balance at ``as_of`` (one currency), for the delay lever.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Engine or Connection
+    as_of : datetime.date
+    flt : LedgerFilter
+    limit : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id, customer_name, open_cents`` (int), largest first.
+
+    Example
+    -------
+    >>> open_by_customer(engine, dt.date(2024, 6, 30), limit=5)   # doctest: +SKIP
+    """
+    _, flt = resolve_currency(conn, flt)
+    oi = open_items(as_of, flt)
+    cust = schema.customers
+    total = sa.func.sum(oi.c.open_cents)
+    stmt = (sa.select(oi.c.customer_id, cust.c.name.label("customer_name"), total.label("open_cents"))
+            .select_from(oi.join(cust, cust.c.id == oi.c.customer_id))
+            .where(oi.c.open_cents > 0, oi.c.doc_type != "credit_memo")
+            .group_by(oi.c.customer_id, cust.c.name)
+            .order_by(total.desc(), oi.c.customer_id).limit(limit))
+    with _conn_ctx(conn) as c:
+        frame = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "customer_name", "open_cents"])
+    frame["open_cents"] = frame["open_cents"].astype("int64")
+    return frame
