@@ -151,31 +151,61 @@ def open_items(as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> sa.Subquery:
     return flt.apply_to_invoices(stmt).subquery("open_items")
 
 
+def item_life() -> sa.Subquery:
+    """Per item with any settlement: total settled (all dates) and the date of its last movement.
+
+    Columns: ``item_id``, ``settled_cents`` (Σ ``delta_cents`` over all dates), ``last_move`` (latest
+    ``move_date``). An item whose ``amount_cents + settled_cents`` is 0 is closed from ``last_move`` on:
+    at any date >= ``last_move`` its open amount is that final total, 0.
+    """
+    s = settlements()
+    return (sa.select(s.c.item_id, sa.func.sum(s.c.delta_cents).label("settled_cents"),
+                      sa.func.max(s.c.move_date).label("last_move"))
+            .group_by(s.c.item_id).subquery("item_life"))
+
+
+#: Stands in for "never closed" in the close-date band join (a typed parameter, portable).
+_NEVER = dt.date(9999, 12, 31)
+
+
 def open_items_over(dates: Iterable[dt.date], flt: LedgerFilter = NO_FILTER) -> sa.Subquery:
     """Like :func:`open_items` for many as-of dates at once (one query for a trend).
 
     Columns: ``as_of`` plus the columns of :func:`open_items`.
+
+    Only (date, item) pairs that can be open are built: an item is a candidate at D when
+    ``invoice_date <= D < close date``, where the close date (:func:`item_life`) is the date of the last
+    movement of an item that ends fully settled (its invoice date when it never had a balance), and
+    "never" otherwise. At D >= close date the open amount is the final total, 0, so skipping those pairs
+    changes nothing; it keeps a 24-date trend of a ledger of millions of mostly-paid invoices to the
+    items actually open at each date instead of every item issued by then. Settlements dated <= D are
+    then summed for the candidates only.
     """
     dates = sorted(set(dates))
     dv = date_values(dates)
-    s = settlements()
-    settled = (
-        sa.select(dv.c.as_of, s.c.item_id, sa.func.sum(s.c.delta_cents).label("settled_cents"))
-        .select_from(dv.join(s, s.c.move_date <= dv.c.as_of))
-        .group_by(dv.c.as_of, s.c.item_id)
-        .subquery("settled_over")
+    life = item_life()
+    settled_total = sa.func.coalesce(life.c.settled_cents, 0)
+    close_date = sa.case(
+        (inv.c.amount_cents + settled_total == 0, sa.func.coalesce(life.c.last_move, inv.c.invoice_date)),
+        else_=sa.literal(_NEVER, sa.Date))
+    cand = (
+        sa.select(dv.c.as_of, inv.c.id.label("invoice_id"), inv.c.customer_id, inv.c.doc_type, inv.c.invoice_date,
+                  inv.c.due_date, inv.c.currency, inv.c.amount_cents)
+        .select_from(dv.join(inv.outerjoin(life, life.c.item_id == inv.c.id),
+                             sa.and_(inv.c.invoice_date <= dv.c.as_of, dv.c.as_of < close_date)))
     )
-    open_cents = inv.c.amount_cents + sa.func.coalesce(settled.c.settled_cents, 0)
+    cand = flt.apply_to_invoices(cand).subquery("open_candidates")
+    s = settlements()
+    open_cents = cand.c.amount_cents + sa.func.coalesce(sa.func.sum(s.c.delta_cents), 0)
     stmt = (
         sa.select(
-            dv.c.as_of, inv.c.id.label("invoice_id"), inv.c.customer_id, inv.c.doc_type, inv.c.invoice_date,
-            inv.c.due_date, inv.c.currency, inv.c.amount_cents, open_cents.label("open_cents"),
-            days_between(inv.c.due_date, dv.c.as_of).label("days_past_due"),
+            cand.c.as_of, cand.c.invoice_id, cand.c.customer_id, cand.c.doc_type, cand.c.invoice_date,
+            cand.c.due_date, cand.c.currency, cand.c.amount_cents, open_cents.label("open_cents"),
+            days_between(cand.c.due_date, cand.c.as_of).label("days_past_due"),
         )
-        .select_from(
-            dv.join(inv, inv.c.invoice_date <= dv.c.as_of).outerjoin(
-                settled, sa.and_(settled.c.item_id == inv.c.id, settled.c.as_of == dv.c.as_of))
-        )
-        .where(open_cents != 0)
+        .select_from(cand.outerjoin(s, sa.and_(s.c.item_id == cand.c.invoice_id, s.c.move_date <= cand.c.as_of)))
+        .group_by(cand.c.as_of, cand.c.invoice_id, cand.c.customer_id, cand.c.doc_type, cand.c.invoice_date,
+                  cand.c.due_date, cand.c.currency, cand.c.amount_cents)
+        .having(open_cents != 0)
     )
-    return flt.apply_to_invoices(stmt).subquery("open_items_over")
+    return stmt.subquery("open_items_over")
