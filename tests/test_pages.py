@@ -8,7 +8,6 @@ recorded on Customer 360 lands in the audit log, and roles without access are re
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
 from pathlib import Path
 
@@ -32,39 +31,16 @@ ROLES = ("admin", "manager", "finance", "collector")
 MY_PAGES = [p for p in PAGE_ACCESS if (ROOT / "pages" / f"{p}.py").is_file()]
 
 
-def _generate(path: Path) -> str:
-    from analytics import generator
-
-    url = f"duckdb:///{path}"
-    engine = db.connect(url)
-    generator.generate(engine, customers=40, invoices=1500, seed=11)
-    engine.dispose()
-    return url
-
-
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    """A small generated ledger file, never opened by the app (copied for each use)."""
-    pytest.importorskip("analytics.generator")
-    path = tmp_path_factory.mktemp("ledger") / "pristine.duckdb"
-    _generate(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def ledger_url(pristine, tmp_path_factory) -> str:
-    """Read-only ledger shared by the module's tests."""
-    path = tmp_path_factory.mktemp("ro") / "ledger.duckdb"
-    shutil.copy(pristine, path)
-    return f"duckdb:///{path}"
+def ledger_url(small_ledger_url) -> str:
+    """The suite's shared generated ledger (read-only here)."""
+    return small_ledger_url
 
 
 @pytest.fixture
-def writable_url(pristine, tmp_path) -> str:
+def writable_url(small_ledger_copy) -> str:
     """A fresh copy of the ledger for a test that writes."""
-    path = tmp_path / "ledger.duckdb"
-    shutil.copy(pristine, path)
-    return f"duckdb:///{path}"
+    return small_ledger_copy
 
 
 @pytest.fixture(scope="module")
