@@ -1,0 +1,414 @@
+"""Cash-application reports: unapplied cash aging, KPIs, refund package, month-end roll-forward.
+
+Aggregations run in the database (SQLAlchemy Core, identical on DuckDB, SQLite and PostgreSQL);
+only per-month or per-receipt results come back to pandas.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from analytics import schema
+from analytics.cash_app.matching import unapplied_receipts_query
+from analytics.db import date_values, days_between
+from analytics.ledger import NO_FILTER, LedgerFilter, open_items, open_items_over, settlements
+
+rc = schema.receipts
+ap = schema.applications
+inv = schema.invoices
+adj = schema.adjustments
+mp = schema.match_proposals
+cust = schema.customers
+
+#: Age buckets of unapplied cash, days since the receipt date: (label, low, high inclusive).
+UNAPPLIED_BUCKETS = (("0-7", 0, 7), ("8-30", 8, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
+
+
+def _receipt_filter(stmt: sa.Select, flt: LedgerFilter, receipts=rc) -> sa.Select:
+    """Apply a ledger filter to receipts. Unidentified receipts (no customer) only pass a filter
+    without customer criteria (currency only)."""
+    clause = flt.customer_clause(receipts.c.customer_id)
+    if clause is not None:
+        stmt = stmt.where(clause)
+    if flt.currencies:
+        stmt = stmt.where(receipts.c.currency.in_(flt.currencies))
+    return stmt
+
+
+def unapplied_cash(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """Receipts with unapplied cash at ``as_of`` and their age.
+
+    ``unapplied_cents = amount − Σ applications from the receipt dated <= as_of``;
+    ``age_days = as_of − receipt_date``.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``receipt_id, customer_id, customer_name, receipt_date, currency, amount_cents,
+        unapplied_cents, age_days, bucket, remittance_ref, pending_proposals`` oldest first.
+
+    Example
+    -------
+    >>> unapplied_cash(conn, dt.date(2026, 10, 31)).unapplied_cents.sum()  # doctest: +SKIP
+    """
+    u = _receipt_filter(unapplied_receipts_query(as_of), flt).subquery("u")
+    pending = (sa.select(mp.c.receipt_id, sa.func.count().label("n")).where(mp.c.status == "proposed")
+               .group_by(mp.c.receipt_id).subquery("p"))
+    age = days_between(u.c.receipt_date, sa.literal(as_of, sa.Date))
+    stmt = (sa.select(u.c.receipt_id, u.c.customer_id, cust.c.name.label("customer_name"), u.c.receipt_date,
+                      u.c.currency, u.c.amount_cents, u.c.unapplied_cents, age.label("age_days"),
+                      u.c.remittance_ref, sa.func.coalesce(pending.c.n, 0).label("pending_proposals"))
+            .select_from(u.outerjoin(cust, cust.c.id == u.c.customer_id)
+                         .outerjoin(pending, pending.c.receipt_id == u.c.receipt_id))
+            .order_by(u.c.receipt_date, u.c.receipt_id))
+    cols = ["receipt_id", "customer_id", "customer_name", "receipt_date", "currency", "amount_cents",
+            "unapplied_cents", "age_days", "remittance_ref", "pending_proposals"]
+    frame = pd.DataFrame(conn.execute(stmt).all(), columns=cols)
+    for col in ("amount_cents", "unapplied_cents", "age_days", "pending_proposals"):
+        frame[col] = frame[col].astype("int64")
+    frame["receipt_date"] = pd.to_datetime(frame["receipt_date"]).dt.date
+    frame.insert(8, "bucket", [_bucket(a) for a in frame["age_days"]])
+    return frame
+
+
+def _bucket(age: int) -> str:
+    for label, lo, hi in UNAPPLIED_BUCKETS:
+        if age >= lo and (hi is None or age <= hi):
+            return label
+    return UNAPPLIED_BUCKETS[0][0]
+
+
+def unapplied_aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """Unapplied cash at ``as_of`` by age bucket (days since receipt), summed in SQL.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``bucket, bucket_order, unapplied_cents, receipts`` — every bucket, zeros included.
+    """
+    u = _receipt_filter(unapplied_receipts_query(as_of), flt).subquery("u")
+    age = days_between(u.c.receipt_date, sa.literal(as_of, sa.Date))
+    whens = []
+    for k, (label, lo, hi) in enumerate(UNAPPLIED_BUCKETS):
+        cond = age >= lo if hi is None else sa.and_(age >= lo, age <= hi)
+        whens.append((cond, k))
+    order = sa.case(*whens, else_=0).label("bucket_order")
+    inner = sa.select(order, u.c.unapplied_cents).subquery("b")
+    rows = conn.execute(sa.select(inner.c.bucket_order, sa.func.sum(inner.c.unapplied_cents), sa.func.count())
+                        .group_by(inner.c.bucket_order)).all()
+    got = {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+    return pd.DataFrame({
+        "bucket": [b[0] for b in UNAPPLIED_BUCKETS],
+        "bucket_order": list(range(len(UNAPPLIED_BUCKETS))),
+        "unapplied_cents": [got.get(k, (0, 0))[0] for k in range(len(UNAPPLIED_BUCKETS))],
+        "receipts": [got.get(k, (0, 0))[1] for k in range(len(UNAPPLIED_BUCKETS))],
+    }).astype({"unapplied_cents": "int64", "receipts": "int64", "bucket_order": "int64"})
+
+
+def _no_digits(col) -> sa.ColumnElement[bool]:
+    return sa.and_(*[sa.not_(col.like(f"%{d}%")) for d in "0123456789"])
+
+
+def cash_app_kpis(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerFilter = NO_FILTER) -> dict:
+    """Cash-application KPIs for receipts dated in ``[start, end]`` and the backlog at ``end``.
+
+    * ``unapplied_cents`` / ``unapplied_receipts``: unapplied cash at ``end`` (receipt amount less
+      applications dated <= end), every receipt date.
+    * ``auto_match_rate``: receipts with at least one ``auto_applied`` proposal / receipts with any
+      proposal (``match_proposals``, receipts dated in the period); None without proposals.
+    * ``mean_days_to_apply`` / ``median_days_to_apply``: first application date − receipt date,
+      receipts of the period applied by ``end`` (per-receipt days in SQL, mean/median in pandas).
+    * ``applied_share``: receipts of the period with an application by ``end`` / receipts.
+    * ``missing_remittance_share``: receipts of the period whose remittance text is empty or holds
+      no digit (no document number) / receipts.
+    * ``deductions_count`` / ``deductions_cents``: adjustments of kind ``deduction`` dated in the
+      period (short payments turned into deductions; cents as a positive amount).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    start, end : datetime.date
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    dict
+        JSON-ready; shares in [0, 1]; money in cents.
+
+    Example
+    -------
+    >>> cash_app_kpis(conn, dt.date(2026, 8, 1), dt.date(2026, 10, 31))["auto_match_rate"]  # doctest: +SKIP
+    """
+    s, e = sa.literal(start, sa.Date), sa.literal(end, sa.Date)
+    u = _receipt_filter(unapplied_receipts_query(end), flt).subquery("u")
+    unapplied_cents, unapplied_n = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(u.c.unapplied_cents), 0), sa.func.count())).one()
+    period = _receipt_filter(sa.select(rc.c.id, rc.c.receipt_date, rc.c.remittance_ref)
+                             .where(rc.c.receipt_date >= s, rc.c.receipt_date <= e), flt).subquery("per")
+    first = (sa.select(ap.c.receipt_id, sa.func.min(ap.c.applied_date).label("first_applied"))
+             .where(ap.c.receipt_id.is_not(None), ap.c.applied_date <= e, ap.c.amount_cents > 0)
+             .group_by(ap.c.receipt_id).subquery("first"))
+    missing = sa.or_(period.c.remittance_ref.is_(None), _no_digits(period.c.remittance_ref))
+    n, n_missing = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((missing, 1), else_=0)), 0))
+        .select_from(period)).one()
+    days = [int(r[0]) for r in conn.execute(
+        sa.select(days_between(period.c.receipt_date, first.c.first_applied))
+        .select_from(period.join(first, first.c.receipt_id == period.c.id))).all()]
+    props = (sa.select(mp.c.receipt_id, sa.func.max(sa.case((mp.c.status == "auto_applied", 1), else_=0)).label("auto"))
+             .group_by(mp.c.receipt_id).subquery("props"))
+    n_prop, n_auto = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(props.c.auto), 0))
+        .select_from(period.join(props, props.c.receipt_id == period.c.id))).one()
+    dq = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(-adj.c.amount_cents), 0))
+          .select_from(adj.join(inv, inv.c.id == adj.c.invoice_id))
+          .where(adj.c.kind == "deduction", adj.c.adj_date >= s, adj.c.adj_date <= e))
+    ded_n, ded_c = conn.execute(flt.apply_to_invoices(dq)).one()
+    series = pd.Series(days, dtype="float64")
+    return {
+        "start": start.isoformat(), "end": end.isoformat(),
+        "unapplied_cents": int(unapplied_cents), "unapplied_receipts": int(unapplied_n),
+        "receipts": int(n),
+        "auto_match_rate": round(int(n_auto) / int(n_prop), 4) if n_prop else None,
+        "receipts_with_proposals": int(n_prop),
+        "mean_days_to_apply": round(float(series.mean()), 2) if len(series) else None,
+        "median_days_to_apply": float(series.median()) if len(series) else None,
+        "applied_share": round(len(days) / int(n), 4) if n else None,
+        "missing_remittance_share": round(int(n_missing) / int(n), 4) if n else None,
+        "deductions_count": int(ded_n), "deductions_cents": int(ded_c),
+    }
+
+
+def refund_package(conn: sa.Connection, customer_id: str | None = None, as_of: dt.date | None = None,
+                   flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """Customers holding a credit balance to refund: overpayments and open credit memos.
+
+    Per customer and currency at ``as_of``: ``unapplied_cash_cents`` (identified receipts'
+    unapplied amounts), ``open_credit_cents`` (open credit memos, as a positive amount),
+    ``open_debit_cents`` (open invoices and debit memos); ``refundable_cents = unapplied cash +
+    open credit − open debit`` and only customers with ``refundable_cents > 0`` are listed, with
+    the source documents.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    customer_id : str, optional
+        Only this customer.
+    as_of : datetime.date, optional
+        Default today (or the last receipt date when later).
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id, customer_name, currency, unapplied_cash_cents, open_credit_cents,
+        open_debit_cents, refundable_cents, source_receipts, source_credit_memos``.
+
+    Example
+    -------
+    >>> refund_package(conn, "CUST-0000001")  # doctest: +SKIP
+    """
+    from analytics.cash_app.matching import default_as_of
+
+    as_of = as_of or default_as_of(conn)
+    if customer_id is not None:
+        flt = LedgerFilter(**{**{f: getattr(flt, f) for f in flt.__dataclass_fields__}, "customers": (customer_id,)})
+    u = _receipt_filter(unapplied_receipts_query(as_of), flt).where(rc.c.customer_id.is_not(None))
+    receipts = pd.DataFrame(conn.execute(u).mappings().all())
+    oi = open_items(as_of, flt)
+    bal = conn.execute(sa.select(
+        oi.c.customer_id, oi.c.currency,
+        sa.func.sum(sa.case((oi.c.open_cents < 0, -oi.c.open_cents), else_=0)).label("credit"),
+        sa.func.sum(sa.case((oi.c.open_cents > 0, oi.c.open_cents), else_=0)).label("debit"))
+        .group_by(oi.c.customer_id, oi.c.currency)).all()
+    totals: dict[tuple, dict] = {}
+    for r in bal:
+        totals[(r.customer_id, r.currency)] = {"cash": 0, "credit": int(r.credit), "debit": int(r.debit),
+                                               "receipts": [], "memos": []}
+    for r in receipts.itertuples(index=False) if not receipts.empty else []:
+        t = totals.setdefault((r.customer_id, r.currency), {"cash": 0, "credit": 0, "debit": 0,
+                                                            "receipts": [], "memos": []})
+        t["cash"] += int(r.unapplied_cents)
+        t["receipts"].append(f"{r.receipt_id} ({int(r.unapplied_cents) / 100:.2f})")
+    keep = {k: v for k, v in totals.items() if v["cash"] + v["credit"] - v["debit"] > 0}
+    if keep:
+        memos = conn.execute(sa.select(oi.c.customer_id, oi.c.currency, oi.c.invoice_id, oi.c.open_cents)
+                             .where(oi.c.open_cents < 0).order_by(oi.c.invoice_date, oi.c.invoice_id)).all()
+        for m in memos:
+            if (m.customer_id, m.currency) in keep:
+                keep[(m.customer_id, m.currency)]["memos"].append(f"{m.invoice_id} ({-int(m.open_cents) / 100:.2f})")
+    names = dict(conn.execute(sa.select(cust.c.id, cust.c.name).where(
+        cust.c.id.in_(sorted({k[0] for k in keep}) or [""]))).all())
+    rows = [{"customer_id": k[0], "customer_name": names.get(k[0]), "currency": k[1],
+             "unapplied_cash_cents": v["cash"], "open_credit_cents": v["credit"], "open_debit_cents": v["debit"],
+             "refundable_cents": v["cash"] + v["credit"] - v["debit"],
+             "source_receipts": ", ".join(v["receipts"]), "source_credit_memos": ", ".join(v["memos"])}
+            for k, v in sorted(keep.items())]
+    cols = ["customer_id", "customer_name", "currency", "unapplied_cash_cents", "open_credit_cents",
+            "open_debit_cents", "refundable_cents", "source_receipts", "source_credit_memos"]
+    frame = pd.DataFrame(rows, columns=cols)
+    for col in cols[3:7]:
+        frame[col] = frame[col].astype("int64")
+    return frame.sort_values("refundable_cents", ascending=False, kind="stable", ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Month-end roll-forward
+# ------------------------------------------------------------------------------------------------
+def _month(text_or_date) -> dt.date:
+    from analytics.errors import UserError
+
+    if isinstance(text_or_date, dt.date):
+        return text_or_date.replace(day=1)
+    try:
+        y, m = str(text_or_date).strip().split("-")[:2]
+        return dt.date(int(y), int(m), 1)
+    except (ValueError, TypeError):
+        raise UserError(f"month: {text_or_date!r} is not a month (YYYY-MM)") from None
+
+
+def _month_end(first: dt.date) -> dt.date:
+    return first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+ROLLFORWARD_COLUMNS = ["month", "currency", "opening_cents", "invoices_cents", "debit_memos_cents",
+                       "credit_memos_cents", "cash_applied_cents", "credit_memos_applied_net_cents",
+                       "write_offs_cents", "deductions_cents", "other_adjustments_cents", "closing_cents",
+                       "open_items_cents", "difference_cents", "unapplied_cash_cents"]
+
+
+def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """Month-end AR roll-forward, per month and currency, tied to the open items to the cent.
+
+    ``closing = opening + invoices + debit memos + credit memos (negative) + cash applied
+    (negative; unapplies positive) + credit memos applied (invoice side + credit-memo side: nets to
+    0 when both documents exist) + write-offs + deductions + other adjustments`` (adjustments signed
+    as their effect on AR). ``opening`` of the first month is the open-items total at the day before
+    it; each later opening is the previous closing. ``open_items_cents`` is the total of
+    :func:`analytics.ledger.open_items` at the month end and ``difference_cents = closing −
+    open_items`` must be 0. A movement counts in the month of the later of its own date and its
+    item's document date (a settlement cannot reduce AR before the item exists), exactly as the
+    as-of reconstruction does. ``unapplied_cash_cents`` (receipts not yet applied, not part of AR)
+    is shown for information.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    start_month, end_month : str ``YYYY-MM`` or datetime.date
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ROLLFORWARD_COLUMNS`; ``month`` is the month-end date.
+
+    Example
+    -------
+    >>> rf = rollforward(conn, "2025-01", "2025-12")  # doctest: +SKIP
+    >>> (rf.difference_cents == 0).all()  # doctest: +SKIP
+    True
+    """
+    from analytics.errors import UserError
+
+    first, last = _month(start_month), _month(end_month)
+    if last < first:
+        raise UserError(f"month range: {end_month} is before {start_month}")
+    months = []
+    m = first
+    while m <= last:
+        months.append((m, _month_end(m)))
+        m = (m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    if len(months) > 240:
+        raise UserError("month range: at most 240 months")
+    opening_day = first - dt.timedelta(days=1)
+    ends = [e for _, e in months]
+
+    # opening and the as-of check, from the as-of reconstruction
+    oi0 = open_items(opening_day, flt)
+    opening = {r[0]: int(r[1]) for r in conn.execute(
+        sa.select(oi0.c.currency, sa.func.sum(oi0.c.open_cents)).group_by(oi0.c.currency)).all()}
+    over = open_items_over(ends, flt)
+    check = {(_d(r[0]), r[1]): int(r[2]) for r in conn.execute(
+        sa.select(over.c.as_of, over.c.currency, sa.func.sum(over.c.open_cents))
+        .group_by(over.c.as_of, over.c.currency)).all()}
+
+    mv = date_values([s for s, _ in months], name="months", column="month_start")
+    mv_end = sa.case(*[(mv.c.month_start == s, sa.literal(e, sa.Date)) for s, e in months]).label("month_end")
+    months_q = sa.select(mv.c.month_start, mv_end).subquery("mq")
+    # issued documents
+    issued = flt.apply_to_invoices(
+        sa.select(months_q.c.month_end, inv.c.currency, inv.c.doc_type.label("kind"),
+                  sa.func.sum(inv.c.amount_cents).label("cents"))
+        .select_from(months_q.join(inv, sa.and_(inv.c.invoice_date >= months_q.c.month_start,
+                                                inv.c.invoice_date <= months_q.c.month_end)))
+        .group_by(months_q.c.month_end, inv.c.currency, inv.c.doc_type))
+    # settlements, at the later of their own date and the item's date
+    st = settlements()
+    eff = sa.case((st.c.move_date > inv.c.invoice_date, st.c.move_date), else_=inv.c.invoice_date)
+    moves = flt.apply_to_invoices(
+        sa.select(months_q.c.month_end, inv.c.currency, st.c.kind, sa.func.sum(st.c.delta_cents).label("cents"))
+        .select_from(st.join(inv, inv.c.id == st.c.item_id)
+                     .join(months_q, sa.and_(eff >= months_q.c.month_start, eff <= months_q.c.month_end)))
+        .group_by(months_q.c.month_end, inv.c.currency, st.c.kind))
+    flows: dict[tuple, dict[str, int]] = {}
+    for q in (issued, moves):
+        for r in conn.execute(q).all():
+            flows.setdefault((_d(r[0]), r[1]), {})[r[2]] = int(r[3])
+    # unapplied cash at each month end (information)
+    dv = date_values(ends)
+    appl = (sa.select(dv.c.as_of, ap.c.receipt_id, sa.func.sum(ap.c.amount_cents).label("applied"))
+            .select_from(dv.join(ap, ap.c.applied_date <= dv.c.as_of)).where(ap.c.receipt_id.is_not(None))
+            .group_by(dv.c.as_of, ap.c.receipt_id).subquery("appl"))
+    unap_q = _receipt_filter(
+        sa.select(dv.c.as_of, rc.c.currency,
+                  sa.func.sum(rc.c.amount_cents - sa.func.coalesce(appl.c.applied, 0)).label("cents"))
+        .select_from(dv.join(rc, rc.c.receipt_date <= dv.c.as_of)
+                     .outerjoin(appl, sa.and_(appl.c.as_of == dv.c.as_of, appl.c.receipt_id == rc.c.id)))
+        .group_by(dv.c.as_of, rc.c.currency), flt)
+    unapplied = {(_d(r[0]), r[1]): int(r[2]) for r in conn.execute(unap_q).all()}
+
+    currencies = sorted(set(opening) | {k[1] for k in check} | {k[1] for k in flows})
+    rows = []
+    for cur in currencies:
+        balance = opening.get(cur, 0)
+        for _, end in months:
+            f = flows.get((end, cur), {})
+            row = {"month": end, "currency": cur, "opening_cents": balance,
+                   "invoices_cents": f.get("invoice", 0), "debit_memos_cents": f.get("debit_memo", 0),
+                   "credit_memos_cents": f.get("credit_memo", 0), "cash_applied_cents": f.get("cash", 0),
+                   "credit_memos_applied_net_cents": f.get("credit", 0) + f.get("credit_used", 0),
+                   "write_offs_cents": f.get("write_off", 0), "deductions_cents": f.get("deduction", 0),
+                   "other_adjustments_cents": f.get("adjustment", 0)}
+            closing = sum(v for k, v in row.items() if k.endswith("_cents"))
+            row["closing_cents"] = closing
+            row["open_items_cents"] = check.get((end, cur), 0)
+            row["difference_cents"] = closing - row["open_items_cents"]
+            row["unapplied_cash_cents"] = unapplied.get((end, cur), 0)
+            rows.append(row)
+            balance = closing
+    frame = pd.DataFrame(rows, columns=ROLLFORWARD_COLUMNS)
+    for col in ROLLFORWARD_COLUMNS[2:]:
+        frame[col] = frame[col].astype("int64")
+    return frame.sort_values(["month", "currency"], kind="stable", ignore_index=True)
+
+
+def ties_out(frame: pd.DataFrame) -> bool:
+    """True when every roll-forward row's ``difference_cents`` is 0 (subledger = open items)."""
+    return bool((frame["difference_cents"] == 0).all())
+
+
+def _d(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()
