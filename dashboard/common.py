@@ -604,7 +604,10 @@ def excel_bytes(frame: pd.DataFrame, sheet: str = "data") -> bytes:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].dt.tz_localize(None)
     buf = io.BytesIO()
-    with pd.ExcelWriter(buf, engine="xlsxwriter") as writer:
+    # Text is written as text: a cell like "=cmd|' /C calc'!A0" from an imported file must never
+    # become a live formula (or link) in the downloaded workbook.
+    options = {"strings_to_formulas": False, "strings_to_urls": False}
+    with pd.ExcelWriter(buf, engine="xlsxwriter", engine_kwargs={"options": options}) as writer:
         out.to_excel(writer, sheet_name=(sheet or "data")[:31], index=False)
         ws = writer.sheets[(sheet or "data")[:31]]
         for idx, col in enumerate(out.columns):
@@ -613,8 +616,23 @@ def excel_bytes(frame: pd.DataFrame, sheet: str = "data") -> bytes:
     return buf.getvalue()
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``frame`` whose text cells that a spreadsheet would run as a formula (starting with
+    ``= + - @``, tab or carriage return) are prefixed with ``'`` (CSV injection, OWASP advice).
+    Numeric columns are untouched."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return out
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+    """The frame as UTF-8 CSV, with formula-like text neutralised (:func:`neutralise_formulas`)."""
+    return neutralise_formulas(frame).to_csv(index=False).encode("utf-8")
 
 
 def download_buttons(frame: pd.DataFrame, name: str, *, key: str | None = None) -> None:

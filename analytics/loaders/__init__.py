@@ -190,7 +190,11 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
 def _write_errors(path: str | None, errors: list[RowError]) -> None:
     if path:
-        errors_frame(errors).to_csv(path, index=False)
+        frame = errors_frame(errors)
+        # The values are the file's own cells: keep a formula-like one ("=cmd|...") inert in a spreadsheet.
+        frame["value"] = [("'" + v) if isinstance(v, str) and v.startswith(("=", "+", "-", "@", "\t", "\r")) else v
+                          for v in frame["value"]]
+        frame.to_csv(path, index=False)
 
 
 def _run(args) -> int:

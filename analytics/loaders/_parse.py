@@ -14,6 +14,9 @@ from typing import Any, Callable, Sequence
 from analytics.errors import RowError
 
 CENT = Decimal("0.01")
+# Largest amount accepted: 10 trillion currency units. Keeps every amount (and sums of many) inside the
+# databases' 64-bit integers; larger values are typing errors, refused as row errors.
+MAX_ABS_CENTS = 10**15
 
 
 def is_blank(value: Any) -> bool:
@@ -175,7 +178,10 @@ def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",") ->
             d = -d
     if not d.is_finite():
         raise ValueError("not a number")
-    return int((d / CENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    cents = int((d / CENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if abs(cents) > MAX_ABS_CENTS:
+        raise ValueError(f"amount too large (more than {MAX_ABS_CENTS // 100:,} in absolute value)")
+    return cents
 
 
 class Checker:
