@@ -135,9 +135,12 @@ def _prefix(doc_id: str) -> str:
 def remittance_tokens(text: str | None) -> list[tuple[str, str]]:
     """Candidate document numbers in a remittance text: ``[(prefix, key), ...]`` in text order.
 
+    The prefix (letters just before the digits) is only a hint: documents with the same prefix are
+    preferred when a number matches several.
+
     Example
     -------
-    >>> remittance_tokens("Payment for INV-0003458, inv 0003478 and 3551")
+    >>> remittance_tokens("Payment for INV-0003458, inv 0003478; 3551")
     [('INV', '3458'), ('INV', '3478'), ('', '3551')]
     """
     if not text:
@@ -284,7 +287,8 @@ def _line(rec, customer_id, item: _Item, amount: int, conf: float, rule: str, de
 
 def _reference_pass(rec, book: _Book, state: dict) -> None:
     tokens = remittance_tokens(rec.remittance_ref)
-    customer_id, found, _ = _resolve_references(book, tokens, rec.customer_id)
+    identified = state["customer_id"] is None
+    customer_id, found, _ = _resolve_references(book, tokens, state["customer_id"])
     state["customer_id"] = customer_id
     state["had_tokens"] = bool(tokens)
     found = [(it, ex) for it, ex in found if it.currency == rec.currency]
@@ -293,7 +297,6 @@ def _reference_pass(rec, book: _Book, state: dict) -> None:
     remaining = state["remaining"]
     all_exact = all(ex for _, ex in found)
     ref_sum = sum(it.avail for it, _ in found)
-    identified = rec.customer_id is None
     lines = state["lines"]
     if ref_sum == remaining:
         conf = 0.99 if all_exact else 0.97
@@ -448,10 +451,18 @@ def propose(conn: sa.Connection, as_of: dt.date | None = None,
                          columns=["invoice_id", "customer_id", "currency", "due_date", "invoice_date", "open_cents"])
     all_docs = pd.DataFrame(conn.execute(docs).all(), columns=["id", "customer_id"])
     book = _Book(items, all_docs)
+    # unidentified receipts already partly applied: their payer is the customer of those items
+    payer = {}
+    if unidentified:
+        ids = [r.receipt_id for r in recs if r.customer_id is None]
+        payer = dict(conn.execute(
+            sa.select(ap.c.receipt_id, sa.func.min(inv.c.customer_id))
+            .select_from(ap.join(inv, inv.c.id == ap.c.invoice_id))
+            .where(ap.c.receipt_id.in_(ids), ap.c.applied_date <= as_of).group_by(ap.c.receipt_id)).all())
     states = []
     for rec in recs:
-        state = {"remaining": int(rec.unapplied_cents), "lines": [], "customer_id": rec.customer_id,
-                 "had_tokens": False}
+        state = {"remaining": int(rec.unapplied_cents), "lines": [], "had_tokens": False,
+                 "customer_id": rec.customer_id if rec.customer_id is not None else payer.get(rec.receipt_id)}
         _reference_pass(rec, book, state)
         states.append(state)
     for rec, state in zip(recs, states):

@@ -10,7 +10,9 @@ Rules enforced on every application:
 * never more than the receipt's unapplied amount (all its applications, whatever their date);
 * never more than the item's open amount (all its settlements), and only to invoices and debit
   memos of the receipt's customer, in the receipt's currency, dated on or after both documents;
-* an unidentified receipt (no customer) takes the customer of the items it is applied to.
+* an unidentified receipt (no customer) is applied to one customer's items only: that customer is
+  its payer (recorded in the audit log as ``identify_payer``; the receipt row itself is not
+  rewritten, DuckDB cannot update rows other tables reference).
 """
 from __future__ import annotations
 
@@ -90,6 +92,14 @@ def item_open_cents(conn: sa.Connection, invoice_id: str) -> int:
     return int(amount) - int(paid) + int(used) + int(adjusted)
 
 
+def applied_customers(conn: sa.Connection, receipt_id: str) -> set[str]:
+    """Customers of the items a receipt currently has cash on (net of unapplies)."""
+    net = (sa.select(ap.c.invoice_id, sa.func.sum(ap.c.amount_cents).label("net"))
+           .where(ap.c.receipt_id == receipt_id).group_by(ap.c.invoice_id).subquery("net"))
+    return set(conn.execute(sa.select(inv.c.customer_id).distinct()
+                            .select_from(net.join(inv, inv.c.id == net.c.invoice_id)).where(net.c.net > 0)).scalars())
+
+
 def _normalise(allocations) -> list[tuple[str, int]]:
     if isinstance(allocations, Mapping):
         pairs = list(allocations.items())
@@ -133,9 +143,13 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
             raise UserError(f"allocations: {amount} cents is more than invoice {invoice_id}'s open {open_} cents")
         docs.append(dict(row))
     owners = {d["customer_id"] for d in docs}
-    if customer is None and len(owners) != 1:
-        raise UserError(f"allocations: an unidentified receipt is applied to one customer's items, "
-                        f"got {sorted(owners)}")
+    identified = None
+    if customer is None:
+        owners |= applied_customers(conn, receipt_id)
+        if len(owners) != 1:
+            raise UserError(f"allocations: an unidentified receipt is applied to one customer's items, "
+                            f"got {sorted(owners)}")
+        identified = next(iter(owners))
     day = applied_date or max([r["receipt_date"], dt.date.today()] + [d["invoice_date"] for d in docs])
     day = _as_date(day, "applied_date")
     latest_doc = max([r["receipt_date"]] + [d["invoice_date"] for d in docs])
@@ -144,11 +158,11 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
                         f"({latest_doc.isoformat()})")
     if day > max(dt.date.today(), latest_doc):
         raise UserError(f"applied_date: {day.isoformat()} is in the future")
-    if customer is None:
-        new_customer = owners.pop()
-        conn.execute(rc.update().where(rc.c.id == receipt_id).values(customer_id=new_customer))
+    if identified is not None and not applied_customers(conn, receipt_id):
+        # The receipt row is not rewritten (DuckDB cannot update a row other tables reference);
+        # the payer is the customer of the items the receipt is applied to, recorded here.
         append_audit(conn, user.username, "identify_payer", rc.name, receipt_id, {"customer_id": None},
-                     {"customer_id": new_customer})
+                     {"customer_id": identified})
     ids = []
     for invoice_id, amount in allocations:
         values = dict(receipt_id=receipt_id, credit_memo_id=None, invoice_id=invoice_id, amount_cents=amount,
