@@ -98,8 +98,8 @@ def _settle(page, timeout: float = 20.0) -> None:
     deadline = time.time() + timeout
     quiet_since = None
     while time.time() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count() > 0 or \
-            page.locator('[data-testid="stSkeleton"]').count() > 0
+        running = any(page.locator(f'[data-testid="{tid}"]').count() > 0
+                      for tid in ("stStatusWidget", "stSkeleton", "stSpinner"))
         if running:
             quiet_since = None
         elif quiet_since is None:
@@ -148,7 +148,7 @@ def test_sign_in_and_visit_every_page(server, browser):
     for i, title in enumerate(titles, start=1):
         nav.locator("a", has_text=title).first.click()
         page.locator("h1", has_text=title.split(" &")[0]).first.wait_for(timeout=30_000)
-        _settle(page, timeout=40.0)
+        _settle(page, timeout=90.0)  # first Worklist/Risk visit trains the model
         slug = "".join(ch if ch.isalnum() else "_" for ch in title.lower())
         page.screenshot(path=str(ARTIFACTS / f"{i:02d}_{slug}.png"), full_page=True)
         _check(page, title)
