@@ -20,7 +20,8 @@ def _ledger(engine):
         conn.execute(schema.customers.insert(), [dict(id="K1", name="One", currency="USD"),
                                                  dict(id="K2", name="Two", currency="EUR")])
         docs = [("INV-A", "K1", "invoice", D(2024, 12, 10), 10_000), ("INV-B", "K1", "invoice", D(2025, 1, 5), 20_000),
-                ("DM-1", "K1", "debit_memo", D(2025, 1, 7), 1_000), ("CM-1", "K1", "credit_memo", D(2025, 1, 10), -3_000),
+                ("DM-1", "K1", "debit_memo", D(2025, 1, 7), 1_000),
+                ("CM-1", "K1", "credit_memo", D(2025, 1, 10), -3_000),
                 ("CM-2", "K1", "credit_memo", D(2025, 2, 27), -1_500), ("INV-C", "K1", "invoice", D(2025, 3, 2), 6_000),
                 ("INV-E", "K2", "invoice", D(2025, 2, 14), 5_000)]
         conn.execute(schema.invoices.insert(), [
@@ -35,7 +36,8 @@ def _ledger(engine):
                 ("R2", None, "INV-C", 4_000, D(2025, 2, 25)),   # dated before INV-C exists: counts in March
                 (None, "CM-2", "INV-B", 1_500, D(2025, 3, 3))]  # CM issued in Feb, applied in March: net 0
         conn.execute(schema.applications.insert(), [
-            dict(receipt_id=r, credit_memo_id=c, invoice_id=i, amount_cents=a, applied_date=d) for r, c, i, a, d in apps])
+            dict(receipt_id=r, credit_memo_id=c, invoice_id=i, amount_cents=a, applied_date=d)
+            for r, c, i, a, d in apps])
         conn.execute(schema.adjustments.insert(), [
             dict(invoice_id="INV-B", adj_date=D(2025, 1, 25), amount_cents=-2_000, kind="write_off"),
             dict(invoice_id="DM-1", adj_date=D(2025, 1, 26), amount_cents=-500, kind="deduction"),

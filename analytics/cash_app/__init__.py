@@ -25,15 +25,16 @@ import json
 from analytics.cash_app.evaluation import evaluate_matching
 from analytics.cash_app.matching import default_as_of, propose, remittance_tokens
 from analytics.cash_app.posting import (accept_proposal, accept_proposals, apply, item_open_cents,
-                                        receipt_unapplied_cents, reject_proposal, run_matching, unapply)
-from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, refund_package, rollforward, ties_out,
-                                        unapplied_aging, unapplied_cash)
+                                        receipt_unapplied_cents, reject_proposal, reject_proposals, run_matching,
+                                        unapply)
+from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, pending_proposals, refund_package,
+                                        rollforward, ties_out, unapplied_aging, unapplied_cash)
 
 __all__ = [
     "UNAPPLIED_BUCKETS", "accept_proposal", "accept_proposals", "apply", "cash_app_kpis", "default_as_of",
-    "evaluate_matching", "item_open_cents", "propose", "receipt_unapplied_cents", "refund_package",
-    "reject_proposal", "remittance_tokens", "rollforward", "run_matching", "ties_out", "unapplied_aging",
-    "unapplied_cash", "unapply",
+    "evaluate_matching", "item_open_cents", "pending_proposals", "propose", "receipt_unapplied_cents",
+    "refund_package", "reject_proposal", "reject_proposals", "remittance_tokens", "rollforward", "run_matching",
+    "ties_out", "unapplied_aging", "unapplied_cash", "unapply",
 ]
 
 

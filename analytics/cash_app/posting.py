@@ -134,7 +134,8 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
         if row["doc_type"] == "credit_memo":
             raise UserError(f"invoice_id: {invoice_id} is a credit memo; cash is applied to invoices and debit memos")
         if row["currency"] != r["currency"]:
-            raise UserError(f"invoice_id: {invoice_id} is in {row['currency']}, receipt {receipt_id} in {r['currency']}")
+            raise UserError(f"invoice_id: {invoice_id} is in {row['currency']}, "
+                            f"receipt {receipt_id} in {r['currency']}")
         if customer is not None and row["customer_id"] != customer:
             raise UserError(f"invoice_id: {invoice_id} belongs to {row['customer_id']}, receipt {receipt_id} "
                             f"to {customer}")
@@ -311,18 +312,34 @@ def accept_proposal(engine: sa.Engine, user: User, proposal_id: int, applied_dat
     return accept_proposals(engine, user, [proposal_id], applied_date)[0]
 
 
-def reject_proposal(engine: sa.Engine, user: User, proposal_id: int, reason: str | None = None) -> None:
-    """Mark a proposal ``rejected`` (nothing applied); audited with the optional reason."""
+def reject_proposals(engine: sa.Engine, user: User, proposal_ids: Iterable[int], reason: str | None = None) -> int:
+    """Mark proposals ``rejected`` (nothing applied), all or none; audited with the optional reason.
+
+    Returns
+    -------
+    int
+        How many proposals were rejected.
+    """
     require(user, ACTION)
+    proposal_ids = [int(p) for p in proposal_ids]
+    if not proposal_ids:
+        raise UserError("proposal_ids: nothing to reject")
     with _begin(engine) as conn:
-        before = _proposal(conn, int(proposal_id))
         now = _utcnow()
-        conn.execute(mp.update().where(mp.c.id == int(proposal_id)).values(
-            status="rejected", decided_by=user.username, decided_at=now))
-        append_audit(conn, user.username, "reject_proposal", mp.name, proposal_id, before,
-                     {**before, "status": "rejected", "decided_by": user.username, "decided_at": now,
-                      "reason": reason})
+        for pid in proposal_ids:
+            before = _proposal(conn, pid)
+            conn.execute(mp.update().where(mp.c.id == pid).values(
+                status="rejected", decided_by=user.username, decided_at=now))
+            append_audit(conn, user.username, "reject_proposal", mp.name, pid, before,
+                         {**before, "status": "rejected", "decided_by": user.username, "decided_at": now,
+                          "reason": reason})
         bump_ledger_version(conn)
+    return len(proposal_ids)
+
+
+def reject_proposal(engine: sa.Engine, user: User, proposal_id: int, reason: str | None = None) -> None:
+    """Reject one proposal (see :func:`reject_proposals`)."""
+    reject_proposals(engine, user, [proposal_id], reason)
 
 
 def run_matching(engine: sa.Engine, user: User, auto_threshold: float = 0.95, as_of: dt.date | None = None,

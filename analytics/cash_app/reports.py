@@ -412,3 +412,43 @@ def _d(value) -> dt.date:
     if isinstance(value, dt.date):
         return value
     return pd.Timestamp(value).date()
+
+
+def pending_proposals(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """The review queue: proposals with status ``proposed``, with their receipt and item.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    flt : LedgerFilter, optional
+        Applied to the proposed item's customer and currency.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``proposal_id, receipt_id, receipt_date, receipt_amount_cents, remittance_ref, customer_id,
+        customer_name, invoice_id, invoice_date, amount_cents, confidence, rule, created_at``, by
+        receipt date then confidence (highest first).
+
+    Example
+    -------
+    >>> pending_proposals(conn).rule.value_counts()  # doctest: +SKIP
+    """
+    stmt = flt.apply_to_invoices(
+        sa.select(mp.c.id.label("proposal_id"), mp.c.receipt_id, rc.c.receipt_date,
+                  rc.c.amount_cents.label("receipt_amount_cents"), rc.c.remittance_ref, inv.c.customer_id,
+                  cust.c.name.label("customer_name"), mp.c.invoice_id, inv.c.invoice_date, mp.c.amount_cents,
+                  mp.c.confidence, mp.c.rule, mp.c.created_at)
+        .select_from(mp.join(rc, rc.c.id == mp.c.receipt_id).join(inv, inv.c.id == mp.c.invoice_id)
+                     .join(cust, cust.c.id == inv.c.customer_id))
+        .where(mp.c.status == "proposed"))
+    stmt = stmt.order_by(rc.c.receipt_date, mp.c.receipt_id, mp.c.confidence.desc(), mp.c.id)
+    cols = ["proposal_id", "receipt_id", "receipt_date", "receipt_amount_cents", "remittance_ref", "customer_id",
+            "customer_name", "invoice_id", "invoice_date", "amount_cents", "confidence", "rule", "created_at"]
+    frame = pd.DataFrame(conn.execute(stmt).all(), columns=cols)
+    for col in ("proposal_id", "receipt_amount_cents", "amount_cents"):
+        frame[col] = frame[col].astype("int64")
+    frame["confidence"] = frame["confidence"].astype("float64")
+    for col in ("receipt_date", "invoice_date"):
+        frame[col] = pd.to_datetime(frame[col]).dt.date
+    return frame

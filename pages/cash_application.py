@@ -1,0 +1,111 @@
+"""Cash application: the matching queue (accept / reject), unapplied cash and its aging, KPIs,
+refund package and the month-end roll-forward tied to the open items.
+
+Figures from :mod:`analytics.cash_app` (``cash_app_kpis``, ``pending_proposals``, ``unapplied_aging``,
+``unapplied_cash``, ``refund_package``, ``rollforward``); writes through ``run_matching``,
+``accept_proposals`` and ``reject_proposals`` (permission-checked and audited there).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from analytics import cash_app
+from dashboard import common as ui
+
+user = ui.require_page("cash_application")
+as_of, flt = ui.sidebar_filters()
+ui.page_title("Cash application", as_of, flt)
+ui.show_flash()
+engine = ui.get_engine()
+cur = flt.currencies[0] if flt.currencies else ""
+
+start, end = ui.period_picker(as_of, key="ca_period", default="Last 30 days")
+k = ui.cached(cash_app.cash_app_kpis, start, end, flt)
+if k:
+    c = st.columns(5)
+    c[0].metric("Unapplied cash", ui.cents(k["unapplied_cents"], cur), border=True,
+                help=f"{k['unapplied_receipts']:,} receipts not (fully) applied at {end:%d %b %Y}.")
+    c[1].metric("Auto-match rate", ui.pct(k["auto_match_rate"], ratio=True), border=True,
+                help="Receipts with an automatically applied match / receipts with any match proposal.")
+    c[2].metric("Days to apply", ui.num(k["median_days_to_apply"]), border=True,
+                help=f"Median days from receipt to first application; mean {ui.days(k['mean_days_to_apply'])}.")
+    c[3].metric("Missing remittance", ui.pct(k["missing_remittance_share"], ratio=True), border=True,
+                help="Receipts of the period whose remittance text names no document number.")
+    c[4].metric("Deductions opened", f"{k['deductions_count']:,}", border=True,
+                help=f"Short payments posted as deductions in the period: {ui.cents(k['deductions_cents'], cur)}.")
+
+tab_q, tab_u, tab_r, tab_rf = st.tabs(["Queue", "Unapplied cash", "Refunds", "Roll-forward"])
+
+with tab_q:
+    left, right = st.columns([3, 2])
+    threshold = right.slider("Auto-apply at confidence", 0.80, 1.0, 0.95, 0.01, key="ca_threshold",
+                             help="Lines at or above this confidence are applied without review.")
+    left.caption("Matching proposes invoices for every receipt with unapplied cash: remittance references "
+                 "(also with typos), exact amounts, combinations of up to 4 invoices, short payments, "
+                 "oldest first.")
+    if left.button("Run matching", type="primary", key="ca_run", icon=":material/join_inner:"):
+        ui.write_action(cash_app.run_matching, engine, user, auto_threshold=threshold, as_of=as_of,
+                        success="Matching done: {result[auto_applied]} lines applied automatically, "
+                                "{result[queued]} waiting for review.")
+    queue = ui.cached(cash_app.pending_proposals, flt)
+    st.subheader("Waiting for review")
+    picked = ui.table(queue, "cash_application_queue", key="ca_queue",
+                      empty="No proposals waiting for review. Run matching to propose matches.",
+                      on_select="rerun", selection_mode="multi-row",
+                      column_config={"confidence": st.column_config.ProgressColumn(
+                          "Confidence", min_value=0.0, max_value=1.0, format="%.2f")})
+    rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
+    ids = [int(queue.iloc[r]["proposal_id"]) for r in rows if queue is not None and r < len(queue)]
+    b1, b2, _ = st.columns([1, 1, 3])
+    if b1.button(f"Accept ({len(ids)})", key="ca_accept", disabled=not ids, icon=":material/check:"):
+        ui.write_action(cash_app.accept_proposals, engine, user, ids,
+                        success=f"Applied {len(ids)} proposal(s).")
+    if b2.button(f"Reject ({len(ids)})", key="ca_reject", disabled=not ids, icon=":material/close:"):
+        ui.write_action(cash_app.reject_proposals, engine, user, ids, success="Rejected {result} proposal(s).")
+
+with tab_u:
+    aging = ui.cached(cash_app.unapplied_aging, as_of, flt)
+    st.subheader("Aging of unapplied cash")
+    st.caption("Days since the receipt date. Unidentified receipts (no customer) show only without customer "
+               "filters.")
+    if aging is None or int(aging["unapplied_cents"].sum()) == 0:
+        ui.empty_state("No unapplied cash for this filter.")
+    else:
+        st.bar_chart(ui.display_frame(aging), x="bucket", y="unapplied", horizontal=False, height=240)
+        ui.table(aging, f"unapplied_aging_{as_of}", key="ca_aging")
+        detail = ui.cached(cash_app.unapplied_cash, as_of, flt)
+        st.subheader("Receipts")
+        ui.table(detail, f"unapplied_cash_{as_of}", key="ca_unapplied")
+
+with tab_r:
+    st.subheader("Refund package")
+    st.caption("Customers whose unapplied cash and open credit memos exceed what they owe: refundable "
+               "= unapplied cash + open credit − open invoices.")
+    refunds = ui.cached(cash_app.refund_package, None, as_of, flt)
+    ui.table(refunds, f"refund_package_{as_of}", key="ca_refunds", empty="No credit balances to refund.")
+
+with tab_rf:
+    st.subheader("Month-end roll-forward")
+    first_default = (as_of.replace(day=1) - dt.timedelta(days=330)).replace(day=1)
+    c1, c2 = st.columns(2)
+    rf_from = c1.date_input("From month", first_default, key="ca_rf_from")
+    rf_to = c2.date_input("To month", as_of, key="ca_rf_to")
+    rf = ui.run_safely(ui.cached, cash_app.rollforward, rf_from.replace(day=1), rf_to.replace(day=1), flt)
+    if rf is not None:
+        if rf.empty:
+            ui.empty_state("No ledger activity in these months.")
+        else:
+            if cash_app.ties_out(rf):
+                st.success("The subledger ties to the open items at every month end (difference 0.00).",
+                           icon=":material/check_circle:")
+            else:
+                bad = rf[rf["difference_cents"] != 0]
+                st.warning(f"{len(bad)} month(s) do not tie to the open items: see the difference column.",
+                           icon=":material/warning:")
+            st.caption("Opening + invoices + debit memos + credit memos (negative) + cash applied (negative) "
+                       "+ credit memos applied (nets to 0) + write-offs + deductions + other adjustments = "
+                       "closing; difference = closing − open items at the month end. Unapplied cash is "
+                       "shown for information (not part of AR).")
+            ui.table(rf, f"rollforward_{rf_from:%Y%m}_{rf_to:%Y%m}", key="ca_rollforward")
