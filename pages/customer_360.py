@@ -13,7 +13,7 @@ import streamlit as st
 
 from analytics import auth, schema, workflow
 from dashboard import common as ui
-from dashboard import queries as q
+from analytics import accounts as q
 
 user = ui.require_page("customer_360")
 as_of, flt = ui.sidebar_filters()

@@ -18,7 +18,7 @@ import yaml
 from analytics import auth, schema
 from analytics.errors import UserError, ValidationFailed
 from dashboard import common as ui
-from dashboard import queries as q
+from analytics import accounts as q
 
 user = ui.require_page("data")
 engine = ui.get_engine()

@@ -1,8 +1,16 @@
-"""Record look-ups for the dashboard (one account's documents, the customer picker, table exports).
+"""One account's records (Customer 360), the customer picker and table exports.
 
-These are plain listings of ledger rows, not KPIs: every figure (balances as of a date, aging,
-DSO...) comes from :mod:`analytics`; open amounts here reuse :func:`analytics.ledger.open_items`.
-Each function takes a SQLAlchemy Connection first, so it can go through :func:`dashboard.common.cached`.
+These are plain listings of ledger rows, not KPIs; open amounts reuse :func:`analytics.ledger.open_items`.
+Each function takes a SQLAlchemy Connection first, so the dashboard can cache it per ledger version.
+CLI: ``python -m analytics customer CUSTOMER_ID [--as-of D] --json`` prints the whole account.
+
+Example
+-------
+>>> from analytics import db
+>>> engine = db.connect("sqlite://")
+>>> with engine.connect() as conn:
+...     customer_profile(conn, "nobody") is None
+True
 """
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import schema
+from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items
 
 cust = schema.customers
@@ -226,3 +235,64 @@ def table_counts(conn: sa.Connection) -> pd.DataFrame:
     for table in schema.LEDGER_TABLES:
         rows.append((table.name, int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar())))
     return pd.DataFrame(rows, columns=["table", "rows"])
+
+
+def account(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dict:
+    """The whole account as of a date: profile and every record list (what Customer 360 shows).
+
+    Returns
+    -------
+    dict
+        ``profile`` (dict) and DataFrames ``items, receipts, disputes, promises, activities, timeline``.
+
+    Raises
+    ------
+    UserError
+        When the customer does not exist.
+    """
+    profile = customer_profile(conn, customer_id)
+    if profile is None:
+        raise UserError(f"customer {customer_id!r} does not exist")
+    parts = {
+        "items": customer_items(conn, customer_id, as_of),
+        "receipts": customer_receipts(conn, customer_id, as_of),
+        "disputes": customer_disputes(conn, customer_id),
+        "promises": customer_promises(conn, customer_id),
+        "activities": customer_activities(conn, customer_id),
+    }
+    parts["timeline"] = timeline(*parts.values())
+    return {"profile": profile, **parts}
+
+
+def configure_cli(parser) -> None:
+    parser.add_argument("customer_id")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
+                        help="YYYY-MM-DD (default: the ledger's latest date)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=_run_cli)
+
+
+def _run_cli(args) -> int:
+    import json
+
+    from analytics import db
+    from analytics.kpis import latest_date
+
+    engine = db.connect(args.db)
+    with engine.connect() as conn:
+        as_of = args.as_of or latest_date(conn) or dt.date.today()
+        acct = account(conn, args.customer_id, as_of)
+    if args.json:
+        out = {"as_of": as_of.isoformat(), "profile": acct["profile"]}
+        for key, frame in acct.items():
+            if isinstance(frame, pd.DataFrame):
+                out[key] = json.loads(frame.to_json(orient="records", date_format="iso"))
+        print(json.dumps(out, default=str, indent=2))
+        return 0
+    p = acct["profile"]
+    print(f"{p['id']}  {p['name']}  collector {p.get('collector_name') or '-'}  as of {as_of}")
+    items = acct["items"]
+    open_ = items[items["open_cents"] != 0]
+    print(f"open items: {len(open_)}  open amount: {open_['open_cents'].sum() / 100:,.2f} {p['currency']}")
+    print(acct["timeline"].head(20).to_string(index=False))
+    return 0
