@@ -142,12 +142,14 @@ def ledger_version(conn_or_engine: sa.Engine | sa.Connection) -> int:
 
 def bump_ledger_version(conn: sa.Connection) -> int:
     """Increment the ledger version inside the caller's transaction; returns the new value."""
-    new = ledger_version(conn) + 1
     t = schema.ledger_meta
-    updated = conn.execute(t.update().where(t.c.key == _VERSION_KEY).values(value=str(new))).rowcount
+    # Incremented in the database (not read-then-write), so concurrent writers never lose a bump.
+    bumped = sa.cast(sa.cast(t.c.value, sa.Integer) + 1, sa.String(200))
+    updated = conn.execute(t.update().where(t.c.key == _VERSION_KEY).values(value=bumped)).rowcount
     if not updated:
-        conn.execute(t.insert().values(key=_VERSION_KEY, value=str(new)))
-    return new
+        conn.execute(t.insert().values(key=_VERSION_KEY, value="1"))
+    rows = conn.execute(sa.select(t.c.value).where(t.c.key == _VERSION_KEY)).all()  # consumed (DuckDB)
+    return int(rows[0][0])
 
 
 # --------------------------------------------------------------------------------------------

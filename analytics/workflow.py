@@ -11,9 +11,14 @@ triggers; there the guarantee is the code's).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import json
 import numbers
+import random
+import threading
+import time
 import weakref
 
 import pandas as pd
@@ -160,6 +165,59 @@ def _finish(conn: sa.Connection, user: User, action: str, table: sa.Table, row_i
     bump_ledger_version(conn)
 
 
+_RETRIES = 30  # DuckDB is optimistic: 20 writers at once conflict on the shared version row
+
+
+def _transient(exc: Exception) -> bool:
+    """True for errors that only mean "another writer got there first": retry the transaction.
+
+    DuckDB write-write conflicts (optimistic concurrency), PostgreSQL serialization failures and
+    deadlocks, SQLite's busy database, and the race of two first-ever writes creating the
+    ledger-version row.
+    """
+    orig = getattr(exc, "orig", exc)
+    name, msg = type(orig).__name__, str(orig).lower()
+    if name in ("TransactionException", "SerializationFailure", "DeadlockDetected"):
+        return True
+    if "conflict" in msg and ("write-write" in msg or "transaction" in msg):
+        return True
+    if "database is locked" in msg:
+        return True
+    return isinstance(exc, sa.exc.IntegrityError) and ("ledger_version" in msg or "ledger_meta" in msg)
+
+
+_WRITER_LOCKS: "weakref.WeakKeyDictionary[sa.Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+_NO_LOCK = contextlib.nullcontext()
+
+
+def _writer_lock(engine):
+    """DuckDB (embedded, optimistic): one workflow write at a time per engine in this process, so
+    threads queue instead of conflicting on the version row. Other databases lock rows themselves."""
+    if not isinstance(engine, sa.Engine) or engine.dialect.name != "duckdb":
+        return _NO_LOCK
+    with _PROTECT_LOCK:
+        return _WRITER_LOCKS.setdefault(engine, threading.Lock())
+
+
+def _retrying(fn):
+    """Re-run a whole write transaction (validation included) when it failed on a transient conflict."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        engine = args[0] if args else kwargs.get("engine")
+        for attempt in range(_RETRIES):
+            try:
+                with _writer_lock(engine):
+                    return fn(*args, **kwargs)
+            except sa.exc.DBAPIError as exc:
+                if attempt == _RETRIES - 1 or not _transient(exc):
+                    raise
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper
+
+
 def _begin(engine: sa.Engine):
     """A write transaction; on first use per engine, installs the append-only guard on audit_log."""
     if not isinstance(engine, sa.Engine):
@@ -176,6 +234,7 @@ def _check_not_future(day: dt.date, field: str, today: dt.date) -> None:
 # ------------------------------------------------------------------------------------------------
 # The work
 # ------------------------------------------------------------------------------------------------
+@_retrying
 def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, outcome: str | None = None,
                  note: str | None = None, invoice_id: str | None = None, at: dt.datetime | None = None) -> int:
     """Record a contact or note on an account (call, e-mail, letter, portal, escalation, note).
@@ -237,6 +296,7 @@ def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, out
     return new_id
 
 
+@_retrying
 def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_date: dt.date, amount_cents: int,
                    invoice_id: str | None = None, today: dt.date | None = None) -> int:
     """Record a promise to pay.
@@ -290,6 +350,7 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     return new_id
 
 
+@_retrying
 def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: str, amount_cents: int,
                  opened: dt.date | None = None, note: str | None = None) -> int:
     """Open a dispute on an item.
@@ -341,6 +402,7 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
     return new_id
 
 
+@_retrying
 def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str,
                     resolved: dt.date | None = None) -> None:
     """Close an open dispute with an outcome.
@@ -378,6 +440,7 @@ def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str
                 {**before, "resolved_date": resolved, "outcome": outcome})
 
 
+@_retrying
 def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cents: int, reason: str,
                      today: dt.date | None = None) -> int:
     """Propose writing off (part of) an item; a manager decides with :func:`decide_writeoff`.
@@ -421,6 +484,7 @@ def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cent
     return new_id
 
 
+@_retrying
 def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bool,
                     decided: dt.date | None = None) -> int | None:
     """Approve or reject a write-off proposal (managers and admins; not your own proposal).
@@ -601,7 +665,16 @@ def protect_audit_log(engine: sa.Engine) -> bool:
     return False
 
 
+_PROTECT_LOCK = threading.Lock()
+
+
 def _ensure_protected(engine: sa.Engine) -> None:
-    if engine not in _PROTECTED:
-        protect_audit_log(engine)
-        _PROTECTED.add(engine)
+    if engine in _PROTECTED:
+        return
+    with _PROTECT_LOCK:  # many threads' first writes at once: install the triggers once
+        if engine not in _PROTECTED:
+            try:
+                protect_audit_log(engine)
+            except sa.exc.DBAPIError:  # another process installed them at the same moment
+                protect_audit_log(engine)
+            _PROTECTED.add(engine)
