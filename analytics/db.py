@@ -12,6 +12,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from pathlib import Path
@@ -122,6 +123,22 @@ def connect(url: str | None = None) -> sa.Engine:
     return engine
 
 
+def connection(conn_or_engine: sa.Engine | sa.Connection):
+    """Context manager yielding a Connection: a new one for an Engine (closed on exit), else the one given.
+
+    Lets analytics functions accept either, as the dashboard passes cached connections and the CLI engines.
+
+    Example
+    -------
+    >>> with connection(make_engine("sqlite://")) as conn:
+    ...     conn.execute(sa.text("SELECT 1")).scalar()
+    1
+    """
+    if isinstance(conn_or_engine, sa.Engine):
+        return conn_or_engine.connect()
+    return contextlib.nullcontext(conn_or_engine)
+
+
 # --------------------------------------------------------------------------------------------
 # Ledger version: a counter every write bumps; cache keys include it so a new import or a logged
 # activity invalidates cached results.
@@ -132,11 +149,8 @@ _VERSION_KEY = "ledger_version"
 def ledger_version(conn_or_engine: sa.Engine | sa.Connection) -> int:
     """Current ledger version (0 for an empty ledger)."""
     stmt = sa.select(schema.ledger_meta.c.value).where(schema.ledger_meta.c.key == _VERSION_KEY)
-    if isinstance(conn_or_engine, sa.Engine):
-        with conn_or_engine.connect() as conn:
-            value = conn.execute(stmt).scalar()
-    else:
-        value = conn_or_engine.execute(stmt).scalar()
+    with connection(conn_or_engine) as conn:
+        value = conn.execute(stmt).scalar()
     return int(value) if value is not None else 0
 
 

@@ -125,9 +125,10 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
     >>> wl = worklist(engine, dt.date(2026, 10, 31), LedgerFilter(collectors=("COL-01",)))  # doctest: +SKIP
     >>> wl[["customer_id", "band", "next_step"]].head(3)                                   # doctest: +SKIP
     """
-    from analytics.risk.scoring import _conn_ctx, score_accounts
+    from analytics.db import connection
+    from analytics.risk.scoring import score_accounts
 
-    with _conn_ctx(conn_or_engine) as conn:
+    with connection(conn_or_engine) as conn:
         scores = score_accounts(conn, as_of, flt, model=model)
         if scores.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})

@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import schema
-from analytics.db import days_between
+from analytics.db import connection, days_between
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items
 
@@ -83,22 +83,6 @@ class History:
     follow_up_days: int = 120
 
 
-def _conn_ctx(conn):
-    """Yield a Connection for an Engine or a Connection."""
-    if isinstance(conn, sa.Engine):
-        return conn.connect()
-    return _Borrowed(conn)
-
-
-class _Borrowed:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def __enter__(self):
-        return self.conn
-
-    def __exit__(self, *exc):
-        return False
 
 
 def resolve_currency(conn, flt: LedgerFilter = NO_FILTER) -> tuple[str, LedgerFilter]:
@@ -131,7 +115,7 @@ def resolve_currency(conn, flt: LedgerFilter = NO_FILTER) -> tuple[str, LedgerFi
         .where(inv.c.amount_cents > 0)
         .group_by(inv.c.currency)
     ).order_by(sa.desc("total"), inv.c.currency)
-    with _conn_ctx(conn) as c:
+    with connection(conn) as c:
         row = c.execute(stmt).first()
     if row is None:
         raise UserError("the ledger has no invoices for this filter: nothing to forecast")
@@ -161,7 +145,7 @@ def _weekly(conn, date_col, amount_col, from_, conds, first: dt.date, last: dt.d
         .where(date_col >= sa.literal(first, sa.Date), date_col <= sa.literal(last, sa.Date), *conds)
         .group_by(wk)
     )
-    with _conn_ctx(conn) as c:
+    with connection(conn) as c:
         rows = c.execute(stmt).all()
     n = (last - first).days // 7 + 1
     values = np.zeros(n)
@@ -173,7 +157,7 @@ def _weekly(conn, date_col, amount_col, from_, conds, first: dt.date, last: dt.d
 
 def _history_start(conn, as_of: dt.date, flt: LedgerFilter) -> dt.date | None:
     stmt = sa.select(sa.func.min(rec.c.receipt_date)).where(rec.c.receipt_date <= as_of, *_receipt_filter(flt))
-    with _conn_ctx(conn) as c:
+    with connection(conn) as c:
         first = c.execute(stmt).scalar()
     if first is None:
         return None
@@ -282,7 +266,7 @@ def ledger_end(conn, flt: LedgerFilter = NO_FILTER) -> dt.date:
     _, flt = resolve_currency(conn, flt)
     q_inv = flt.apply_to_invoices(sa.select(sa.func.max(inv.c.invoice_date)))
     q_rec = sa.select(sa.func.max(rec.c.receipt_date)).where(*_receipt_filter(flt))
-    with _conn_ctx(conn) as c:
+    with connection(conn) as c:
         a, b = c.execute(q_inv).scalar(), c.execute(q_rec).scalar()
     dates = [_as_date(x) for x in (a, b) if x is not None]
     if not dates:
@@ -322,7 +306,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
     >>> h = load_history(engine, dt.date(2013, 6, 30))  # doctest: +SKIP
     >>> h.receipts.tail(4)                               # doctest: +SKIP
     """
-    with _conn_ctx(conn) as c:
+    with connection(conn) as c:
         currency, flt = resolve_currency(c, flt)
         receipts = weekly_receipts(c, as_of, flt)
         first = receipts.index[0].date() if len(receipts) else as_of - dt.timedelta(days=6)
@@ -444,7 +428,7 @@ def open_by_customer(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, limit:
             .where(oi.c.open_cents > 0, oi.c.doc_type != "credit_memo")
             .group_by(oi.c.customer_id, cust.c.name)
             .order_by(total.desc(), oi.c.customer_id).limit(limit))
-    with _conn_ctx(conn) as c:
+    with connection(conn) as c:
         frame = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "customer_name", "open_cents"])
     frame["open_cents"] = frame["open_cents"].astype("int64")
     return frame

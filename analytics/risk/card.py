@@ -38,7 +38,8 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from analytics import schema
 from analytics.risk import features as F
 from analytics.risk.models import DaysToPayRegressor, DelinquencyClassifier
-from analytics.risk.scoring import _conn_ctx, _fit_classifier, invoice_training_frame, train
+from analytics.db import connection
+from analytics.risk.scoring import _fit_classifier, invoice_training_frame, train
 
 BAD_SEGMENTS = ("defaulting", "deteriorating", "chronic_late")
 
@@ -262,7 +263,7 @@ def evaluate(conn_or_engine, split_date: dt.date | None = None, late_days: int =
     >>> card["invoice"]["model"]["roc_auc"] > card["invoice"]["baseline"]["roc_auc"]
     True
     """
-    with _conn_ctx(conn_or_engine) as conn:
+    with connection(conn_or_engine) as conn:
         end = _data_end(conn)
         if end is None:
             from analytics.errors import UserError

@@ -36,21 +36,6 @@ SNAPSHOTS = 24
 DEFAULT_LATE_DAYS = 30
 
 
-def _conn_ctx(conn_or_engine):
-    if isinstance(conn_or_engine, sa.Engine):
-        return conn_or_engine.connect()
-    return _Nullctx(conn_or_engine)
-
-
-class _Nullctx:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def __enter__(self):
-        return self.conn
-
-    def __exit__(self, *exc):
-        return False
 
 
 def snapshot_dates(first: dt.date | None, as_of: dt.date, every: int = SNAPSHOT_EVERY_DAYS,
@@ -116,7 +101,7 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
     >>> model.method
     {'account': 'model', 'invoice': 'model', 'days': 'model'}
     """
-    with _conn_ctx(conn_or_engine) as conn:
+    with db.connection(conn_or_engine) as conn:
         first = conn.execute(sa.select(sa.func.min(F.inv.c.invoice_date))).scalar()
         first = pd.Timestamp(first).date() if first is not None else None
         version = db.ledger_version(conn)
@@ -269,7 +254,7 @@ def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     -------
     >>> score_accounts(engine, dt.date(2024, 6, 30)).head(3)          # doctest: +SKIP
     """
-    with _conn_ctx(conn_or_engine) as conn:
+    with db.connection(conn_or_engine) as conn:
         bal = account_balances(conn, as_of, flt)
         if bal.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in ACCOUNT_COLUMNS})
@@ -307,7 +292,7 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     pandas.DataFrame
         Columns :data:`INVOICE_COLUMNS`, one row per open item, riskiest first.
     """
-    with _conn_ctx(conn_or_engine) as conn:
+    with db.connection(conn_or_engine) as conn:
         oi = open_items(as_of, flt)
         pts = sa.select(oi.c.invoice_id.label("point_id"), oi.c.customer_id, sa.literal(as_of, sa.Date).label(
             "as_of")).where(oi.c.open_cents > 0, oi.c.doc_type != "credit_memo").subquery("points")
