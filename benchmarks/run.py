@@ -284,6 +284,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite vs DuckDB comparison")
     ap.add_argument("--sqlite-limit", type=float, default=180, help="seconds before a SQLite query is interrupted")
     ap.add_argument("--no-apptest", action="store_true")
+    ap.add_argument("--no-worklist", action="store_true",
+                    help="skip the worklist (its first call trains the risk model: 8 min and 12 GB at 1M)")
     ap.add_argument("--worklist-limit", type=float, default=1200, help="seconds before the worklist is interrupted")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--payload", help=argparse.SUPPRESS)
@@ -416,16 +418,20 @@ def main(argv=None) -> int:
         _, t_pm = timed(kpis.provision_matrix, conn, as_of, flt)
         table.add("provision_matrix (13 month ends)", t_pm)
 
-    log("  worklist (child process) ...")
     engine.dispose()  # a DuckDB file is opened by one process at a time
-    try:
-        w = child("worklist", {"url": url, "as_of": as_of.isoformat(), "currency": cur}, timeout=args.worklist_limit)
-        table.add("worklist (first call: trains the risk model)", w["first"], mem=w["peak_mb"],
-                  note=f"{w['accounts']:,} accounts; peak is the worklist child's")
-        table.add("worklist (model cached: features + scoring)", w["second"], mem=w["peak_mb"])
-    except subprocess.TimeoutExpired:
-        table.add("worklist (first call: trains the risk model)", f">{args.worklist_limit:.0f}",
-                  note="interrupted")
+    if args.no_worklist:
+        table.add("worklist", None, note="skipped (--no-worklist)")
+    else:
+        log("  worklist (child process) ...")
+        try:
+            w = child("worklist", {"url": url, "as_of": as_of.isoformat(), "currency": cur},
+                      timeout=args.worklist_limit)
+            table.add("worklist (first call: trains the risk model)", w["first"], mem=w["peak_mb"],
+                      note=f"{w['accounts']:,} accounts; peak is the worklist child's")
+            table.add("worklist (model cached: features + scoring)", w["second"], mem=w["peak_mb"])
+        except subprocess.TimeoutExpired:
+            table.add("worklist (first call: trains the risk model)", f">{args.worklist_limit:.0f}",
+                      note="interrupted")
     if pref:
         table.add("pandas: read Parquet into frames", None, pand=pref["load"], note="not in the pandas figures above")
 
