@@ -135,7 +135,8 @@ def child_worklist(p: dict) -> dict:
     return {"first": t1 - t0, "second": t2 - t1, "accounts": len(wl), "peak_mb": peak_mb()}
 
 
-CHILDREN = {"worklist": child_worklist, "generate": child_generate, "duckdb_ref": child_duckdb_ref, "pandas_ref": child_pandas_ref}
+CHILDREN = {"worklist": child_worklist, "generate": child_generate, "duckdb_ref": child_duckdb_ref,
+            "pandas_ref": child_pandas_ref}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,7 +466,8 @@ def main(argv=None) -> int:
           + ", ".join(f"{k} {v:,}" for k, v in counts.items()), "",
           table.markdown(), "",
           f"Peak RSS: analytics + dashboard process {facts['analytics_peak_mb']} MB (before the SQLite step); "
-          f"DuckDB reference {facts['ref_peak_mb']['duckdb']} MB; pandas reference {facts['ref_peak_mb']['pandas']} MB."]
+          f"DuckDB reference {facts['ref_peak_mb']['duckdb']} MB; "
+          f"pandas reference {facts['ref_peak_mb']['pandas']} MB."]
     text = "\n".join(md)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"run_{n}.md").write_text(text + "\n")
