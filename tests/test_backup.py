@@ -39,7 +39,8 @@ def source(tmp_path_factory):
                            .order_by(schema.invoices.c.id).limit(1)).scalar()
     manager = User("manager", "manager")
     workflow.log_activity(eng, manager, cust, "note", outcome="’quoted’ \"note\"",
-                          note="line1\nline2 — ünïcödé 💶 '; DROP TABLE invoices; --", at=dt.datetime(2024, 6, 1, 9, 30, 1, 123456))
+                          note="line1\nline2 — ünïcödé 💶 '; DROP TABLE invoices; --",
+                          at=dt.datetime(2024, 6, 1, 9, 30, 1, 123456))
     workflow.log_activity(eng, User(coll.lower(), "collector", coll), cust, "call", outcome="no answer")
     sums = table_checksums(eng)
     path = tmp / "ledger.zip"
