@@ -23,7 +23,7 @@ from analytics.auth import User
 
 COLLECTORS = ("C1", "C2", "C3", "C4")
 THREADS = 20
-SECONDS = float(os.environ.get("AR_CONCURRENCY_SECONDS", "4"))
+SECONDS = float(os.environ.get("AR_CONCURRENCY_SECONDS", "3"))
 TODAY = dt.date.today()
 
 
