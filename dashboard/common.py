@@ -79,6 +79,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("worklist", "Worklist", ":material/checklist:", "Collect", "view_worklist"),
     PageSpec("customer_360", "Customer 360", ":material/person_search:", "Collect", "view"),
     PageSpec("disputes_promises", "Disputes & Promises", ":material/handshake:", "Collect", "view"),
+    PageSpec("dunning", "Dunning", ":material/mail:", "Collect", "draft_letters"),
     PageSpec("risk", "Risk", ":material/warning:", "Collect", "view_risk"),
     PageSpec("cash_forecast", "Cash forecast", ":material/trending_up:", "Finance", "view_forecast"),
     PageSpec("cash_application", "Cash application", ":material/receipt_long:", "Finance", "cash_application"),

@@ -11,7 +11,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from analytics import auth, schema, workflow
+from analytics import auth, dunning, schema, workflow
 from dashboard import common as ui
 from analytics import accounts as q
 
@@ -97,6 +97,25 @@ else:
     cols[3].metric("Credit limit", "none set")
 cols[4].metric("Open disputes", f"{len(open_disputes)}",
                help=ui.cents(int(open_disputes["amount_cents"].sum()), currency) if len(open_disputes) else None)
+
+# ---- dunning letter ------------------------------------------------------------------------
+if ui.can(user, "draft_letters"):
+    with st.expander("Dunning letter", icon=":material/mail:"):
+        step_rows = ui.cached(dunning.dunning_candidates, as_of, type(flt)(customers=(customer_id,)))
+        if step_rows.empty:
+            st.caption(f"Nothing overdue (outside disputes) at {as_of:%d %b %Y}: no letter is due.")
+        else:
+            worst = step_rows.iloc[0]
+            st.markdown(f"Next step: **{worst['step']}** — worst item {int(worst['max_days_past_due'])} days past "
+                        f"due, {ui.cents(int(worst['overdue_cents']), worst['currency'], 2)} overdue"
+                        + (" · credit hold" if bool(worst["credit_hold"]) else ""))
+            ok, letter = ui.attempt(ui.cached, dunning.draft_letter, customer_id, as_of)
+            if ok:
+                st.download_button(
+                    f"Download the {worst['step']} letter (.txt)", data=letter.encode("utf-8"),
+                    file_name=f"{as_of.isoformat()}_{customer_id}_{str(worst['step']).replace(' ', '_')}.txt",
+                    mime="text/plain", key="c360_letter", icon=":material/download:", on_click="ignore")
+                st.caption("A draft to send yourself; the Dunning page previews it and drafts letters in bulk.")
 
 # ---- tabs ---------------------------------------------------------------------------------
 tab_items, tab_pay, tab_disp, tab_prom, tab_hist, tab_act = st.tabs(

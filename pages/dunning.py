@@ -1,0 +1,122 @@
+"""Dunning: which accounts are due for which reminder, a preview of each letter, and the letters
+to download (one, or a zip of the selected accounts). Nothing is ever sent.
+
+Candidates and letters come from :mod:`analytics.dunning` (the ladder: reminder 1-15 days past
+due, second notice 16-30, call 31-60, escalation 61-90, hold 91-120, collection agency 121+, on
+the worst overdue item not in dispute). A collector sees only their own portfolio (the sidebar
+filter is forced by :func:`analytics.auth.scope_filter`; drafting is checked again per account).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import dunning
+from dashboard import common as ui
+
+user = ui.require_page("dunning")
+as_of, flt = ui.sidebar_filters()
+engine = ui.get_engine()
+ui.page_title("Dunning", as_of, flt)
+ui.show_flash()
+
+everything = ui.cached(dunning.dunning_candidates, as_of, flt)
+if everything.empty:
+    ui.empty_state("Nothing is overdue for this filter at this date: no letter to draft.")
+    st.stop()
+
+try:
+    from analytics.kpis import DEFAULT_BUCKETS
+    bucket_order = [b.label for b in DEFAULT_BUCKETS]
+except ImportError:  # pragma: no cover - kpis is part of the product
+    bucket_order = []
+present_buckets = sorted(set(everything["bucket"]),
+                         key=lambda b: bucket_order.index(b) if b in bucket_order else len(bucket_order))
+present_steps = [s for s in dunning.STEPS if s in set(everything["step"])]
+
+left, right = st.columns(2)
+steps = left.multiselect("Dunning step", present_steps, key="dun_steps", placeholder="All steps")
+buckets = right.multiselect("Aging bucket", present_buckets, key="dun_buckets", placeholder="All overdue buckets")
+cands = ui.cached(dunning.dunning_candidates, as_of, flt, tuple(steps)) if steps else everything
+if buckets:
+    cands = cands[cands["bucket"].isin(buckets)].reset_index(drop=True)
+
+cur = ui.frame_currency(cands, flt) or (cands["currency"].mode().iloc[0] if not cands.empty else None)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Accounts due a letter", f"{len(cands):,}")
+c2.metric("Overdue (not disputed)", ui.cents(int(cands["overdue_cents"].sum()), cur))
+c3.metric("In dispute", ui.cents(int(cands["disputed_cents"].sum()), cur))
+c4.metric("On credit hold", f"{int(cands['credit_hold'].sum()):,}")
+st.caption("Step from the worst days past due over overdue items not in dispute: reminder 1–15, second notice "
+           "16–30, call 31–60, escalation 61–90, hold 91–120, collection agency 121+. Letters are drafts for "
+           "download; nothing is sent.")
+
+cols = ["customer_name", "customer_id", "step", "max_days_past_due", "bucket", "overdue_items", "open_cents",
+        "overdue_cents", "disputed_cents", "credit_hold", "collector_name", "currency"]
+ui.table(cands[cols], f"dunning_{as_of:%Y%m%d}", key="dun_table",
+         column_config={"max_days_past_due": st.column_config.NumberColumn("Worst days past due"),
+                        "step": st.column_config.TextColumn("Step")},
+         empty="No account at the chosen steps and buckets.")
+if cands.empty:
+    st.stop()
+
+ids = list(cands["customer_id"])
+names = dict(zip(cands["customer_id"], cands["customer_name"]))
+step_of = dict(zip(cands["customer_id"], cands["step"]))
+
+
+def label(cid: str) -> str:
+    return f"{names.get(cid) or cid} ({cid}) · {step_of.get(cid, '')}"
+
+
+# ---- one letter ----------------------------------------------------------------------------
+st.subheader("Preview")
+p_left, p_right = st.columns([3, 1])
+if st.session_state.get("dun_preview") not in ids:
+    st.session_state["dun_preview"] = ids[0]
+preview = p_left.selectbox("Account", ids, key="dun_preview", format_func=label)
+fmt = p_right.segmented_control("Format", ("Text", "HTML"), default="Text", key="dun_fmt") or "Text"
+ok, letter_txt = ui.attempt(ui.cached, dunning.draft_letter, preview, as_of)
+if ok:
+    if fmt == "HTML":
+        ok, letter_html = ui.attempt(ui.cached, dunning.draft_letter, preview, as_of, fmt="html")
+        if ok:
+            with st.container(border=True):
+                st.html(letter_html)
+    else:
+        st.code(letter_txt, language=None, wrap_lines=True)
+    stem = f"{as_of.isoformat()}_{preview}_{step_of[preview].replace(' ', '_')}"
+    row = st.container(horizontal=True, gap="small")
+    with row:
+        st.download_button("Letter (.txt)", data=letter_txt.encode("utf-8"), file_name=f"{stem}.txt",
+                           mime="text/plain", key="dun_dl_txt", icon=":material/download:", on_click="ignore")
+        st.download_button("Letter (.html)",
+                           data=lambda: ui.cached(dunning.draft_letter, preview, as_of, fmt="html").encode("utf-8"),
+                           file_name=f"{stem}.html", mime="text/html", key="dun_dl_html",
+                           icon=":material/download:", on_click="ignore")
+
+# ---- many letters --------------------------------------------------------------------------
+st.subheader("Letters for several accounts")
+if st.session_state.get("_dun_listed") != ids:  # a new list (filter, date): every listed account again
+    st.session_state["_dun_listed"] = ids
+    st.session_state["dun_selected"] = list(ids)
+selected = st.multiselect("Accounts", ids, key="dun_selected", format_func=label,
+                          help="Every listed account by default; remove the ones you do not want.")
+z_fmt = st.radio("Format of the letters", ("text", "html"), horizontal=True, key="dun_zip_fmt",
+                 format_func=lambda f: "Plain text" if f == "text" else "HTML")
+if not selected:
+    st.caption("Choose at least one account.")
+else:
+    chosen = tuple(selected)
+    st.download_button(
+        f"{len(chosen)} letter{'s' if len(chosen) != 1 else ''} (.zip)",
+        data=lambda: dunning.draft_letters(engine, chosen, as_of, fmt=z_fmt, user=user),
+        file_name=f"dunning_{as_of.isoformat()}.zip", mime="application/zip", key="dun_dl_zip",
+        icon=":material/folder_zip:", on_click="ignore")
+    st.caption("The zip holds one file per account and `index.csv` (step, file, or why an account was skipped).")
+    if ui.can(user, "write_activity"):
+        if st.button(f"Record {len(chosen)} letter activit{'ies' if len(chosen) != 1 else 'y'}", key="dun_record",
+                     icon=":material/history_edu:",
+                     help="Adds a 'letter' activity per account (today, as you) once the letters are on their way. "
+                          "Nothing is sent by the product."):
+            ui.write_action(dunning.draft_letters, engine, chosen, as_of, fmt=z_fmt, record=True, user=user,
+                            success=f"Recorded {len(chosen)} letter activities.")
