@@ -70,6 +70,7 @@ def _content(value) -> bytes:
 def test_manager_sees_every_candidate_and_filters_by_step(monkeypatch, small_ledger_url, facts):
     at = open_page(monkeypatch, small_ledger_url, "dunning", role="manager")
     assert_clean(at)
+    assert not at.warning, [w.value for w in at.warning]
     cands = facts["cands"]
     assert _listed(at) == list(cands["customer_id"])
     assert f"Accounts due a letter: {len(cands):,}" in texts(at)
@@ -78,6 +79,7 @@ def test_manager_sees_every_candidate_and_filters_by_step(monkeypatch, small_led
     pick = "reminder" if "reminder" in steps else sorted(steps)[0]
     at.multiselect(key="dun_steps").set_value([pick]).run()
     assert_clean(at)
+    assert not at.warning, [w.value for w in at.warning]
     narrowed = _listed(at)
     assert narrowed == list(cands.loc[cands["step"] == pick, "customer_id"])
     assert 0 < len(narrowed) < len(cands)
