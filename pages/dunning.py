@@ -90,7 +90,7 @@ if ok:
         st.download_button("Letter (.txt)", data=letter_txt.encode("utf-8"), file_name=f"{stem}.txt",
                            mime="text/plain", key="dun_dl_txt", icon=":material/download:", on_click="ignore")
         st.download_button("Letter (.html)",
-                           data=lambda: ui.cached(dunning.draft_letter, preview, as_of, fmt="html").encode("utf-8"),
+                           data=lambda: dunning.draft_letter(engine, preview, as_of, fmt="html").encode("utf-8"),
                            file_name=f"{stem}.html", mime="text/html", key="dun_dl_html",
                            icon=":material/download:", on_click="ignore")
 
