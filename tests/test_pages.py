@@ -26,6 +26,7 @@ PAGE_ACCESS = {  # page -> roles that may open it (mirrors analytics.auth.PERMIS
     "customer_360": ("admin", "manager", "finance", "collector"),
     "disputes_promises": ("admin", "manager", "finance", "collector"),
     "data": ("admin",),
+    "dunning": ("admin", "manager", "collector"),
 }
 ROLES = ("admin", "manager", "finance", "collector")
 MY_PAGES = [p for p in PAGE_ACCESS if (ROOT / "pages" / f"{p}.py").is_file()]
