@@ -321,20 +321,7 @@ def _clear_all(conn: sa.Connection) -> None:
     dialect = conn.dialect.name
     names = [t.name for t in reversed(TABLES)]
     if dialect == "duckdb":
-        in_list = ", ".join(f"'{n}'" for n in names)
-        ddl = dict(conn.execute(sa.text(
-            "SELECT table_name, sql FROM duckdb_tables() "
-            f"WHERE schema_name = current_schema() AND table_name IN ({in_list})")).all())
-        index_ddl = [r[0] for r in conn.execute(sa.text(
-            f"SELECT sql FROM duckdb_indexes() WHERE schema_name = current_schema() AND table_name IN ({in_list}) "
-            "AND sql IS NOT NULL ORDER BY table_name, index_name")).all()]
-        present = [n for n in names if n in ddl]
-        for name in present:
-            conn.execute(sa.text(f'DROP TABLE "{name}"'))
-        for name in reversed(present):
-            conn.execute(sa.text(ddl[name]))
-        for sql in index_ddl:
-            conn.execute(sa.text(sql))
+        db.recreate_duckdb_tables(conn, names)
         return
     if dialect == "postgresql":
         conn.execute(sa.text("ALTER TABLE audit_log DISABLE TRIGGER USER"))

@@ -166,6 +166,29 @@ def bump_ledger_version(conn: sa.Connection) -> int:
     return int(rows[0][0])
 
 
+def recreate_duckdb_tables(conn: sa.Connection, names: list[str]) -> None:
+    """Empty DuckDB tables by dropping and re-creating them from the catalog's own DDL (with their indexes).
+
+    DuckDB cannot delete parent rows whose children were deleted in the same transaction (its foreign-key
+    checks still see them); DDL is transactional there, so this stays inside the caller's transaction.
+    ``names`` are ordered children first.
+    """
+    in_list = ", ".join(f"'{n}'" for n in names)
+    ddl = dict(conn.execute(sa.text(
+        "SELECT table_name, sql FROM duckdb_tables() "
+        f"WHERE schema_name = current_schema() AND table_name IN ({in_list})")).all())
+    index_ddl = [r[0] for r in conn.execute(sa.text(
+        f"SELECT sql FROM duckdb_indexes() WHERE schema_name = current_schema() AND table_name IN ({in_list}) "
+        "AND sql IS NOT NULL ORDER BY table_name, index_name")).all()]
+    present = [n for n in names if n in ddl]
+    for name in present:
+        conn.execute(sa.text(f'DROP TABLE "{name}"'))
+    for name in reversed(present):
+        conn.execute(sa.text(ddl[name]))
+    for sql in index_ddl:
+        conn.execute(sa.text(sql))
+
+
 # --------------------------------------------------------------------------------------------
 # Portable SQL constructs
 # --------------------------------------------------------------------------------------------

@@ -830,22 +830,7 @@ def _clear_ledger(conn: sa.Connection) -> None:
         for t in tables:
             conn.execute(t.delete())
         return
-    names = [t.name for t in tables]
-    in_list = ", ".join(f"'{n}'" for n in names)
-    ddl = dict(conn.execute(sa.text(
-        "SELECT table_name, sql FROM duckdb_tables() "
-        f"WHERE schema_name = current_schema() AND table_name IN ({in_list})"
-    )).all())
-    index_ddl = [r[0] for r in conn.execute(sa.text(
-        f"SELECT sql FROM duckdb_indexes() WHERE schema_name = current_schema() AND table_name IN ({in_list}) "
-        "AND sql IS NOT NULL ORDER BY table_name, index_name")).all()]
-    present = [n for n in names if n in ddl]
-    for name in present:
-        conn.execute(sa.text(f'DROP TABLE "{name}"'))
-    for name in reversed(present):
-        conn.execute(sa.text(ddl[name]))
-    for sql in index_ddl:
-        conn.execute(sa.text(sql))
+    db.recreate_duckdb_tables(conn, [t.name for t in tables])
 
 
 def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bool = False,
