@@ -79,7 +79,8 @@ def append_audit(conn: sa.Connection, actor: str, action: str, table_name: str, 
 # ------------------------------------------------------------------------------------------------
 # Validation helpers
 # ------------------------------------------------------------------------------------------------
-def _as_date(value, field: str) -> dt.date:
+def as_date(value, field: str) -> dt.date:
+    """``value`` (date, datetime or ISO string) as a date, else a UserError naming ``field``."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -218,7 +219,7 @@ def _retrying(fn):
     return wrapper
 
 
-def _begin(engine: sa.Engine):
+def begin_write(engine: sa.Engine):
     """A write transaction; on first use per engine, installs the append-only guard on audit_log."""
     if not isinstance(engine, sa.Engine):
         raise TypeError("workflow functions take a SQLAlchemy Engine (each write is its own transaction)")
@@ -281,7 +282,7 @@ def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, out
         raise UserError(f"type: unknown activity type {type!r} (one of {', '.join(schema.ACTIVITY_TYPES)})")
     outcome = _text(outcome, "outcome", 64, required=False)
     note = _text(note, "note", 4000, required=False)
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         _customer(conn, customer_id)
         require(user, "write_activity", customer_id, conn)
         if invoice_id is not None:
@@ -326,12 +327,12 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     >>> record_promise(engine, user, "K1", dt.date(2024, 5, 1), 50_000, today=dt.date(2024, 4, 20))  # doctest: +SKIP
     3
     """
-    today = _as_date(today, "today") if today is not None else dt.date.today()
-    promised_date = _as_date(promised_date, "promised_date")
+    today = as_date(today, "today") if today is not None else dt.date.today()
+    promised_date = as_date(promised_date, "promised_date")
     amount_cents = _amount(amount_cents)
     if promised_date < today:
         raise UserError(f"promised_date: {promised_date.isoformat()} is in the past (today is {today.isoformat()})")
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         _customer(conn, customer_id)
         require(user, "record_promise", customer_id, conn)
         if invoice_id is not None:
@@ -376,13 +377,13 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
         The new dispute id.
     """
     today = dt.date.today()
-    opened = _as_date(opened, "opened") if opened is not None else today
+    opened = as_date(opened, "opened") if opened is not None else today
     _check_not_future(opened, "opened", today)
     reason_code = _text(reason_code, "reason_code", 32)
     note = _text(note, "note", 4000, required=False)
     amount_cents = _amount(amount_cents)
     d = schema.disputes
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         inv = _invoice(conn, invoice_id)
         require(user, "manage_disputes", inv["customer_id"], conn)
         if opened < inv["invoice_date"]:
@@ -419,12 +420,12 @@ def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str
         Default today; not before the opening date, not in the future.
     """
     today = dt.date.today()
-    resolved = _as_date(resolved, "resolved") if resolved is not None else today
+    resolved = as_date(resolved, "resolved") if resolved is not None else today
     _check_not_future(resolved, "resolved", today)
     if outcome not in schema.DISPUTE_OUTCOMES:
         raise UserError(f"outcome: unknown outcome {outcome!r} (one of {', '.join(schema.DISPUTE_OUTCOMES)})")
     d = schema.disputes
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         before = _row(conn, d, dispute_id)
         if before is None:
             raise UserError(f"dispute_id: unknown dispute {dispute_id!r}")
@@ -463,11 +464,11 @@ def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cent
     int
         The proposal id.
     """
-    today = _as_date(today, "today") if today is not None else dt.date.today()
+    today = as_date(today, "today") if today is not None else dt.date.today()
     amount_cents = _amount(amount_cents)
     reason = _text(reason, "reason", 200)
     w = schema.writeoff_proposals
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         inv = _invoice(conn, invoice_id)
         require(user, "propose_writeoff", inv["customer_id"], conn)
         item_open = open_cents(conn, today, invoice_id=invoice_id)
@@ -508,11 +509,11 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
         The adjustment id when approved, else None.
     """
     today = dt.date.today()
-    decided = _as_date(decided, "decided") if decided is not None else today
+    decided = as_date(decided, "decided") if decided is not None else today
     _check_not_future(decided, "decided", today)
     require(user, "approve_writeoff")
     w = schema.writeoff_proposals
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         before = _row(conn, w, proposal_id)
         if before is None:
             raise UserError(f"proposal_id: unknown write-off proposal {proposal_id!r}")

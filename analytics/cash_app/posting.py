@@ -27,7 +27,7 @@ from analytics.auth import User, require
 from analytics.cash_app.matching import default_as_of, propose
 from analytics.db import bump_ledger_version
 from analytics.errors import UserError
-from analytics.workflow import _begin, append_audit
+from analytics.workflow import append_audit, as_date, begin_write
 
 rc = schema.receipts
 ap = schema.applications
@@ -42,17 +42,6 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _as_date(value, field: str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise UserError(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
 
 
 def _cents(value, field: str) -> int:
@@ -152,7 +141,7 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
                             f"got {sorted(owners)}")
         identified = next(iter(owners))
     day = applied_date or max([r["receipt_date"], dt.date.today()] + [d["invoice_date"] for d in docs])
-    day = _as_date(day, "applied_date")
+    day = as_date(day, "applied_date")
     latest_doc = max([r["receipt_date"]] + [d["invoice_date"] for d in docs])
     if day < latest_doc:
         raise UserError(f"applied_date: {day.isoformat()} is before the receipt or invoice date "
@@ -204,7 +193,7 @@ def apply(engine: sa.Engine, user: User, receipt_id: str, allocations, applied_d
     [41, 42]
     """
     require(user, ACTION)
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         ids = _apply_in(conn, user, receipt_id, allocations, applied_date, "manual", rule or "manual")
         bump_ledger_version(conn)
     return ids
@@ -235,7 +224,7 @@ def unapply(engine: sa.Engine, user: User, receipt_id: str, invoice_id: str, amo
         The id of the reversal row.
     """
     require(user, ACTION)
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         _receipt(conn, receipt_id)
         net, last = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(ap.c.amount_cents), 0), sa.func.max(ap.c.applied_date))
@@ -247,8 +236,8 @@ def unapply(engine: sa.Engine, user: User, receipt_id: str, invoice_id: str, amo
         if amount > net:
             raise UserError(f"amount_cents: {amount} is more than the {net} cents receipt {receipt_id} "
                             f"has applied to {invoice_id}")
-        last = _as_date(last, "applied_date")
-        day = _as_date(applied_date, "applied_date") if applied_date is not None else max(dt.date.today(), last)
+        last = as_date(last, "applied_date")
+        day = as_date(applied_date, "applied_date") if applied_date is not None else max(dt.date.today(), last)
         if day < last:
             raise UserError(f"applied_date: {day.isoformat()} is before the last application ({last.isoformat()})")
         values = dict(receipt_id=receipt_id, credit_memo_id=None, invoice_id=invoice_id, amount_cents=-amount,
@@ -293,7 +282,7 @@ def accept_proposals(engine: sa.Engine, user: User, proposal_ids: Iterable[int],
     proposal_ids = [int(p) for p in proposal_ids]
     if not proposal_ids:
         raise UserError("proposal_ids: nothing to accept")
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         now = _utcnow()
         for pid in proposal_ids:
             before = _proposal(conn, pid)
@@ -324,7 +313,7 @@ def reject_proposals(engine: sa.Engine, user: User, proposal_ids: Iterable[int],
     proposal_ids = [int(p) for p in proposal_ids]
     if not proposal_ids:
         raise UserError("proposal_ids: nothing to reject")
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         now = _utcnow()
         for pid in proposal_ids:
             before = _proposal(conn, pid)
@@ -378,7 +367,7 @@ def run_matching(engine: sa.Engine, user: User, auto_threshold: float = 0.95, as
     require(user, ACTION)
     if not isinstance(auto_threshold, (int, float)) or not 0 < auto_threshold:
         raise UserError(f"auto_threshold: must be a number above 0, got {auto_threshold!r}")
-    with _begin(engine) as conn:
+    with begin_write(engine) as conn:
         as_of = as_of or default_as_of(conn)
         props = propose(conn, as_of, receipt_ids)
         pending = set(conn.execute(sa.select(mp.c.receipt_id).where(mp.c.status == "proposed").distinct()).scalars())
