@@ -11,13 +11,21 @@ import shutil
 import sys
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analytics import db  # noqa: E402
 from tests.pg_server import PostgresServer, PostgresUnavailable  # noqa: E402
+
+# CI replays the same examples every run (reproducible red/green); locally hypothesis explores at random.
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 SHARED = ROOT.parent / "shared"
 IBM_CSV = SHARED / "datasets" / "ibm_ar" / "WA_Fn-UseC_-Accounts-Receivable.csv"

@@ -223,3 +223,15 @@ def test_highradius_date_encodings_and_ids():
     assert normalise_id("1.930438491E9") == "1930438491"
     with pytest.raises(ValueError, match="impossible date"):
         parse_mixed_date("20201301")
+
+
+def test_spaces_inside_digits_must_be_the_declared_thousands_separator():
+    """Found by hypothesis: '1 2 3 4' was read as 1234 because every space was stripped before the check."""
+    import pytest as _pytest
+
+    from analytics.loaders._parse import parse_amount
+
+    with _pytest.raises(ValueError):
+        parse_amount("1 2 3 4")
+    assert parse_amount("1 234,50 €", decimal=",", thousands=" ") == 123450
+    assert parse_amount("- 5") == -500

@@ -130,7 +130,10 @@ def _pattern(decimal: str, thousands: str | None) -> re.Pattern:
     return _amount_pattern(decimal, thousands)
 
 
-_CURRENCY_MARKS = re.compile(r"[\s\u00a0\u202f$€£¥]|^[A-Z]{3}\s*|\s*[A-Z]{3}$")
+# Currency symbols and ISO codes; whitespace is only trimmed at the ends, so a space inside the digits
+# must be the declared thousands separator (with three-digit groups) or the amount is refused.
+_CURRENCY_MARKS = re.compile(r"[$€£¥]|^[A-Z]{3}(?=[\s\d(+-])|(?<=[\s\d)-])[A-Z]{3}$")
+_SPACES = " \t\u00a0\u202f"
 
 
 def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",") -> int:
@@ -152,18 +155,18 @@ def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",") ->
             raise ValueError("not a number")
         d = Decimal(str(value))
     else:
-        s = str(value).strip()
+        s = str(value).strip(_SPACES)
         negative = False
         if s.startswith("(") and s.endswith(")"):
             negative, s = True, s[1:-1]
-        s = _CURRENCY_MARKS.sub("", s)
+        s = _CURRENCY_MARKS.sub("", s).strip(_SPACES)
         if s.endswith("-"):
             negative, s = not negative, s[:-1]
         elif s.startswith("-"):
             negative, s = not negative, s[1:]
         elif s.startswith("+"):
             s = s[1:]
-        s = _CURRENCY_MARKS.sub("", s)
+        s = _CURRENCY_MARKS.sub("", s).strip(_SPACES)
         if not s or not _pattern(decimal, thousands or None).match(s):
             hint = f" (decimal separator {decimal!r}" + (f", thousands {thousands!r})" if thousands else ")")
             raise ValueError("not a number" + (hint if s else ""))
