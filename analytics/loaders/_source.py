@@ -48,6 +48,13 @@ class RawTable:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def require_columns(self, columns, what: str) -> None:
+        """Refuse a file that lacks any of ``columns``; ``what`` names the expected export."""
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise UserError(f"{self.file_name or 'input'}: not {what}: missing column(s) {missing}; "
+                            f"found {self.columns}")
+
 
 def read_source(source: Source, file_name: str | None = None) -> tuple[bytes, str | None]:
     """The bytes of ``source`` and a display name for it.

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import re
 
-from analytics.errors import UserError
 from analytics.loaders._core import Staged, blank_row
 from analytics.loaders._parse import Checker, normalise_id, parse_amount, parse_mixed_date, strip_zeros, text
 from analytics.loaders._source import RawTable
@@ -94,10 +93,7 @@ def _currency(value) -> str:
 
 def stage(raw: RawTable) -> Staged:
     """Canonical rows from a HighRadius export (see the module docstring for the mapping)."""
-    missing = [c for c in COLUMNS if c not in raw.columns]
-    if missing:
-        raise UserError(f"{raw.file_name or 'input'}: not a HighRadius export: missing column(s) {missing}; "
-                        f"found {raw.columns}")
+    raw.require_columns(COLUMNS, "a HighRadius export")
     ck = Checker()
     ck.errors.extend(raw.errors)
     rows = []

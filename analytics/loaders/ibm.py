@@ -24,7 +24,6 @@ DaysToSettle and DaysLate are derived columns and are not loaded.
 """
 from __future__ import annotations
 
-from analytics.errors import UserError
 from analytics.loaders._core import Staged, blank_row
 from analytics.loaders._parse import Checker
 from analytics.loaders._source import RawTable
@@ -43,10 +42,7 @@ FIELD_COLUMNS = {
 
 def stage(raw: RawTable) -> Staged:
     """Canonical rows from the IBM sample (see the module docstring for the mapping)."""
-    missing = [c for c in COLUMNS if c not in raw.columns]
-    if missing:
-        raise UserError(f"{raw.file_name or 'input'}: not the IBM AR sample: missing column(s) {missing}; "
-                        f"found {raw.columns}")
+    raw.require_columns(COLUMNS, "the IBM AR sample")
     ck = Checker()
     ck.errors.extend(raw.errors)
     rows = []
