@@ -313,6 +313,25 @@ def test_roll_rates(conn):
     assert mar.loc["120+", "to_bucket"] == "Write-off" and mar.loc["120+", "written_off_cents"] == 80_000
 
 
+
+def test_roll_rates_same_in_chunks(small_ledger_url, monkeypatch):
+    """Roll rates are computed a few month ends per query to bound the database's memory; any chunk size
+    gives the same frame as one query over all 14 month ends (every adjacent pair lies in one chunk)."""
+    from analytics.kpis import ar
+
+    assert ar._overlapping_chunks([1, 2, 3, 4, 5], 3) == [[1, 2, 3], [3, 4, 5]]
+    assert ar._overlapping_chunks([1, 2], 7) == [[1, 2]]
+    engine = db.connect(small_ledger_url)
+    with engine.connect() as c:
+        end = kpis.latest_date(c)
+        dates = kpis.last_month_ends(end, 14)
+        monkeypatch.setattr(ar, "ROLL_DATES_PER_QUERY", 100)
+        whole = kpis.roll_rates(c, dates)
+        for size in (2, 3, 7):
+            monkeypatch.setattr(ar, "ROLL_DATES_PER_QUERY", size)
+            assert kpis.roll_rates(c, dates).equals(whole), size
+    assert len(whole) == 13 * 6 and whole.balance_cents.sum() > 0
+
 def test_provision_matrix(conn):
     """Lookback 2 months (pairs Jan->Feb, Feb->Mar), pooled roll rates: Current (2000+0)/(2000+4000) = 1/3;
     1-30 (600+1700)/(1000+2000) = 23/30; 31-60, 61-90, 91-120 = 1; 120+: w = 800/800 = 1, s = 0 -> L = 1.

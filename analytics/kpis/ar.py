@@ -758,9 +758,52 @@ def _opt(x: Fraction | None) -> float | None:
 # ----------------------------------------------------------------------------------------------
 # Roll rates and the provision matrix
 # ----------------------------------------------------------------------------------------------
+#: Month ends per roll-rate query. Each query builds the open items at its dates once; bounding the
+#: dates bounds the memory the database needs for that (the (date, item) band join is not spillable in
+#: DuckDB), at the price of one more scan of the settlements per chunk. Measured in docs/scale.md.
+ROLL_DATES_PER_QUERY = 7
+
+
+def _overlapping_chunks(dates: Sequence[dt.date], size: int) -> list[list[dt.date]]:
+    """Consecutive runs of ``size`` dates sharing their end points, so every adjacent pair is in one run.
+
+    >>> _overlapping_chunks([1, 2, 3, 4, 5], 3)
+    [[1, 2, 3], [3, 4, 5]]
+    """
+    size = max(2, int(size))
+    return [list(dates[i:i + size]) for i in range(0, max(1, len(dates) - 1), size - 1)]
+
+
+def _roll_query(dates: Sequence[dt.date], flt: LedgerFilter, buckets) -> sa.Select:
+    """Balance, rolled, stayed and written-off cents per (m0, m1, bucket) for consecutive ``dates``.
+
+    The open items at all ``dates`` are built once (a CTE over :func:`open_items_over`) and joined to
+    themselves on (next date, item).
+    """
+    pairs = _value_table(list(zip(dates, dates[1:])), [("m0", sa.Date()), ("m1", sa.Date())], "roll_pairs")
+    o = open_items_over(dates, flt).element.subquery("roll_items")
+    aged = (sa.select(o.c.as_of, o.c.invoice_id, o.c.open_cents,
+                      bucket_order_expr(o.c.days_past_due, buckets).label("b"))
+            .where(o.c.doc_type.in_(SALES_DOC_TYPES)).cte("aged"))
+    b0, b1 = aged.alias("b0"), aged.alias("b1")
+    wo = (sa.select(pairs.c.m0, adj.c.invoice_id, sa.func.sum(-adj.c.amount_cents).label("wo"))
+          .select_from(pairs.join(adj, sa.and_(adj.c.adj_date > pairs.c.m0, adj.c.adj_date <= pairs.c.m1)))
+          .where(adj.c.kind == "write_off").group_by(pairs.c.m0, adj.c.invoice_id).subquery("wo"))
+    zero = sa.literal_column("0")
+    next_b = b1.c.b == b0.c.b + sa.literal_column("1")
+    return (sa.select(pairs.c.m0, pairs.c.m1, b0.c.b, sa.func.sum(b0.c.open_cents).label("bal"),
+                      sa.func.sum(sa.case((next_b, b1.c.open_cents), else_=zero)).label("rolled"),
+                      sa.func.sum(sa.case((b1.c.b == b0.c.b, b1.c.open_cents), else_=zero)).label("stayed"),
+                      sa.func.sum(sa.func.coalesce(wo.c.wo, zero)).label("wo"))
+            .select_from(pairs.join(b0, b0.c.as_of == pairs.c.m0)
+                         .outerjoin(b1, sa.and_(b1.c.as_of == pairs.c.m1, b1.c.invoice_id == b0.c.invoice_id))
+                         .outerjoin(wo, sa.and_(wo.c.m0 == pairs.c.m0, wo.c.invoice_id == b0.c.invoice_id)))
+            .group_by(pairs.c.m0, pairs.c.m1, b0.c.b))
+
+
 def roll_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter = NO_FILTER,
                buckets=DEFAULT_BUCKETS) -> pd.DataFrame:
-    """Month-to-month roll rates between aging buckets, tracked per invoice (one query).
+    """Month-to-month roll rates between aging buckets, tracked per invoice (one query per 6 month pairs).
 
     For consecutive dates m, m' (normally month ends) and bucket k: ``balance_cents`` = open amount at m
     of receivables (invoices, debit memos) in bucket k; ``rolled_cents`` = open amount at m' of those
@@ -789,29 +832,9 @@ def roll_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter 
             "stayed_cents", "written_off_cents", "roll_rate"]
     if len(dates) < 2:
         return _frame([], cols, cur)
-    pairs = _value_table(list(zip(dates, dates[1:])), [("m0", sa.Date()), ("m1", sa.Date())], "roll_pairs")
-
-    def aged(ds, name):
-        o = open_items_over(ds, flt).element.subquery(f"{name}_items")
-        return (sa.select(o.c.as_of, o.c.invoice_id, o.c.open_cents,
-                          bucket_order_expr(o.c.days_past_due, buckets).label("b"))
-                .where(o.c.doc_type.in_(SALES_DOC_TYPES)).subquery(name))
-
-    b0, b1 = aged(dates[:-1], "b0"), aged(dates[1:], "b1")
-    wo = (sa.select(pairs.c.m0, adj.c.invoice_id, sa.func.sum(-adj.c.amount_cents).label("wo"))
-          .select_from(pairs.join(adj, sa.and_(adj.c.adj_date > pairs.c.m0, adj.c.adj_date <= pairs.c.m1)))
-          .where(adj.c.kind == "write_off").group_by(pairs.c.m0, adj.c.invoice_id).subquery("wo"))
-    zero = sa.literal_column("0")
-    next_b = b1.c.b == b0.c.b + sa.literal_column("1")
-    stmt = (sa.select(pairs.c.m0, pairs.c.m1, b0.c.b, sa.func.sum(b0.c.open_cents).label("bal"),
-                      sa.func.sum(sa.case((next_b, b1.c.open_cents), else_=zero)).label("rolled"),
-                      sa.func.sum(sa.case((b1.c.b == b0.c.b, b1.c.open_cents), else_=zero)).label("stayed"),
-                      sa.func.sum(sa.func.coalesce(wo.c.wo, zero)).label("wo"))
-            .select_from(pairs.join(b0, b0.c.as_of == pairs.c.m0)
-                         .outerjoin(b1, sa.and_(b1.c.as_of == pairs.c.m1, b1.c.invoice_id == b0.c.invoice_id))
-                         .outerjoin(wo, sa.and_(wo.c.m0 == pairs.c.m0, wo.c.invoice_id == b0.c.invoice_id)))
-            .group_by(pairs.c.m0, pairs.c.m1, b0.c.b))
-    got = {(_as_date(r.m0), int(r.b)): r for r in conn.execute(stmt)}
+    got = {}
+    for chunk in _overlapping_chunks(dates, ROLL_DATES_PER_QUERY):
+        got.update({(_as_date(r.m0), int(r.b)): r for r in conn.execute(_roll_query(chunk, flt, buckets))})
     rows = []
     for m0, m1 in zip(dates, dates[1:]):
         for b in buckets:
