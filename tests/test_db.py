@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from analytics import db, schema
+from analytics.errors import UserError
 
 
 def test_migrations_create_every_table(engine):
@@ -90,3 +91,16 @@ def test_migrations_match_schema_module(engine):
         else:
             cols = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
         assert cols == set(table.c.keys()), table.name
+
+
+def test_duckdb_memory_limit(monkeypatch):
+    """DuckDB gets a bounded buffer pool (default 1GB, $AR_DUCKDB_MEMORY overrides); a bad size is a clear error."""
+    monkeypatch.delenv(db.DUCKDB_MEMORY_ENV, raising=False)
+    with db.make_engine("duckdb:///:memory:").connect() as c:
+        assert c.execute(sa.text("SELECT current_setting('memory_limit')")).scalar() == "953.6 MiB"
+    monkeypatch.setenv(db.DUCKDB_MEMORY_ENV, "512MB")
+    with db.make_engine("duckdb:///:memory:").connect() as c:
+        assert c.execute(sa.text("SELECT current_setting('memory_limit')")).scalar() == "488.2 MiB"
+    monkeypatch.setenv(db.DUCKDB_MEMORY_ENV, "lots")
+    with pytest.raises(UserError, match="AR_DUCKDB_MEMORY='lots' is not a DuckDB memory size"):
+        db.make_engine("duckdb:///:memory:").connect()
