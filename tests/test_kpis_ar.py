@@ -29,6 +29,7 @@ import uuid
 from fractions import Fraction
 
 import pytest
+import sqlalchemy as sa
 
 from analytics import db, kpis, schema
 from analytics.cli import main as cli_main
@@ -315,8 +316,8 @@ def test_roll_rates(conn):
 
 
 def test_roll_rates_same_in_chunks(small_ledger_url, monkeypatch):
-    """Roll rates are computed a few month ends per query to bound the database's memory; any chunk size
-    gives the same frame as one query over all 14 month ends (every adjacent pair lies in one chunk)."""
+    """On a large ledger roll rates take a few month ends per query to bound the database's memory; any
+    chunk size gives the same frame as one query over all 14 month ends (every adjacent pair is in one)."""
     from analytics.kpis import ar
 
     assert ar._overlapping_chunks([1, 2, 3, 4, 5], 3) == [[1, 2, 3], [3, 4, 5]]
@@ -325,10 +326,12 @@ def test_roll_rates_same_in_chunks(small_ledger_url, monkeypatch):
     with engine.connect() as c:
         end = kpis.latest_date(c)
         dates = kpis.last_month_ends(end, 14)
-        monkeypatch.setattr(ar, "ROLL_DATES_PER_QUERY", 100)
+        n = c.execute(sa.select(sa.func.count()).select_from(schema.invoices)).scalar()
+        assert ar._roll_dates_per_query(c) >= 14  # a small ledger: one query
         whole = kpis.roll_rates(c, dates)
         for size in (2, 3, 7):
-            monkeypatch.setattr(ar, "ROLL_DATES_PER_QUERY", size)
+            monkeypatch.setattr(ar, "ROLL_INVOICE_DATES_PER_QUERY", n * size)
+            assert ar._roll_dates_per_query(c) == size
             assert kpis.roll_rates(c, dates).equals(whole), size
     assert len(whole) == 13 * 6 and whole.balance_cents.sum() > 0
 

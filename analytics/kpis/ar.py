@@ -758,10 +758,18 @@ def _opt(x: Fraction | None) -> float | None:
 # ----------------------------------------------------------------------------------------------
 # Roll rates and the provision matrix
 # ----------------------------------------------------------------------------------------------
-#: Month ends per roll-rate query. Each query builds the open items at its dates once; bounding the
-#: dates bounds the memory the database needs for that (the (date, item) band join is not spillable in
-#: DuckDB), at the price of one more scan of the settlements per chunk. Measured in docs/scale.md.
-ROLL_DATES_PER_QUERY = 7
+#: Bounds the (invoice, month end) pairs one roll-rate query may consider: each query builds the open
+#: items at its month ends once, and DuckDB's band join for that is not spillable, so a query over all 24
+#: month ends of a 5M-invoice ledger ran out of memory under the 1GB limit (``db.DUCKDB_MEMORY_DEFAULT``).
+#: 60M pairs = 12 month ends per query at 5M invoices (fits in 1GB, measured), all 24 at 1M. A smaller
+#: chunk costs one more scan of the settlements per query. See docs/scale.md.
+ROLL_INVOICE_DATES_PER_QUERY = 60_000_000
+
+
+def _roll_dates_per_query(conn: sa.Connection) -> int:
+    """Month ends per roll-rate query: :data:`ROLL_INVOICE_DATES_PER_QUERY` / number of documents."""
+    n = _int(conn.execute(sa.select(sa.func.count()).select_from(inv)).scalar())
+    return max(2, ROLL_INVOICE_DATES_PER_QUERY // max(1, n))
 
 
 def _overlapping_chunks(dates: Sequence[dt.date], size: int) -> list[list[dt.date]]:
@@ -803,7 +811,7 @@ def _roll_query(dates: Sequence[dt.date], flt: LedgerFilter, buckets) -> sa.Sele
 
 def roll_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter = NO_FILTER,
                buckets=DEFAULT_BUCKETS) -> pd.DataFrame:
-    """Month-to-month roll rates between aging buckets, tracked per invoice (one query per 6 month pairs).
+    """Month-to-month roll rates between aging buckets, tracked per invoice (one query, or a few on large ledgers).
 
     For consecutive dates m, m' (normally month ends) and bucket k: ``balance_cents`` = open amount at m
     of receivables (invoices, debit memos) in bucket k; ``rolled_cents`` = open amount at m' of those
@@ -833,7 +841,7 @@ def roll_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter 
     if len(dates) < 2:
         return _frame([], cols, cur)
     got = {}
-    for chunk in _overlapping_chunks(dates, ROLL_DATES_PER_QUERY):
+    for chunk in _overlapping_chunks(dates, _roll_dates_per_query(conn)):
         got.update({(_as_date(r.m0), int(r.b)): r for r in conn.execute(_roll_query(chunk, flt, buckets))})
     rows = []
     for m0, m1 in zip(dates, dates[1:]):
