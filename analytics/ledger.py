@@ -164,6 +164,41 @@ def item_life() -> sa.Subquery:
             .group_by(s.c.item_id).subquery("item_life"))
 
 
+#: Bounds the (document, as-of date) pairs one :func:`open_items_over` query should be asked for. Building
+#: the open items at many dates needs a band join that DuckDB cannot spill to disk, so under its memory
+#: limit (``db.DUCKDB_MEMORY_DEFAULT``, 1GB) a 12-month-end collector trend of a 5M-document ledger ran
+#: out of memory. 30M = 6 dates per query at 5M documents, 30 at 1M (one query for a 24-month trend).
+#: Callers split their dates with :func:`dates_per_query` and :func:`date_chunks`. See docs/scale.md.
+OPEN_ITEM_DATES_PER_QUERY = 30_000_000
+
+
+def dates_per_query(conn: sa.Connection) -> int:
+    """How many as-of dates one :func:`open_items_over` query should take on this ledger (at least 2).
+
+    :data:`OPEN_ITEM_DATES_PER_QUERY` divided by the number of documents (a cheap count).
+    """
+    n = conn.execute(sa.select(sa.func.count()).select_from(inv)).scalar() or 0
+    return max(2, OPEN_ITEM_DATES_PER_QUERY // max(1, int(n)))
+
+
+def date_chunks(dates: Iterable[dt.date], size: int, overlap: bool = False) -> list[list[dt.date]]:
+    """Sorted ``dates`` in runs of at most ``size``; with ``overlap`` runs share their end dates, so that
+    every pair of consecutive dates lies in one run (roll rates).
+
+    Example
+    -------
+    >>> date_chunks([1, 2, 3, 4, 5], 3)
+    [[1, 2, 3], [4, 5]]
+    >>> date_chunks([1, 2, 3, 4, 5], 3, overlap=True)
+    [[1, 2, 3], [3, 4, 5]]
+    """
+    dates = sorted(set(dates))
+    size = max(2, int(size))
+    if not overlap:
+        return [dates[i:i + size] for i in range(0, len(dates), size)]
+    return [dates[i:i + size] for i in range(0, max(1, len(dates) - 1), size - 1)]
+
+
 #: Stands in for "never closed" in the close-date band join (a typed parameter, portable).
 _NEVER = dt.date(9999, 12, 31)
 

@@ -318,20 +318,21 @@ def test_roll_rates(conn):
 def test_roll_rates_same_in_chunks(small_ledger_url, monkeypatch):
     """On a large ledger roll rates take a few month ends per query to bound the database's memory; any
     chunk size gives the same frame as one query over all 14 month ends (every adjacent pair is in one)."""
-    from analytics.kpis import ar
+    from analytics import ledger
 
-    assert ar._overlapping_chunks([1, 2, 3, 4, 5], 3) == [[1, 2, 3], [3, 4, 5]]
-    assert ar._overlapping_chunks([1, 2], 7) == [[1, 2]]
+    assert ledger.date_chunks([1, 2, 3, 4, 5], 3, overlap=True) == [[1, 2, 3], [3, 4, 5]]
+    assert ledger.date_chunks([2, 1], 7, overlap=True) == [[1, 2]]
+    assert ledger.date_chunks([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
     engine = db.connect(small_ledger_url)
     with engine.connect() as c:
         end = kpis.latest_date(c)
         dates = kpis.last_month_ends(end, 14)
         n = c.execute(sa.select(sa.func.count()).select_from(schema.invoices)).scalar()
-        assert ar._roll_dates_per_query(c) >= 14  # a small ledger: one query
+        assert ledger.dates_per_query(c) >= 14  # a small ledger: one query
         whole = kpis.roll_rates(c, dates)
         for size in (2, 3, 7):
-            monkeypatch.setattr(ar, "ROLL_INVOICE_DATES_PER_QUERY", n * size)
-            assert ar._roll_dates_per_query(c) == size
+            monkeypatch.setattr(ledger, "OPEN_ITEM_DATES_PER_QUERY", n * size)
+            assert ledger.dates_per_query(c) == size
             assert kpis.roll_rates(c, dates).equals(whole), size
     assert len(whole) == 13 * 6 and whole.balance_cents.sum() > 0
 

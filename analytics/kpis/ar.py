@@ -45,7 +45,8 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.db import date_values, days_between
 from analytics.errors import UserError
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items, open_items_over, settlements
+from analytics.ledger import (NO_FILTER, LedgerFilter, date_chunks, dates_per_query, open_items, open_items_over,
+                             settlements)
 
 inv = schema.invoices
 rec = schema.receipts
@@ -758,30 +759,6 @@ def _opt(x: Fraction | None) -> float | None:
 # ----------------------------------------------------------------------------------------------
 # Roll rates and the provision matrix
 # ----------------------------------------------------------------------------------------------
-#: Bounds the (invoice, month end) pairs one roll-rate query may consider: each query builds the open
-#: items at its month ends once, and DuckDB's band join for that is not spillable, so a query over all 24
-#: month ends of a 5M-invoice ledger ran out of memory under the 1GB limit (``db.DUCKDB_MEMORY_DEFAULT``).
-#: 60M pairs = 12 month ends per query at 5M invoices (fits in 1GB, measured), all 24 at 1M. A smaller
-#: chunk costs one more scan of the settlements per query. See docs/scale.md.
-ROLL_INVOICE_DATES_PER_QUERY = 60_000_000
-
-
-def _roll_dates_per_query(conn: sa.Connection) -> int:
-    """Month ends per roll-rate query: :data:`ROLL_INVOICE_DATES_PER_QUERY` / number of documents."""
-    n = _int(conn.execute(sa.select(sa.func.count()).select_from(inv)).scalar())
-    return max(2, ROLL_INVOICE_DATES_PER_QUERY // max(1, n))
-
-
-def _overlapping_chunks(dates: Sequence[dt.date], size: int) -> list[list[dt.date]]:
-    """Consecutive runs of ``size`` dates sharing their end points, so every adjacent pair is in one run.
-
-    >>> _overlapping_chunks([1, 2, 3, 4, 5], 3)
-    [[1, 2, 3], [3, 4, 5]]
-    """
-    size = max(2, int(size))
-    return [list(dates[i:i + size]) for i in range(0, max(1, len(dates) - 1), size - 1)]
-
-
 def _roll_query(dates: Sequence[dt.date], flt: LedgerFilter, buckets) -> sa.Select:
     """Balance, rolled, stayed and written-off cents per (m0, m1, bucket) for consecutive ``dates``.
 
@@ -841,7 +818,7 @@ def roll_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter 
     if len(dates) < 2:
         return _frame([], cols, cur)
     got = {}
-    for chunk in _overlapping_chunks(dates, _roll_dates_per_query(conn)):
+    for chunk in date_chunks(dates, dates_per_query(conn), overlap=True):
         got.update({(_as_date(r.m0), int(r.b)): r for r in conn.execute(_roll_query(chunk, flt, buckets))})
     rows = []
     for m0, m1 in zip(dates, dates[1:]):

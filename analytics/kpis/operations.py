@@ -43,7 +43,7 @@ from analytics.db import days_between
 from analytics.errors import UserError
 from analytics.kpis.ar import cei as _cei
 from analytics.kpis.ar import resolve_currency
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items, open_items_over
+from analytics.ledger import NO_FILTER, LedgerFilter, date_chunks, dates_per_query, open_items, open_items_over
 
 disp = schema.disputes
 prom = schema.promises
@@ -851,7 +851,8 @@ def collector_trend(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledg
 
     Months are the calendar months ending in ``[start, end]``, plus the partial month up to ``end``
     when ``end`` is not a month end; ``as_of`` is the month end (or ``end``). Each metric is one SQL
-    query over all months at once:
+    query over all months at once (on a large ledger, a few months per query:
+    :func:`analytics.ledger.dates_per_query`):
 
     * ``ar_cents`` / ``overdue_cents`` at ``as_of`` (:func:`analytics.ledger.open_items_over`);
     * ``activities`` (any type) and ``accounts_touched`` (contact types) in the month;
@@ -886,9 +887,12 @@ def collector_trend(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledg
     def fetch(stmt) -> dict:
         return {(_as_date(r[0]), r[1]): r[2:] for r in conn.execute(stmt)}
 
-    oi = open_items_over([e for _, e in months], flt)
-    ar = fetch(sa.select(oi.c.as_of, ckey, _isum(oi.c.open_cents), _sum_if(oi.c.days_past_due > 0, oi.c.open_cents))
-               .select_from(oi.join(cust, cust.c.id == oi.c.customer_id)).group_by(oi.c.as_of, ckey))
+    ar = {}
+    for chunk in date_chunks([e for _, e in months], dates_per_query(conn)):  # bounded memory on big ledgers
+        oi = open_items_over(chunk, flt)
+        ar.update(fetch(sa.select(oi.c.as_of, ckey, _isum(oi.c.open_cents),
+                                  _sum_if(oi.c.days_past_due > 0, oi.c.open_cents))
+                        .select_from(oi.join(cust, cust.c.id == oi.c.customer_id)).group_by(oi.c.as_of, ckey)))
 
     per = _periods(months)
     touched = sa.func.count(sa.distinct(sa.case((act.c.type.in_(CONTACT_TYPES), act.c.customer_id))))
