@@ -269,6 +269,11 @@ def test_dashboard_pages_on_a_select_only_role(pg_warehouse, readonly_env, monke
     assert "Loading files is switched off" in shown and "Adding users is switched off" in shown
     assert not [b for b in at.button if b.label in ("Load", "Preview", "Add user", "Generate")]
 
+    at = open_page(monkeypatch, url, "dunning", role="manager")
+    assert_clean(at)
+    assert "Recording the letters as activities is switched off" in texts(at)
+    assert not [b for b in at.button if str(b.label).startswith("Record")]
+
     at = open_page(monkeypatch, url, "cash_application", role="finance")
     assert_clean(at)
     assert all(b.disabled for b in at.button if str(b.label).startswith(("Run matching", "Accept", "Reject")))
