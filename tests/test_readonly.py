@@ -320,7 +320,7 @@ def test_duckdb_file_opened_read_only(duckdb_file, readonly_env):
 def test_cli_read_only(duckdb_file, monkeypatch, capsys):
     from analytics.cli import main
 
-    monkeypatch.delenv(db.READONLY_ENV, raising=False)
+    monkeypatch.setenv(db.READONLY_ENV, "0")  # recorded, so the "1" that --read-only sets is undone after
     url = f"duckdb:///{duckdb_file}"
     assert main(["kpis", "--db", url, "--read-only", "--json"]) == 0
     snap = json.loads(capsys.readouterr().out)
