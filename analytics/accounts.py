@@ -230,9 +230,12 @@ def table_export(conn: sa.Connection, table_name: str, limit: int | None = None)
 
 
 def table_counts(conn: sa.Connection) -> pd.DataFrame:
-    """Row count of every ledger table: ``table, rows``."""
+    """Row count of every ledger table: ``table, rows`` (tables a read-only database lacks are left out)."""
+    from analytics import db
+
+    missing = set(db.missing_tables(conn))
     rows = []
-    for table in schema.LEDGER_TABLES:
+    for table in (t for t in schema.LEDGER_TABLES if t.name not in missing):
         rows.append((table.name, int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar())))
     return pd.DataFrame(rows, columns=["table", "rows"])
 

@@ -240,6 +240,9 @@ def add_user(engine: sa.Engine, username: str, password: str, role: str, collect
         raise UserError("collector_id: a collector user needs --collector (the collector id of their portfolio)")
     if role != "collector" and collector_id:
         raise UserError(f"collector_id: only collector users have a portfolio (role is {role!r})")
+    from analytics.db import require_writable
+
+    require_writable(engine, "add users")
     check_password_strength(password, username)
     password_hash = hash_password(password)
     from analytics.workflow import append_audit
@@ -268,6 +271,9 @@ def set_password(engine: sa.Engine, username: str, password: str, actor: str = "
     UserError
         Unknown user or weak password.
     """
+    from analytics.db import require_writable
+
+    require_writable(engine, "change passwords")
     check_password_strength(password, username)
     password_hash = hash_password(password)
     from analytics.workflow import append_audit
@@ -316,8 +322,10 @@ def authenticate(engine: sa.Engine, username: str, password: str) -> User | None
         return None
     if not password or not verify_password(row.password_hash, password):
         return None
-    try:
-        if _HASHER.check_needs_rehash(row.password_hash):
+    from analytics.db import is_readonly
+
+    try:  # upgrade an old hash; not on a read-only database (the old hash keeps working)
+        if not is_readonly(engine) and _HASHER.check_needs_rehash(row.password_hash):
             with engine.begin() as conn:
                 conn.execute(t.update().where(t.c.username == row.username)
                              .values(password_hash=hash_password(password)))
@@ -370,6 +378,9 @@ def create_demo_users(engine: sa.Engine) -> list[dict]:
     >>> [u["username"] for u in create_demo_users(db.connect("sqlite://"))]
     ['admin', 'manager', 'finance']
     """
+    from analytics.db import require_writable
+
+    require_writable(engine, "create the demo users")
     wanted: list[tuple[str, str, str | None]] = [("admin", "admin", None), ("manager", "manager", None),
                                                  ("finance", "finance", None)]
     with engine.connect() as conn:

@@ -399,6 +399,7 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
         from analytics.auth import require
 
         require(user, "import")
+    db.require_writable(engine, "import a ledger")
     path = Path(path)
     manifest = read_manifest(path)
     tables = _read_tables(path, manifest)

@@ -5,7 +5,9 @@ Each command lives in the module that does the work; that module exposes
 ``fn(args) -> int`` prints its result and returns the exit code. Only the module of the command
 being run is imported, so ``python -m analytics --help`` is fast.
 
-Every command takes ``--db URL`` (default ``$AR_DB_URL`` or the embedded demo database).
+Every command takes ``--db URL`` (default ``$AR_DB_URL`` or the embedded demo database) and
+``--read-only`` (the same as ``AR_DB_READONLY=1``: no migration, the schema is checked instead, and
+commands that write refuse with "this database is read-only").
 Errors the user can fix (:class:`analytics.errors.UserError`) print a one-line message and exit 2,
 never a traceback.
 """
@@ -41,6 +43,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         if name == command:
             p.add_argument("--db", default=None, help="SQLAlchemy URL (default: $AR_DB_URL or data/demo.db)")
+            p.add_argument("--read-only", action="store_true", dest="read_only",
+                           help="use the database read-only: no migration, no writes (as AR_DB_READONLY=1)")
             mod = importlib.import_module(module)
             configure = getattr(mod, f"configure_{name}_cli", None) or mod.configure_cli
             configure(p)
@@ -57,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 0 if not argv or "-h" in argv or "--help" in argv else 2
+    if getattr(args, "read_only", False):
+        import os
+
+        os.environ["AR_DB_READONLY"] = "1"  # read by analytics.db.connect / is_readonly in this process
     try:
         return int(args.run(args) or 0)
     except UserError as exc:

@@ -13,8 +13,11 @@ Example
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
+import time
+import weakref
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -24,7 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from analytics import schema
-from analytics.errors import UserError
+from analytics.errors import ReadOnlyDatabase, UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = ROOT / "data" / "demo.db"
@@ -34,6 +37,11 @@ ENV_VAR = "AR_DB_URL"
 #: (docs/scale.md). Override with ``$AR_DUCKDB_MEMORY`` (any DuckDB size, e.g. ``4GB``).
 DUCKDB_MEMORY_ENV = "AR_DUCKDB_MEMORY"
 DUCKDB_MEMORY_DEFAULT = "1GB"
+#: Set to 1/true/yes to use the database read-only: no migration, no writes (a warehouse, a SELECT-only role).
+READONLY_ENV = "AR_DB_READONLY"
+#: Seconds a cached figure may live when a read-only database has no readable ledger version (default 300).
+READONLY_TTL_ENV = "AR_READONLY_CACHE_SECONDS"
+DEFAULT_READONLY_TTL = 300
 
 
 def default_url() -> str:
@@ -130,18 +138,232 @@ def init_db(engine: sa.Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def connect(url: str | None = None) -> sa.Engine:
-    """Engine for ``url`` with the schema migrated to head. The usual entry point.
+def connect(url: str | None = None, *, migrate: bool | None = None) -> sa.Engine:
+    """Engine for ``url``, migrated to head, or (read-only) with its schema checked. The usual entry point.
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy URL (default :func:`default_url`).
+    migrate : bool, optional
+        ``True``: run the Alembic migrations (needs DDL rights). ``False``: do not touch the schema,
+        check it instead (:func:`check_schema`). ``None`` (default): migrate unless ``$AR_DB_READONLY``
+        is ``1``/``true``/``yes`` or the URL is a DuckDB file with ``?access_mode=read_only``. With
+        ``$AR_DB_READONLY`` set the engine is also *read-only*
+        (:func:`is_readonly`): every write through the product is refused with
+        :class:`~analytics.errors.ReadOnlyDatabase`, and a DuckDB file is opened with
+        ``access_mode=read_only`` (several processes may then read it at once).
+
+    Returns
+    -------
+    sqlalchemy.Engine
+
+    Raises
+    ------
+    UserError
+        Not migrating and a required table or column is missing (the message names them).
 
     Example
     -------
     >>> engine = connect("sqlite://")
     >>> sorted(sa.inspect(engine).get_table_names())[:2]
     ['activities', 'adjustments']
+
+    A warehouse with a SELECT-only role (shell): ``AR_DB_READONLY=1
+    AR_DB_URL=postgresql://ar_dashboard@warehouse/ar python -m analytics kpis``; in Python
+    ``connect(url, migrate=False)`` checks the schema without migrating.
     """
+    url = url or default_url()
+    if readonly_env():
+        url = _duckdb_read_only_url(url)
     engine = make_engine(url)
-    init_db(engine)
+    readonly = readonly_env() or _duckdb_url_read_only(engine.url)
+    if migrate is None:
+        migrate = not readonly
+    if readonly:
+        _READONLY_ENGINES.add(engine)
+    if migrate:
+        init_db(engine)
+    else:
+        report = check_schema(engine)
+        _SCHEMA_REPORTS[engine] = report
+        if not report.has_ledger_version:
+            _NO_VERSION_ENGINES.add(engine)
     return engine
+
+
+# --------------------------------------------------------------------------------------------
+# Read-only databases (a warehouse, a SELECT-only role, a DuckDB file opened read_only)
+# --------------------------------------------------------------------------------------------
+_READONLY_ENGINES: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
+_NO_VERSION_ENGINES: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
+_SCHEMA_REPORTS: "weakref.WeakKeyDictionary[sa.Engine, SchemaReport]" = weakref.WeakKeyDictionary()
+
+#: Tables every KPI, the operations KPIs, the risk model and the worklist read.
+REQUIRED_TABLES: tuple[sa.Table, ...] = (
+    schema.collectors, schema.customers, schema.invoices, schema.receipts, schema.applications,
+    schema.adjustments, schema.disputes, schema.promises, schema.activities,
+)
+#: Tables a read-only database may lack: ``ledger_meta`` (caching falls back to a TTL, see
+#: :func:`ledger_version`), ``users`` (sign-in), and those of single features (audit trail, write-off
+#: proposals, cash-application queue, import history, generator ground truth).
+OPTIONAL_TABLES: tuple[sa.Table, ...] = (
+    schema.ledger_meta, schema.users, schema.audit_log, schema.writeoff_proposals, schema.match_proposals,
+    schema.import_batches, schema.customer_truth, schema.receipt_truth,
+)
+
+
+def readonly_env() -> bool:
+    """True when ``$AR_DB_READONLY`` is ``1``, ``true`` or ``yes`` (any case)."""
+    return os.environ.get(READONLY_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _duckdb_url_read_only(url: sa.engine.URL) -> bool:
+    return url.get_backend_name() == "duckdb" and str(url.query.get("access_mode", "")).lower() == "read_only"
+
+
+def _duckdb_read_only_url(url: str) -> str:
+    """A DuckDB file URL with ``access_mode=read_only`` added (other URLs unchanged)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return url
+    if parsed.get_backend_name() != "duckdb" or not parsed.database or parsed.database == ":memory:":
+        return url
+    if "access_mode" in parsed.query:
+        return url
+    return parsed.update_query_dict({"access_mode": "read_only"}).render_as_string(hide_password=False)
+
+
+def is_readonly(conn_or_engine: sa.Engine | sa.Connection | None = None) -> bool:
+    """Whether writes are switched off: ``$AR_DB_READONLY`` is set, or the engine was opened read-only.
+
+    An engine is read-only when :func:`connect` made it with ``$AR_DB_READONLY`` set, or it is a DuckDB
+    URL with ``?access_mode=read_only``.
+
+    Example
+    -------
+    >>> is_readonly(make_engine("duckdb:///:memory:")) == readonly_env()
+    True
+    """
+    if readonly_env():
+        return True
+    if conn_or_engine is None:
+        return False
+    engine = conn_or_engine.engine if isinstance(conn_or_engine, sa.Connection) else conn_or_engine
+    return engine in _READONLY_ENGINES or _duckdb_url_read_only(engine.url)
+
+
+def readonly_message(action: str | None = None) -> str:
+    """The one sentence users see when a write is refused on a read-only database."""
+    what = f": cannot {action}" if action else ""
+    return (f"this database is read-only ({READONLY_ENV}){what}. Record work and load data in the "
+            "operational database; this one is for reading.")
+
+
+def require_writable(conn_or_engine: sa.Engine | sa.Connection, action: str | None = None) -> None:
+    """Raise :class:`~analytics.errors.ReadOnlyDatabase` when :func:`is_readonly`; the check every
+    write path makes first (workflow writes, loads, generation, users, cash application, backups).
+
+    Example
+    -------
+    >>> require_writable(make_engine("sqlite://"), "log an activity")  # writable: no error
+    """
+    if is_readonly(conn_or_engine):
+        raise ReadOnlyDatabase(readonly_message(action))
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaReport:
+    """What :func:`check_schema` found: optional tables that are missing (the required ones are all there)."""
+
+    missing_optional: tuple[str, ...]
+
+    @property
+    def has_ledger_version(self) -> bool:
+        return schema.ledger_meta.name not in self.missing_optional
+
+    @property
+    def has_users(self) -> bool:
+        return schema.users.name not in self.missing_optional
+
+
+def missing_tables(conn_or_engine: sa.Engine | sa.Connection) -> tuple[str, ...]:
+    """Optional tables :func:`connect` found missing or unreadable (only when it checked instead of
+    migrating; empty otherwise). Pages use it to leave out what the warehouse does not have."""
+    engine = conn_or_engine.engine if isinstance(conn_or_engine, sa.Connection) else conn_or_engine
+    report = _SCHEMA_REPORTS.get(engine)
+    return report.missing_optional if report is not None else ()
+
+
+def _probe(conn: sa.Connection, stmt) -> bool:
+    """Run a ``LIMIT 0`` probe; False (and the failed transaction rolled back) when it fails."""
+    try:
+        conn.execute(stmt).all()
+        return True
+    except sa.exc.DBAPIError:
+        conn.rollback()  # PostgreSQL: a failed statement aborts the transaction
+        return False
+
+
+def _table_problems(conn: sa.Connection, table: sa.Table) -> str | None:
+    """None when every column of ``table`` can be read, else what is wrong ("missing", or its columns)."""
+    if _probe(conn, sa.select(*table.c).limit(0)):
+        return None
+    if not _probe(conn, sa.select(sa.literal_column("1")).select_from(table).limit(0)):
+        return "missing"
+    missing = [c.name for c in table.c if not _probe(conn, sa.select(c).limit(0))]
+    return f"missing columns {', '.join(missing)}" if missing else "not readable"
+
+
+def check_schema(engine: sa.Engine, required: tuple[sa.Table, ...] = REQUIRED_TABLES,
+                 optional: tuple[sa.Table, ...] = OPTIONAL_TABLES) -> SchemaReport:
+    """Check, without changing anything, that the tables and columns the product reads exist.
+
+    One ``SELECT <every column> FROM <table> LIMIT 0`` per table (no rows are read, so it is cheap on
+    any warehouse); when one fails, the table and then each column are probed to say what is missing.
+    Used by :func:`connect` instead of migrating when the database is read-only.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    required : tuple of sqlalchemy.Table
+        Default :data:`REQUIRED_TABLES` (ledger, disputes, promises, activities, collectors).
+    optional : tuple of sqlalchemy.Table
+        Default :data:`OPTIONAL_TABLES`; only whether each is readable is reported.
+
+    Returns
+    -------
+    SchemaReport
+
+    Raises
+    ------
+    UserError
+        Naming every missing required table / column, and the setting (``AR_DB_READONLY``).
+
+    Example
+    -------
+    >>> check_schema(connect("sqlite://")).missing_optional
+    ()
+    """
+    problems: list[str] = []
+    missing_optional: list[str] = []
+    with engine.connect() as conn:
+        for table in required:
+            found = _table_problems(conn, table)
+            if found:
+                problems.append(f"{table.name} ({found})")
+        for table in optional:
+            if not _probe(conn, sa.select(*table.c).limit(0)):
+                missing_optional.append(table.name)
+    if problems:
+        safe = engine.url.render_as_string(hide_password=True)
+        raise UserError(
+            f"database {safe} is not migrated here ({READONLY_ENV} is set, or migrate=False) and lacks what the "
+            f"product reads: {'; '.join(problems)}. Create these tables or views with the columns of "
+            "analytics/schema.py (see docs/scale.md), or unset AR_DB_READONLY to let the product migrate a "
+            "database it may write.")
+    return SchemaReport(tuple(missing_optional))
 
 
 def connection(conn_or_engine: sa.Engine | sa.Connection):
@@ -168,11 +390,39 @@ _VERSION_KEY = "ledger_version"
 
 
 def ledger_version(conn_or_engine: sa.Engine | sa.Connection) -> int:
-    """Current ledger version (0 for an empty ledger)."""
+    """Current ledger version (0 for an empty ledger): part of every cache key.
+
+    On a read-only database whose ``ledger_meta`` table is missing (seen by :func:`connect`) or has no
+    ``ledger_version`` row, nothing can bump a version, so a *time bucket* is returned instead: a negative
+    number that changes every ``$AR_READONLY_CACHE_SECONDS`` (default 300 s). Cached figures are then at
+    most that old. An ETL that refreshes the warehouse and bumps ``ledger_meta`` gets exact invalidation.
+
+    Example
+    -------
+    >>> ledger_version(connect("sqlite://"))
+    0
+    """
+    engine = conn_or_engine.engine if isinstance(conn_or_engine, sa.Connection) else conn_or_engine
+    if engine in _NO_VERSION_ENGINES:
+        return _time_bucket()
     stmt = sa.select(schema.ledger_meta.c.value).where(schema.ledger_meta.c.key == _VERSION_KEY)
     with connection(conn_or_engine) as conn:
         value = conn.execute(stmt).scalar()
+    if value is None and is_readonly(engine):
+        return _time_bucket()
     return int(value) if value is not None else 0
+
+
+def readonly_ttl() -> int:
+    """Seconds per cache time bucket on a read-only database without a ledger version (>= 1)."""
+    try:
+        return max(1, int(os.environ.get(READONLY_TTL_ENV, DEFAULT_READONLY_TTL)))
+    except ValueError:
+        return DEFAULT_READONLY_TTL
+
+
+def _time_bucket() -> int:
+    return -(int(time.time()) // readonly_ttl()) - 1
 
 
 def bump_ledger_version(conn: sa.Connection) -> int:

@@ -394,6 +394,10 @@ def draft_letter(conn: sa.Connection | sa.Engine, customer_id: str, as_of: dt.da
 def _draft(conn, customer_id, as_of, step, sender, fmt, record, user, ladder, template_dir):
     if fmt not in ("text", "html"):
         raise UserError(f"fmt: {fmt!r} must be 'text' or 'html'")
+    if record:
+        from analytics.db import require_writable
+
+        require_writable(conn, "record letter activities")
     if record or user is not None:
         from analytics.auth import require
 

@@ -29,3 +29,8 @@ class ValidationFailed(UserError):
         shown = "; ".join(str(e) for e in self.errors[:5])
         more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
         super().__init__(f"{source}: {len(self.errors)} bad row(s), nothing was loaded: {shown}{more}")
+
+
+class ReadOnlyDatabase(UserError):
+    """A write was refused because the database is read-only (``AR_DB_READONLY``, a DuckDB file opened
+    ``read_only``). Nothing was written."""

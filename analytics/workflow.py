@@ -220,9 +220,16 @@ def _retrying(fn):
 
 
 def begin_write(engine: sa.Engine):
-    """A write transaction; on first use per engine, installs the append-only guard on audit_log."""
+    """A write transaction; on first use per engine, installs the append-only guard on audit_log.
+
+    Refused with :class:`~analytics.errors.ReadOnlyDatabase` on a read-only database
+    (:func:`analytics.db.is_readonly`), before anything is sent to it.
+    """
     if not isinstance(engine, sa.Engine):
         raise TypeError("workflow functions take a SQLAlchemy Engine (each write is its own transaction)")
+    from analytics.db import require_writable
+
+    require_writable(engine, "record work (activities, promises, disputes, write-offs, cash application)")
     _ensure_protected(engine)
     return engine.begin()
 

@@ -89,17 +89,46 @@ PAGES_BY_KEY = {p.key: p for p in PAGES}
 GROUPS = ("Manage", "Collect", "Finance", "Data")
 
 
+#: Actions that only write. On a read-only database :func:`can` says no to them, so every form gated
+#: on ``can(user, ...)`` disappears; the pages say why with :func:`readonly_notice`.
+WRITE_ACTIONS = frozenset({"write_activity", "record_promise", "manage_disputes", "propose_writeoff",
+                           "approve_writeoff", "import", "manage_users"})
+
+
 def can(user, action: str) -> bool:
-    """Whether ``user`` may do ``action`` (role only; portfolio checks happen in analytics)."""
+    """Whether ``user`` may do ``action`` (role only; portfolio checks happen in analytics).
+
+    Always False for a :data:`WRITE_ACTIONS` action on a read-only database (:func:`read_only`).
+    """
     from analytics import auth
 
+    if action in WRITE_ACTIONS and read_only():
+        return False
     return auth.can(user, action)
 
 
 def may_open(user, key: str) -> bool:
-    """Whether ``user``'s role may open page ``key``."""
+    """Whether ``user``'s role may open page ``key`` (also on a read-only database: pages then hide their forms)."""
+    from analytics import auth
+
     spec = PAGES_BY_KEY.get(key)
-    return bool(user is not None and spec is not None and can(user, spec.action))
+    return bool(user is not None and spec is not None and auth.can(user, spec.action))
+
+
+def read_only() -> bool:
+    """Whether the dashboard's database is read-only (``AR_DB_READONLY``, see :func:`analytics.db.is_readonly`)."""
+    if db.readonly_env():
+        return True
+    try:
+        return db.is_readonly(_engine_for(db_url()))
+    except Exception:  # not reachable: get_engine() reports it on the page
+        return False
+
+
+def readonly_notice(what: str = "Recording work") -> None:
+    """The calm note a page shows instead of its write forms on a read-only database."""
+    st.info(f"{what} is switched off: this database is read-only ({db.READONLY_ENV}). Record work and load "
+            "data in the operational database.", icon=":material/lock:")
 
 
 def allowed_pages(user) -> list[PageSpec]:
@@ -117,27 +146,46 @@ def _raise_in_tests() -> bool:
 def attempt(fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
     """Call ``fn``; returns ``(True, result)``, or ``(False, None)`` after showing why it failed.
 
-    A :class:`UserError` is shown as it is (it is written for people). Anything else shows a short
-    message with a reference; the traceback goes to the server log, never to the page.
+    A :class:`UserError` is shown as it is (it is written for people). On a read-only database a
+    write the database itself refused (permission denied, read-only transaction) is shown as
+    "this database is read-only". Anything else shows a short message with a reference; the
+    traceback goes to the server log, never to the page.
     """
     try:
         return True, fn(*args, **kwargs)
     except UserError as exc:
         st.error(str(exc), icon=":material/error:")
-    except sa.exc.OperationalError as exc:
-        if _raise_in_tests():
-            raise
-        log.error("database error: %s", exc, exc_info=True)
-        st.error("The database did not answer. Check that it is running, then try again.",
-                 icon=":material/cloud_off:")
+    except sa.exc.DBAPIError as exc:
+        if _readonly_refusal(exc):
+            log.warning("write refused by a read-only database: %s", exc)
+            st.error(db.readonly_message()[:1].upper() + db.readonly_message()[1:], icon=":material/lock:")
+        elif isinstance(exc, sa.exc.OperationalError):
+            if _raise_in_tests():
+                raise
+            log.error("database error: %s", exc, exc_info=True)
+            st.error("The database did not answer. Check that it is running, then try again.",
+                     icon=":material/cloud_off:")
+        else:
+            _unexpected()
     except Exception:
-        if _raise_in_tests():
-            raise
-        ref = uuid.uuid4().hex[:8]
-        log.exception("unexpected error (ref %s)", ref)
-        st.error(f"{GENERIC_ERROR} The details are in the server log (reference {ref}).",
-                 icon=":material/error:")
+        _unexpected()
     return False, None
+
+
+def _readonly_refusal(exc: sa.exc.DBAPIError) -> bool:
+    """A write refused because the database (or the role) is read-only, on a read-only database."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return read_only() and any(s in text for s in (
+        "permission denied", "read-only", "read only", "readonly", "insufficient privilege", "access denied"))
+
+
+def _unexpected() -> None:
+    if _raise_in_tests():
+        raise
+    ref = uuid.uuid4().hex[:8]
+    log.exception("unexpected error (ref %s)", ref)
+    st.error(f"{GENERIC_ERROR} The details are in the server log (reference {ref}).",
+             icon=":material/error:")
 
 
 def run_safely(fn: Callable, *args, **kwargs):
@@ -171,6 +219,12 @@ def get_engine() -> sa.Engine:
     url = db_url()
     try:
         return _engine_for(url)
+    except UserError as exc:  # read-only and a table is missing: the message says which and what to do
+        log.error("cannot use database %s: %s", _safe_url(url), exc)
+        st.error(str(exc), icon=":material/database:")
+        if st.button("Retry", key="_db_retry", icon=":material/refresh:"):
+            st.rerun()
+        st.stop()
     except Exception as exc:  # the database is down, the file is locked, the URL is wrong...
         log.error("cannot open database %s: %s", _safe_url(url), exc, exc_info=True)
         st.error(
@@ -258,6 +312,8 @@ def _sign_in_body(engine: sa.Engine) -> None:
     st.title("AR Collections Analytics")
     if notice:
         st.info(notice, icon=":material/logout:")
+    if db.is_readonly(engine) and not _readonly_sign_in_possible(engine):
+        return
     if not _has_users(engine):
         _first_admin_form(engine)
         return
@@ -280,6 +336,28 @@ def _sign_in_body(engine: sa.Engine) -> None:
             st.session_state[USER_KEY] = user
             st.session_state[LAST_SEEN_KEY] = time.time()
             st.rerun()
+
+
+READONLY_NO_USERS = (
+    "Nobody can sign in: this database is read-only ({env}) and has no readable `users` table. Sign-in "
+    "always checks a password against `users`; give the dashboard's role SELECT on a `users` table or view "
+    "in this database (create the accounts with `python -m analytics users add` in the operational "
+    "database and copy the table with your ETL), or run the dashboard without {env}.")
+READONLY_EMPTY_USERS = (
+    "Nobody can sign in: the `users` table of this read-only database ({env}) is empty, and a read-only "
+    "database cannot get a first administrator here. Create the accounts in the operational database "
+    "(`python -m analytics users add NAME --role admin`) and copy the `users` table with your ETL.")
+
+
+def _readonly_sign_in_possible(engine: sa.Engine) -> bool:
+    """On a read-only database: True when there are users to sign in, else explain why not (no fallback)."""
+    if schema.users.name in db.missing_tables(engine):
+        st.error(READONLY_NO_USERS.format(env=db.READONLY_ENV), icon=":material/lock:")
+        return False
+    if not _has_users(engine):
+        st.error(READONLY_EMPTY_USERS.format(env=db.READONLY_ENV), icon=":material/lock:")
+        return False
+    return True
 
 
 def _has_users(engine: sa.Engine) -> bool:

@@ -45,7 +45,11 @@ with tab_q:
     left.caption("Matching proposes invoices for every receipt with unapplied cash: remittance references "
                  "(also with typos), exact amounts, combinations of up to 4 invoices, short payments, "
                  "oldest first.")
-    if left.button("Run matching", type="primary", key="ca_run", icon=":material/join_inner:"):
+    read_only = ui.read_only()
+    if read_only:
+        with left:
+            ui.readonly_notice("Matching, accepting and rejecting")
+    if left.button("Run matching", type="primary", key="ca_run", icon=":material/join_inner:", disabled=read_only):
         ui.write_action(cash_app.run_matching, engine, user, auto_threshold=threshold, as_of=as_of,
                         success="Matching done: {result[auto_applied]} lines applied automatically, "
                                 "{result[queued]} waiting for review.")
@@ -59,10 +63,10 @@ with tab_q:
     rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
     ids = [int(queue.iloc[r]["proposal_id"]) for r in rows if queue is not None and r < len(queue)]
     b1, b2, _ = st.columns([1, 1, 3])
-    if b1.button(f"Accept ({len(ids)})", key="ca_accept", disabled=not ids, icon=":material/check:"):
+    if b1.button(f"Accept ({len(ids)})", key="ca_accept", disabled=not ids or read_only, icon=":material/check:"):
         ui.write_action(cash_app.accept_proposals, engine, user, ids,
                         success=f"Applied {len(ids)} proposal(s).")
-    if b2.button(f"Reject ({len(ids)})", key="ca_reject", disabled=not ids, icon=":material/close:"):
+    if b2.button(f"Reject ({len(ids)})", key="ca_reject", disabled=not ids or read_only, icon=":material/close:"):
         ui.write_action(cash_app.reject_proposals, engine, user, ids, success="Rejected {result} proposal(s).")
 
 with tab_u:

@@ -153,8 +153,10 @@ with tab_act:
     def inv_label(value):
         return "— whole account —" if value is None else open_labels.get(value, value)
 
-    if not any(ui.can(user, a) for a in ("write_activity", "record_promise", "manage_disputes", "propose_writeoff",
-                                          "approve_writeoff")):
+    if ui.read_only():
+        ui.readonly_notice("Recording work on this account")
+    elif not any(ui.can(user, a) for a in ("write_activity", "record_promise", "manage_disputes", "propose_writeoff",
+                                            "approve_writeoff")):
         st.info("Your role can view this account but not record work on it.", icon=":material/visibility:")
     st.caption(f"Recorded today ({today:%d %b %Y}) as **{user.username}**; every change is kept in the audit log.")
     left, right = st.columns(2)

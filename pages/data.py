@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from analytics import auth, schema
+from analytics import auth, db, schema
 from analytics.errors import UserError, ValidationFailed
 from dashboard import common as ui
 from analytics import accounts as q
@@ -61,7 +61,7 @@ def _show_errors(errors, name: str, key: str) -> None:
 
 
 # ---- load a file --------------------------------------------------------------------------
-with tab_load:
+def _load_form() -> None:
     from analytics import loaders
 
     c1, c2 = st.columns([1, 2])
@@ -123,16 +123,25 @@ with tab_load:
         if errors:
             _show_errors(errors, f"{name}_errors", "data_load_errors")
 
+
+with tab_load:
+    if ui.read_only():
+        ui.readonly_notice("Loading files")
+    else:
+        _load_form()
     st.divider()
     st.subheader("Ledger contents")
     counts = ui.cached(q.table_counts)
     st.dataframe(counts, hide_index=True, width="content")
-    batches = ui.cached(q.table_export, "import_batches")
+    if "import_batches" in db.missing_tables(engine):
+        batches = pd.DataFrame()
+    else:
+        batches = ui.cached(q.table_export, "import_batches")
     ui.table(batches.sort_values("id", ascending=False) if not batches.empty else batches, "import_batches",
              key="data_batches", empty="Nothing loaded yet.")
 
 # ---- demo ledger --------------------------------------------------------------------------
-with tab_demo:
+def _demo_form() -> None:
     st.markdown("Generate a realistic, seeded synthetic ledger (customers with different payment behaviour, "
                 "invoices, credit memos, partial payments, disputes, promises, collector activity).")
     with st.form("data_generate"):
@@ -179,9 +188,17 @@ with tab_demo:
         with st.expander("Last generation summary"):
             st.json(st.session_state["data_generated"])
 
+
+with tab_demo:
+    if ui.read_only():
+        ui.readonly_notice("Generating a demo ledger")
+    else:
+        _demo_form()
+
 # ---- export -------------------------------------------------------------------------------
 with tab_export:
-    names = [t.name for t in schema.LEDGER_TABLES]
+    missing = set(db.missing_tables(engine))
+    names = [t.name for t in schema.LEDGER_TABLES if t.name not in missing]
     table_name = st.selectbox("Table", names, index=names.index("invoices"), key="data_export_table")
     limit = st.number_input("At most this many rows (0 = all)", min_value=0, value=0, step=10_000,
                             key="data_export_limit")
@@ -195,8 +212,13 @@ with tab_export:
 
 # ---- users --------------------------------------------------------------------------------
 with tab_users:
-    users = pd.DataFrame(auth.list_users(engine))
+    if schema.users.name in db.missing_tables(engine):
+        users = pd.DataFrame()
+    else:
+        users = pd.DataFrame(auth.list_users(engine))
     ui.table(users, "users", key="data_users", empty="No users.")
+    if ui.read_only() and auth.can(user, "manage_users"):
+        ui.readonly_notice("Adding users")
     if ui.can(user, "manage_users"):
         with st.form("data_add_user", clear_on_submit=True):
             st.markdown("**Add a user**")

@@ -113,7 +113,10 @@ else:
         file_name=f"dunning_{as_of.isoformat()}.zip", mime="application/zip", key="dun_dl_zip",
         icon=":material/folder_zip:", on_click="ignore")
     st.caption("The zip holds one file per account and `index.csv` (step, file, or why an account was skipped).")
-    if ui.can(user, "write_activity"):
+    if ui.read_only():
+        st.caption("Recording the letters as activities is switched off: this database is read-only "
+                   "(AR_DB_READONLY). The letters can still be downloaded.")
+    elif ui.can(user, "write_activity"):
         if st.button(f"Record {len(chosen)} letter activit{'ies' if len(chosen) != 1 else 'y'}", key="dun_record",
                      icon=":material/history_edu:",
                      help="Adds a 'letter' activity per account (today, as you) once the letters are on their way. "

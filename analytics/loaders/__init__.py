@@ -43,6 +43,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from analytics import db
 from analytics.errors import RowError, UserError, ValidationFailed
 from analytics.loaders._core import FIELDS, LoadReport, Staged, dumps, errors_frame, validate, write
 from analytics.loaders._source import Source, read_csv, read_excel, read_source
@@ -160,7 +161,8 @@ def load(engine: sa.Engine, fmt: str, source: Source, mapping: Any = None, skip_
     ValidationFailed
         Some rows are bad and ``skip_invalid`` is False (or the file is truncated); nothing written.
     UserError
-        Unreadable file, wrong columns, bad mapping.
+        Unreadable file, wrong columns, bad mapping; :class:`~analytics.errors.ReadOnlyDatabase` on a
+        read-only database (before the file is read).
 
     Example
     -------
@@ -168,6 +170,7 @@ def load(engine: sa.Engine, fmt: str, source: Source, mapping: Any = None, skip_
     >>> report.inserted["invoices"], report.inserted["customers"]             # doctest: +SKIP
     (2466, 100)
     """
+    db.require_writable(engine, "load data")
     st = stage(fmt, source, mapping, file_name)
     rows_read = len(st.rows) + st.ignored + len({e.row for e in st.errors if e.column == "(row)"})
     return write(engine, st, skip_invalid=skip_invalid, rows_read=rows_read)

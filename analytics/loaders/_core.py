@@ -406,6 +406,7 @@ def write(engine: sa.Engine, st: Staged, *, skip_invalid: bool = False, rows_rea
     report = LoadReport(st.fmt, st.file_name, st.sha256, rows_read=len(st.rows) if rows_read is None else rows_read,
                         rows_ignored=st.ignored)
     batches = schema.import_batches
+    db.require_writable(engine, "load data")
     with engine.begin() as conn:
         report.already_loaded = conn.execute(
             sa.select(sa.func.count()).select_from(batches).where(batches.c.file_sha256 == st.sha256)).scalar() > 0
