@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from analytics import db
 from analytics.risk import features as F
 from analytics.risk import train
-from analytics.risk.scoring import _point_counts, snapshot_dates, training_sample
+from analytics.risk.scoring import _point_counts, invoice_sample, snapshot_dates, training_sample
 from tests.test_risk import AS_OF, _seed
 
 D = dt.date
@@ -44,6 +44,16 @@ def test_training_sample_bound_whole_customers_and_seed():
         training_sample(counts, 0)
 
 
+def test_invoice_sample_spreads_over_customers():
+    counts = pd.Series({"A": 10, "B": 2, "C": 5})
+    assert invoice_sample(counts, 17) is None
+    assert invoice_sample(counts, 9) == {"customer_ids": None, "per_customer": 3, "offset": 0}  # 3 + 2 + 3 = 8
+    assert invoice_sample(counts, 12, random_state=4) == {"customer_ids": None, "per_customer": 5, "offset": 4}
+    many = pd.Series(5, index=[f"C{i}" for i in range(30)])
+    s = invoice_sample(many, 10)  # fewer rows than customers: 10 customers, one invoice each
+    assert s["per_customer"] == 1 and len(s["customer_ids"]) == 10
+
+
 def test_sample_reaches_sql_on_every_dialect(engine):
     with engine.begin() as conn:
         _seed(conn)
@@ -56,6 +66,13 @@ def test_sample_reaches_sql_on_every_dialect(engine):
         assert set(snaps["customer_id"]) == {"K1"} and len(snaps) == 2
         out = F.invoice_outcomes(conn, AS_OF, points=F.invoice_points(customer_ids=["K1"]))
         assert sorted(out.index) == ["I1", "I2", "I3"]
+        # Evenly spread: K1 has I1, I2, I3 (i = 0, 1, 2); k = 2 keeps (i * 2) mod 3 < 2 -> i = 0, 2.
+        spread = F.history_frame(conn, F.invoice_points(per_customer=2))
+        assert sorted(spread["point_id"]) == ["I1", "I3", "J1"]
+        shifted = F.history_frame(conn, F.invoice_points(per_customer=2, offset=1))  # (i + 1) * 2 mod 3 < 2
+        assert sorted(shifted["point_id"]) == ["I2", "I3", "J1"]
+        one = F.history_frame(conn, F.invoice_points(customer_ids=["K1"], per_customer=1))
+        assert list(one["point_id"]) == ["I1"]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +93,8 @@ def test_train_is_bounded_and_deterministic(gen_engine):
     n = m1.n_train
     assert n["account_candidates"] > cap and n["invoice_candidates"] > cap  # the bound is active
     assert 0 < n["account_rows"] <= cap and 0 < n["invoice_rows"] <= cap
-    assert n["account_sampled_customers"] < 40 and n["invoice_sampled_customers"] < 40
+    assert n["account_sampled_customers"] < 40  # whole customers
+    assert n["invoice_per_customer"] >= 1 and n["invoice_sampled_customers"] >= 35  # spread over (nearly) all
     m2 = train(gen_engine, as_of, max_iter=10, max_training_rows=cap)
     assert m2.n_train == n
     with gen_engine.connect() as conn:

@@ -39,8 +39,8 @@ from analytics import schema
 from analytics.risk import features as F
 from analytics.risk.models import DaysToPayRegressor, DelinquencyClassifier
 from analytics.db import connection
-from analytics.risk.scoring import (MAX_TRAINING_ROWS, _fit_classifier, _point_counts, invoice_training_frame,
-                                    train, training_sample)
+from analytics.risk.scoring import (MAX_TRAINING_ROWS, _fit_classifier, _point_counts, invoice_sample,
+                                    invoice_training_frame, train, training_sample)
 
 BAD_SEGMENTS = ("defaulting", "deteriorating", "chronic_late")
 
@@ -110,8 +110,8 @@ def _data_end(conn) -> dt.date | None:
 def _invoice_section(conn, split: dt.date, end: dt.date, late_days: int, max_iter: int,
                      max_training_rows: int | None = None) -> dict:
     cutoff = end + dt.timedelta(days=1)
-    sample = training_sample(_point_counts(conn, F.invoice_points(None, split)), max_training_rows)
-    train_f = invoice_training_frame(conn, None, split, split, late_days, customer_ids=sample)
+    sample = invoice_sample(_point_counts(conn, F.invoice_points(None, split)), max_training_rows)
+    train_f = invoice_training_frame(conn, None, split, split, late_days, **(sample or {}))
     train_f = train_f[train_f["known"]]
     test_f = invoice_training_frame(conn, split, cutoff, cutoff, late_days)
     test_f = test_f[test_f["known"]]

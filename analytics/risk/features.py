@@ -121,7 +121,7 @@ def customer_points(as_of: dt.date, flt: LedgerFilter = NO_FILTER, customer_ids:
 
 
 def invoice_points(start: dt.date | None = None, end: dt.date | None = None,
-                   customer_ids: Sequence[str] | None = None):
+                   customer_ids: Sequence[str] | None = None, per_customer: int | None = None, offset: int = 0):
     """One point per invoice/debit memo at its invoice date (for issuance-time training).
 
     Parameters
@@ -130,6 +130,11 @@ def invoice_points(start: dt.date | None = None, end: dt.date | None = None,
         Keep invoices dated ``start <= invoice_date < end``.
     customer_ids : sequence of str, optional
         Keep only these customers' invoices (a training sample).
+    per_customer : int, optional
+        Keep at most this many invoices per customer, evenly spread over the customer's invoices in
+        date order: with the customer's invoices numbered i = 0..n-1 (by invoice date, then id), keep
+        those with ``((i + offset) * per_customer) mod n < per_customer`` — exactly
+        ``min(n, per_customer)`` of them, deterministic for a given ``offset`` (a seed).
 
     Returns
     -------
@@ -144,6 +149,15 @@ def invoice_points(start: dt.date | None = None, end: dt.date | None = None,
         stmt = stmt.where(inv.c.invoice_date < _date(end))
     if customer_ids is not None:
         stmt = stmt.where(in_ids(inv.c.customer_id, customer_ids))
+    if per_customer is not None:
+        k = int(per_customer)
+        numbered = stmt.add_columns(
+            (sa.func.row_number().over(partition_by=inv.c.customer_id, order_by=(inv.c.invoice_date, inv.c.id))
+             - 1).label("i"),
+            sa.func.count().over(partition_by=inv.c.customer_id).label("n"),
+        ).subquery("numbered")
+        keep = ((numbered.c.i + int(offset)) * k) % numbered.c.n < k
+        return sa.select(numbered.c.point_id, numbered.c.customer_id, numbered.c.as_of).where(keep).subquery("points")
     return stmt.subquery("points")
 
 

@@ -13,12 +13,15 @@ With too little history (fewer than ``MIN_TRAIN_ROWS`` labelled rows or one clas
 :class:`~analytics.risk.models.HeuristicRiskScorer` is used instead, and ``RiskModel.method`` says so.
 
 **Bounded training set.** Each model trains on at most ``max_training_rows`` candidate points
-(default :data:`MAX_TRAINING_ROWS`). When a ledger has more, whole customers are sampled: customers
-are ordered by a seeded hash of their id (BLAKE2b of ``"<random_state>:<customer_id>"``) and taken in
-that order while their points still fit in the budget (a customer that would overflow it is
-skipped). Only the sampled customers' points are sent to the feature SQL, so the cost (the
-(point, prior item) history join) scales with the sample, not with the ledger. Small ledgers (at
-most ``max_training_rows`` points) use every point, exactly as before. See :func:`training_sample`.
+(default :data:`MAX_TRAINING_ROWS`), chosen before any feature is computed so the cost (the
+(point, prior item) history join) scales with the sample, not with the ledger:
+
+* account snapshots — whole customers, in a seeded hash order (BLAKE2b of
+  ``"<random_state>:<customer_id>"``), while their snapshots fit in the budget (:func:`training_sample`);
+* invoices — every customer keeps up to ``k`` invoices evenly spread over its history, ``k`` as
+  large as the budget allows (:func:`invoice_sample`), so the model still sees every customer.
+
+Small ledgers (at most ``max_training_rows`` points per model) use every point, exactly as before.
 """
 from __future__ import annotations
 
@@ -95,6 +98,53 @@ def training_sample(counts: pd.Series, max_rows: int | None, random_state: int =
     return sorted(chosen)
 
 
+def invoice_sample(counts: pd.Series, max_rows: int | None, random_state: int = 0) -> dict | None:
+    """How to cut the invoice training points to at most ``max_rows``, keeping as many customers as possible.
+
+    The invoice model learns "how does THIS customer pay": many customers with a few invoices each
+    generalise better than a few customers with all theirs. So every customer keeps up to ``k``
+    invoices, evenly spread over its history (:func:`~analytics.risk.features.invoice_points`
+    ``per_customer``), with ``k`` the largest number such that ``sum(min(n_c, k)) <= max_rows``. When
+    there are more customers than ``max_rows`` (``k`` would be 0), ``max_rows`` customers are
+    sampled by the seeded hash order of :func:`training_sample`, one invoice each.
+
+    Parameters
+    ----------
+    counts : pandas.Series
+        Candidate invoices per customer.
+    max_rows : int or None
+    random_state : int
+        Seed (hash order of customers, offset of the evenly spread invoices).
+
+    Returns
+    -------
+    dict or None
+        None when every invoice fits; else ``{"customer_ids": list or None (all), "per_customer": k,
+        "offset": random_state}`` (keyword arguments of ``invoice_points``).
+
+    Example
+    -------
+    >>> invoice_sample(pd.Series({"A": 10, "B": 2, "C": 5}), 9)
+    {'customer_ids': None, 'per_customer': 3, 'offset': 0}
+    """
+    if max_rows is None or int(counts.sum()) <= max_rows:
+        return None
+    if max_rows < 1:
+        raise ValueError("max_training_rows must be a positive number of rows (or None for no bound)")
+    values = np.sort(counts.to_numpy().astype("int64"))
+    lo, hi = 0, int(values[-1])
+    while lo < hi:  # largest k with sum(min(n, k)) <= max_rows
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(values, mid).sum()) <= max_rows:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo >= 1:
+        return {"customer_ids": None, "per_customer": lo, "offset": int(random_state)}
+    ids = training_sample(pd.Series(1, index=counts.index[counts > 0]), max_rows, random_state)
+    return {"customer_ids": ids, "per_customer": 1, "offset": int(random_state)}
+
+
 def _point_counts(conn: sa.Connection, points) -> pd.Series:
     """Candidate points per customer of a points subquery (one small GROUP BY)."""
     rows = conn.execute(sa.select(points.c.customer_id, sa.func.count()).group_by(points.c.customer_id)).all()
@@ -110,7 +160,8 @@ def snapshot_dates(first: dt.date | None, as_of: dt.date, every: int = SNAPSHOT_
 
 
 def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.date, outcome_cutoff: dt.date,
-                           late_days: int, customer_ids=None) -> pd.DataFrame:
+                           late_days: int, customer_ids=None, per_customer: int | None = None,
+                           offset: int = 0) -> pd.DataFrame:
     """Invoice features (as of each invoice date) with outcomes seen at ``outcome_cutoff``.
 
     Parameters
@@ -121,8 +172,8 @@ def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.d
     outcome_cutoff : datetime.date
         Outcomes use settlements dated before this date.
     late_days : int
-    customer_ids : sequence of str, optional
-        Only these customers' invoices (a training sample from :func:`training_sample`).
+    customer_ids, per_customer, offset
+        A training sample (see :func:`invoice_sample` and ``features.invoice_points``).
 
     Returns
     -------
@@ -130,7 +181,7 @@ def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.d
         Indexed by invoice id, ordered by invoice date: INVOICE_FEATURES plus ``customer_id, invoice_date,
         label, known, paid, days_to_pay, days_late``.
     """
-    pts = F.invoice_points(start, end, customer_ids)
+    pts = F.invoice_points(start, end, customer_ids, per_customer, offset)
     hist = F.history_frame(conn, pts)
     attrs = F.invoice_attributes(conn, pts)
     frame = F.add_invoice_features(hist, attrs, on="point_id")
@@ -140,7 +191,9 @@ def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.d
                                      "days_to_pay": out["days_to_pay"], "days_late": out["days_late"]}),
                        how="left")
     frame["known"] = frame["known"].fillna(False).astype(bool)
-    return frame.sort_values(["invoice_date"], kind="stable")
+    # Invoice id breaks ties so the row order (and the unshuffled calibration folds) never depends
+    # on the order the database returned the rows in.
+    return frame.rename_axis("invoice_id").sort_values(["invoice_date", "invoice_id"], kind="stable")
 
 
 def _fit_classifier(X: pd.DataFrame, y: np.ndarray, features, max_iter: int, random_state: int):
@@ -154,8 +207,9 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
           random_state: int = 0, max_training_rows: int | None = MAX_TRAINING_ROWS) -> RiskModel:
     """Train the account, invoice and days-to-pay models on the ledger's history before ``as_of``.
 
-    Each model sees at most ``max_training_rows`` candidate points: on a larger ledger a seeded
-    sample of whole customers (:func:`training_sample`), chosen before any feature is computed.
+    Each model sees at most ``max_training_rows`` candidate points, chosen before any feature is
+    computed: a seeded sample of whole customers for the account snapshots (:func:`training_sample`),
+    up to ``k`` evenly spread invoices of every customer for the invoice models (:func:`invoice_sample`).
 
     Parameters
     ----------
@@ -205,8 +259,8 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
         start = as_of - dt.timedelta(days=TRAIN_INVOICE_DAYS)
         counts = _point_counts(conn, F.invoice_points(start, as_of))
         inv_candidates = int(counts.sum())
-        inv_sample = training_sample(counts, max_training_rows, random_state)
-        inv = invoice_training_frame(conn, start, as_of, as_of, late_days, customer_ids=inv_sample)
+        inv_sample = invoice_sample(counts, max_training_rows, random_state)
+        inv = invoice_training_frame(conn, start, as_of, as_of, late_days, **(inv_sample or {}))
     known = inv[inv["known"]]
     inv_X = known[F.INVOICE_FEATURES]
     invoice, inv_method = _fit_classifier(inv_X, known["label"].to_numpy(), list(F.INVOICE_FEATURES), max_iter,
@@ -228,7 +282,8 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
                  "paid_invoices": int(len(paid)),
                  "account_candidates": acc_candidates, "invoice_candidates": inv_candidates,
                  "account_sampled_customers": None if acc_sample is None else len(acc_sample),
-                 "invoice_sampled_customers": None if inv_sample is None else len(inv_sample),
+                 "invoice_sampled_customers": None if inv_sample is None else int(inv["customer_id"].nunique()),
+                 "invoice_per_customer": None if inv_sample is None else inv_sample["per_customer"],
                  "max_training_rows": max_training_rows},
     )
 
