@@ -5,12 +5,22 @@ customer-specific delay, the last 50 per customer left open), trains the models 
 times ``score_invoices`` (all open invoices: features, probability, payment-date interval) and
 ``score_accounts`` (with explanations). Prints the figures.
 
-Usage: ``.venv/bin/python benchmarks/bench_risk.py [--open 100000] [--customers 2000]``
+Training at a given size: ``--ledger PATH`` trains on an existing DuckDB ledger instead (copied to a
+temporary file first, so the original is never written) in a child process and prints the training
+time and that process's peak RSS, e.g. on the 1,000,000-invoice benchmark ledger::
+
+    .venv/bin/python benchmarks/bench_risk.py --ledger /tmp/ar_bench_1000000/ledger.duckdb
+    .venv/bin/python benchmarks/bench_risk.py --ledger ... --max-training-rows 50000 --as-of 2026-11-01
+
+Usage: ``.venv/bin/python benchmarks/bench_risk.py [--open 100000] [--customers 2000] [--max-training-rows N]``
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing
+import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analytics import db, schema  # noqa: E402
 from analytics.risk import score_accounts, score_invoices, train  # noqa: E402
+from analytics.risk.scoring import MAX_TRAINING_ROWS  # noqa: E402
 
 AS_OF = dt.date(2026, 1, 1)
 
@@ -69,11 +80,60 @@ def build(url: str, n_open: int, n_customers: int, seed: int = 0) -> None:
     engine.dispose()
 
 
+def _train_child(url: str, as_of: str | None, max_rows: int | None, queue) -> None:
+    from analytics import kpis
+
+    engine = db.make_engine(url)
+    if as_of is None:
+        with engine.connect() as conn:
+            day = kpis.latest_date(conn)
+    else:
+        day = dt.date.fromisoformat(as_of)
+    t = time.perf_counter()
+    model = train(engine, day, max_training_rows=max_rows)
+    secs = time.perf_counter() - t
+    t = time.perf_counter()
+    scores = score_accounts(engine, day, model=model)
+    score_secs = time.perf_counter() - t
+    queue.put({"as_of": day.isoformat(), "train_seconds": secs, "score_seconds": score_secs, "accounts": len(scores),
+               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "method": model.method,
+               "n_train": model.n_train})
+
+
+def train_figures(ledger: Path, as_of: str | None, max_rows: int | None) -> dict:
+    """Train on a copy of ``ledger`` in a fresh child process; its peak RSS is the training's own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "ledger.duckdb"
+        shutil.copyfile(ledger, copy)
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_train_child, args=(f"duckdb:///{copy}", as_of, max_rows, queue))
+        proc.start()
+        result = queue.get()
+        proc.join()
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--open", type=int, default=100_000)
     ap.add_argument("--customers", type=int, default=2_000)
+    ap.add_argument("--ledger", type=Path, default=None,
+                    help="train on this existing DuckDB ledger (a copy) and print training time and peak RSS")
+    ap.add_argument("--as-of", default=None, help="training/scoring date for --ledger (default: latest ledger date)")
+    ap.add_argument("--max-training-rows", type=lambda v: None if v.lower() == "none" else int(v),
+                    default=MAX_TRAINING_ROWS, help=f"bound per model (default {MAX_TRAINING_ROWS:,}; 'none' = all)")
     args = ap.parse_args()
+    if args.ledger is not None:
+        r = train_figures(args.ledger, args.as_of, args.max_training_rows)
+        n = r["n_train"]
+        print(f"train on {args.ledger} as of {r['as_of']} (max_training_rows={args.max_training_rows}): "
+              f"{r['train_seconds']:.1f} s, peak RSS {r['peak_mb']:,.0f} MB (training child process)")
+        print(f"  account: {n['account_rows']:,} rows of {n['account_candidates'] or 0:,} candidate snapshots "
+              f"({n['account_sampled_customers'] or 'all'} customers); invoice: {n['invoice_rows']:,} labelled of "
+              f"{n['invoice_candidates']:,} candidate invoices ({n['invoice_sampled_customers'] or 'all'} customers)")
+        print(f"  method {r['method']}; then score_accounts: {r['accounts']:,} accounts in {r['score_seconds']:.1f} s")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         url = f"duckdb:///{Path(tmp) / 'bench.duckdb'}"
         t = time.perf_counter()
@@ -82,7 +142,7 @@ def main() -> None:
               f"in {time.perf_counter() - t:.1f} s")
         engine = db.make_engine(url)
         t = time.perf_counter()
-        model = train(engine, AS_OF, max_iter=100)
+        model = train(engine, AS_OF, max_iter=100, max_training_rows=args.max_training_rows)
         print(f"train (history before {AS_OF}): {time.perf_counter() - t:.1f} s  {model.method}  {model.n_train}")
         t = time.perf_counter()
         inv = score_invoices(engine, AS_OF, model=model)

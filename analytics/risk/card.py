@@ -39,7 +39,8 @@ from analytics import schema
 from analytics.risk import features as F
 from analytics.risk.models import DaysToPayRegressor, DelinquencyClassifier
 from analytics.db import connection
-from analytics.risk.scoring import _fit_classifier, invoice_training_frame, train
+from analytics.risk.scoring import (MAX_TRAINING_ROWS, _fit_classifier, _point_counts, invoice_sample,
+                                    invoice_training_frame, train, training_sample)
 
 BAD_SEGMENTS = ("defaulting", "deteriorating", "chronic_late")
 
@@ -106,9 +107,11 @@ def _data_end(conn) -> dt.date | None:
     return max(last) if last else None
 
 
-def _invoice_section(conn, split: dt.date, end: dt.date, late_days: int, max_iter: int) -> dict:
+def _invoice_section(conn, split: dt.date, end: dt.date, late_days: int, max_iter: int,
+                     max_training_rows: int | None = None) -> dict:
     cutoff = end + dt.timedelta(days=1)
-    train_f = invoice_training_frame(conn, None, split, split, late_days)
+    sample = invoice_sample(_point_counts(conn, F.invoice_points(None, split)), max_training_rows)
+    train_f = invoice_training_frame(conn, None, split, split, late_days, **(sample or {}))
     train_f = train_f[train_f["known"]]
     test_f = invoice_training_frame(conn, split, cutoff, cutoff, late_days)
     test_f = test_f[test_f["known"]]
@@ -167,7 +170,7 @@ def _invoice_section(conn, split: dt.date, end: dt.date, late_days: int, max_ite
     return out
 
 
-def _account_section(conn, split: dt.date, end: dt.date, max_iter: int) -> dict:
+def _account_section(conn, split: dt.date, end: dt.date, max_iter: int, max_training_rows: int | None = None) -> dict:
     first = conn.execute(sa.select(sa.func.min(F.inv.c.invoice_date))).scalar()
     first = pd.Timestamp(first).date()
     last_snap = end - dt.timedelta(days=90)
@@ -184,6 +187,9 @@ def _account_section(conn, split: dt.date, end: dt.date, max_iter: int) -> dict:
     snaps = snaps[snaps["n_items"] > 0].sort_values(["as_of", "customer_id"], kind="stable")
     as_of = pd.to_datetime(snaps["as_of"])
     tr = snaps[as_of + pd.Timedelta(days=90) < pd.Timestamp(split)]
+    sample = training_sample(tr.groupby("customer_id").size(), max_training_rows)
+    if sample is not None:
+        tr = tr[tr["customer_id"].isin(sample)]
     te = snaps[as_of >= pd.Timestamp(split)]
     out.update({"n_train": int(len(tr)), "n_test": int(len(te)),
                 "train_positive_rate": _r(tr["label"].mean()) if len(tr) else None,
@@ -204,14 +210,15 @@ def _account_section(conn, split: dt.date, end: dt.date, max_iter: int) -> dict:
     return out
 
 
-def _truth_section(conn, end: dt.date, late_days: int, max_iter: int, top_share: float) -> dict | None:
+def _truth_section(conn, end: dt.date, late_days: int, max_iter: int, top_share: float,
+                   max_training_rows: int | None = MAX_TRAINING_ROWS) -> dict | None:
     truth = pd.DataFrame(conn.execute(sa.select(schema.customer_truth.c.customer_id,
                                                 schema.customer_truth.c.segment)).all(),
                          columns=["customer_id", "segment"])
     if truth.empty:
         return None
     as_of = end + dt.timedelta(days=1)
-    model = train(conn, as_of, late_days=late_days, max_iter=max_iter)
+    model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
     hist = F.history_frame(conn, F.customer_points(as_of))
     hist = hist[hist["n_items"] > 0]
     p = model.account_proba(hist[F.ACCOUNT_FEATURES])
@@ -237,7 +244,7 @@ def _truth_section(conn, end: dt.date, late_days: int, max_iter: int, top_share:
 
 
 def evaluate(conn_or_engine, split_date: dt.date | None = None, late_days: int = 30, max_iter: int = 150,
-             top_share: float = 0.10) -> dict:
+             top_share: float = 0.10, max_training_rows: int | None = None) -> dict:
     """Model card figures for the ledger (see the module docstring for every definition).
 
     Parameters
@@ -251,6 +258,11 @@ def evaluate(conn_or_engine, split_date: dt.date | None = None, late_days: int =
         Boosting iterations.
     top_share : float
         Share of customers for the precision-at-top figure.
+    max_training_rows : int or None
+        Train the invoice and account models on a seeded customer sample of at most this many rows
+        (the rule of :func:`~analytics.risk.scoring.training_sample`); test rows are never sampled.
+        None (default) trains the evaluation models on every row; the ground-truth section uses
+        ``train``'s default bound unless a number is given.
 
     Returns
     -------
@@ -273,7 +285,8 @@ def evaluate(conn_or_engine, split_date: dt.date | None = None, late_days: int =
             split_date = dates.quantile(0.6).date()
         return {
             "data_end": end.isoformat(),
-            "invoice": _invoice_section(conn, split_date, end, late_days, max_iter),
-            "account": _account_section(conn, split_date, end, max_iter),
-            "truth": _truth_section(conn, end, late_days, max_iter, top_share),
+            "invoice": _invoice_section(conn, split_date, end, late_days, max_iter, max_training_rows),
+            "account": _account_section(conn, split_date, end, max_iter, max_training_rows),
+            "truth": _truth_section(conn, end, late_days, max_iter, top_share,
+                                    MAX_TRAINING_ROWS if max_training_rows is None else max_training_rows),
         }

@@ -79,6 +79,16 @@ def _date(value) -> sa.ColumnElement:
     return sa.literal(value, sa.Date)
 
 
+def in_ids(column: sa.ColumnElement, ids: Sequence[str]) -> sa.ColumnElement:
+    """``column IN (ids)`` with the ids rendered as literals at execution time.
+
+    A training sample can name tens of thousands of customers; bound parameters would hit the
+    drivers' parameter limits (SQLite 32,766, PostgreSQL 65,535), literals do not.
+    """
+    return column.in_(sa.bindparam(None, value=[str(i) for i in ids], type_=sa.String, expanding=True,
+                                   literal_execute=True))
+
+
 # --------------------------------------------------------------------------------------------
 # Points
 # --------------------------------------------------------------------------------------------
@@ -106,17 +116,25 @@ def customer_points(as_of: dt.date, flt: LedgerFilter = NO_FILTER, customer_ids:
     if clause is not None:
         stmt = stmt.where(clause)
     if customer_ids is not None:
-        stmt = stmt.where(cust.c.id.in_(list(customer_ids)))
+        stmt = stmt.where(in_ids(cust.c.id, list(customer_ids)))
     return stmt.subquery("points")
 
 
-def invoice_points(start: dt.date | None = None, end: dt.date | None = None):
+def invoice_points(start: dt.date | None = None, end: dt.date | None = None,
+                   customer_ids: Sequence[str] | None = None, per_customer: int | None = None, offset: int = 0):
     """One point per invoice/debit memo at its invoice date (for issuance-time training).
 
     Parameters
     ----------
     start, end : datetime.date, optional
         Keep invoices dated ``start <= invoice_date < end``.
+    customer_ids : sequence of str, optional
+        Keep only these customers' invoices (a training sample).
+    per_customer : int, optional
+        Keep at most this many invoices per customer, evenly spread over the customer's invoices in
+        date order: with the customer's invoices numbered i = 0..n-1 (by invoice date, then id), keep
+        those with ``((i + offset) * per_customer) mod n < per_customer`` — exactly
+        ``min(n, per_customer)`` of them, deterministic for a given ``offset`` (a seed).
 
     Returns
     -------
@@ -129,11 +147,30 @@ def invoice_points(start: dt.date | None = None, end: dt.date | None = None):
         stmt = stmt.where(inv.c.invoice_date >= _date(start))
     if end is not None:
         stmt = stmt.where(inv.c.invoice_date < _date(end))
+    if customer_ids is not None:
+        stmt = stmt.where(in_ids(inv.c.customer_id, customer_ids))
+    if per_customer is not None:
+        k = int(per_customer)
+        numbered = stmt.add_columns(
+            (sa.func.row_number().over(partition_by=inv.c.customer_id, order_by=(inv.c.invoice_date, inv.c.id))
+             - 1).label("i"),
+            sa.func.count().over(partition_by=inv.c.customer_id).label("n"),
+        ).subquery("numbered")
+        keep = ((numbered.c.i + int(offset)) * k) % numbered.c.n < k
+        return sa.select(numbered.c.point_id, numbered.c.customer_id, numbered.c.as_of).where(keep).subquery("points")
     return stmt.subquery("points")
 
 
-def snapshot_points(dates: Iterable[dt.date], horizon_days: int = 90):
+def snapshot_points(dates: Iterable[dt.date], horizon_days: int = 90, customer_ids: Sequence[str] | None = None):
     """One point per customer per snapshot date, for customers with at least one invoice before it.
+
+    Parameters
+    ----------
+    dates : iterable of datetime.date
+    horizon_days : int
+        Label window length (``horizon_end = as_of + horizon_days``).
+    customer_ids : sequence of str, optional
+        Keep only these customers (a training sample).
 
     Returns
     -------
@@ -147,7 +184,10 @@ def snapshot_points(dates: Iterable[dt.date], horizon_days: int = 90):
             for d in dates]
     dv = (sa.union_all(*rows) if len(rows) > 1 else rows[0]).subquery("snapshots")
     first = sa.select(inv.c.customer_id, sa.func.min(inv.c.invoice_date).label("first_date")).group_by(
-        inv.c.customer_id).subquery("first_inv")
+        inv.c.customer_id)
+    if customer_ids is not None:
+        first = first.where(in_ids(inv.c.customer_id, customer_ids))
+    first = first.subquery("first_inv")
     stmt = (
         sa.select(first.c.customer_id, dv.c.as_of, dv.c.horizon_end)
         .select_from(dv.join(first, first.c.first_date < dv.c.as_of))
@@ -158,29 +198,69 @@ def snapshot_points(dates: Iterable[dt.date], horizon_days: int = 90):
 # --------------------------------------------------------------------------------------------
 # History features
 # --------------------------------------------------------------------------------------------
-def _point_items(points, settle_cutoff_col=None):
-    """Per (point, prior debit item): open amount, instalment counts and last move, all before as_of."""
+def item_states() -> sa.Subquery:
+    """Each item's settlement state after each of its movement dates (running totals).
+
+    One row per (item, movement date): ``settled_cents`` / ``n_wo`` / ``n_cash`` = the sums over the
+    item's movements dated on or before ``move_date``, and ``next_move`` = the item's next movement
+    date (NULL for the last). For a point dated D, the item's state "before D" is the row with
+    ``move_date < D <= next_move`` (or ``next_move`` NULL); no row means nothing was settled before D.
+    Built once per item (window functions, portable to DuckDB, SQLite >= 3.25 and PostgreSQL), so
+    the (point, item) history join needs no per-pair aggregation.
+
+    Returns
+    -------
+    sqlalchemy.Subquery
+        Columns ``item_id, move_date, next_move, settled_cents, n_wo, n_cash``.
+    """
+    s = settlements()
+    daily = (
+        sa.select(
+            s.c.item_id, s.c.move_date, sa.func.sum(s.c.delta_cents).label("delta_cents"),
+            sa.func.sum(sa.case((s.c.kind == "write_off", 1), else_=0)).label("wo"),
+            sa.func.sum(sa.case((s.c.kind == "cash", 1), else_=0)).label("cash"),
+        )
+        .group_by(s.c.item_id, s.c.move_date)
+        .subquery("daily_moves")
+    )
+    running = dict(partition_by=daily.c.item_id, order_by=daily.c.move_date, rows=(None, 0))
+    return sa.select(
+        daily.c.item_id, daily.c.move_date,
+        sa.func.lead(daily.c.move_date).over(partition_by=daily.c.item_id, order_by=daily.c.move_date).label(
+            "next_move"),
+        sa.func.sum(daily.c.delta_cents).over(**running).label("settled_cents"),
+        sa.func.sum(daily.c.wo).over(**running).label("n_wo"),
+        sa.func.sum(daily.c.cash).over(**running).label("n_cash"),
+    ).subquery("item_states")
+
+
+def _point_items(points):
+    """Per (point, prior debit item): open amount, instalment counts and last move, all before as_of.
+
+    The item's state before the point's date is one row of :func:`item_states` (a range join), so
+    this is a plain join with no aggregation over the (point, item) pairs.
+    """
     p = points
     j = inv.alias("j")
-    s = settlements()
-    before = s.c.move_date < p.c.as_of
+    st = item_states()
+    state_before = sa.and_(st.c.item_id == j.c.id, st.c.move_date < p.c.as_of,
+                           sa.or_(st.c.next_move.is_(None), st.c.next_move >= p.c.as_of))
     stmt = (
         sa.select(
-            p.c.point_id, p.c.as_of, j.c.id.label("item_id"), j.c.amount_cents, j.c.invoice_date, j.c.due_date,
-            sa.func.coalesce(sa.func.sum(s.c.delta_cents), 0).label("settled_cents"),
-            sa.func.coalesce(sa.func.sum(sa.case((s.c.kind == "write_off", 1), else_=0)), 0).label("n_wo"),
-            sa.func.coalesce(sa.func.sum(sa.case((s.c.kind == "cash", 1), else_=0)), 0).label("n_cash"),
-            sa.func.max(s.c.move_date).label("last_move"),
+            p.c.pk, p.c.as_of, j.c.id.label("item_id"), j.c.amount_cents, j.c.invoice_date, j.c.due_date,
+            sa.func.coalesce(st.c.settled_cents, 0).label("settled_cents"),
+            sa.func.coalesce(st.c.n_wo, 0).label("n_wo"),
+            sa.func.coalesce(st.c.n_cash, 0).label("n_cash"),
+            st.c.move_date.label("last_move"),
         )
         .select_from(
             p.join(j, sa.and_(j.c.customer_id == p.c.customer_id, j.c.invoice_date < p.c.as_of,
                               j.c.doc_type != "credit_memo",
                               days_between(j.c.invoice_date, p.c.as_of) <= HISTORY_DAYS))
-            .outerjoin(s, sa.and_(s.c.item_id == j.c.id, before))
+            .outerjoin(st, state_before)
         )
-        .group_by(p.c.point_id, p.c.as_of, j.c.id, j.c.amount_cents, j.c.invoice_date, j.c.due_date)
     )
-    return stmt.subquery("pitems")
+    return stmt.cte("pitems")
 
 
 def history_query(points) -> sa.Select:
@@ -196,6 +276,11 @@ def history_query(points) -> sa.Select:
     sqlalchemy.Select
         Raw aggregates (counts and sums); :func:`history_frame` turns them into features.
     """
+    # Number the points once: the per-(point, item) work groups and partitions on this integer key
+    # instead of (point_id, as_of) strings and dates, and the points are computed once (a CTE).
+    points = sa.select(points.c.point_id, points.c.customer_id, points.c.as_of,
+                       sa.func.row_number().over(order_by=(points.c.point_id, points.c.as_of)).label("pk")).cte(
+        "kpoints")
     pi = _point_items(points)
     open_c = pi.c.amount_cents + pi.c.settled_cents
     is_open = open_c > 0
@@ -211,7 +296,7 @@ def history_query(points) -> sa.Select:
         return sa.func.sum(sa.case((sa.and_(is_open, cond), open_c), else_=0))
 
     items = sa.select(
-        pi.c.point_id, pi.c.as_of,
+        pi.c.pk,
         sa.func.count().label("n_items"),
         n(paid).label("n_paid"),
         sa.func.avg(sa.case((paid, late))).label("avg_days_late"),
@@ -228,37 +313,37 @@ def history_query(points) -> sa.Select:
         sa.func.max(sa.case((sa.and_(is_open, open_c * 10 >= pi.c.amount_cents), dpd))).label("max_open_dpd"),
         sa.func.avg(pi.c.amount_cents).label("avg_amount_cents"),
         sa.func.min(pi.c.invoice_date).label("first_invoice"),
-    ).group_by(pi.c.point_id, pi.c.as_of).subquery("items")
+    ).group_by(pi.c.pk).subquery("items")
 
     # Last three paid items per point (window function: portable on all three backends).
-    rn = sa.func.row_number().over(partition_by=(pi.c.point_id, pi.c.as_of),
+    rn = sa.func.row_number().over(partition_by=pi.c.pk,
                                    order_by=(pi.c.last_move.desc(), pi.c.item_id.desc()))
-    ranked = sa.select(pi.c.point_id, pi.c.as_of, late.label("late"), rn.label("rn")).where(paid).subquery("ranked")
-    last3 = sa.select(ranked.c.point_id, ranked.c.as_of, sa.func.avg(ranked.c.late).label("last3_days_late")).where(
-        ranked.c.rn <= 3).group_by(ranked.c.point_id, ranked.c.as_of).subquery("last3")
+    ranked = sa.select(pi.c.pk, late.label("late"), rn.label("rn")).where(paid).subquery("ranked")
+    last3 = sa.select(ranked.c.pk, sa.func.avg(ranked.c.late).label("last3_days_late")).where(
+        ranked.c.rn <= 3).group_by(ranked.c.pk).subquery("last3")
 
     p = points
     d = schema.disputes
     disp = (
         sa.select(
-            p.c.point_id, p.c.as_of, sa.func.count().label("n_disputes"),
+            p.c.pk, sa.func.count().label("n_disputes"),
             n(sa.or_(d.c.resolved_date.is_(None), d.c.resolved_date >= p.c.as_of)).label("open_disputes"),
             sa.func.sum(sa.case((sa.or_(d.c.resolved_date.is_(None), d.c.resolved_date >= p.c.as_of),
                                  d.c.amount_cents), else_=0)).label("open_disputed_cents"),
         )
         .select_from(p.join(d, sa.and_(d.c.customer_id == p.c.customer_id, d.c.opened_date < p.c.as_of)))
-        .group_by(p.c.point_id, p.c.as_of)
+        .group_by(p.c.pk)
         .subquery("disp")
     )
 
     ps = promise_status()
     since_promise = days_between(ps.c.promised_date, p.c.as_of)
     prom = (
-        sa.select(p.c.point_id, p.c.as_of, sa.func.count().label("promises_90"),
+        sa.select(p.c.pk, sa.func.count().label("promises_90"),
                   n(ps.c.kept == 0).label("broken_promises_90"))
         .select_from(p.join(ps, sa.and_(ps.c.customer_id == p.c.customer_id, ps.c.promised_date < p.c.as_of,
                                         since_promise <= 90)))
-        .group_by(p.c.point_id, p.c.as_of)
+        .group_by(p.c.pk)
         .subquery("prom")
     )
 
@@ -281,10 +366,10 @@ def history_query(points) -> sa.Select:
         )
         .select_from(
             p.join(cust, cust.c.id == p.c.customer_id)
-            .outerjoin(items, sa.and_(items.c.point_id == p.c.point_id, items.c.as_of == p.c.as_of))
-            .outerjoin(last3, sa.and_(last3.c.point_id == p.c.point_id, last3.c.as_of == p.c.as_of))
-            .outerjoin(disp, sa.and_(disp.c.point_id == p.c.point_id, disp.c.as_of == p.c.as_of))
-            .outerjoin(prom, sa.and_(prom.c.point_id == p.c.point_id, prom.c.as_of == p.c.as_of))
+            .outerjoin(items, items.c.pk == p.c.pk)
+            .outerjoin(last3, last3.c.pk == p.c.pk)
+            .outerjoin(disp, disp.c.pk == p.c.pk)
+            .outerjoin(prom, prom.c.pk == p.c.pk)
         )
     )
 
@@ -314,6 +399,14 @@ def promise_status() -> sa.Subquery:
     )
 
 
+def _fetch(conn: sa.Connection, stmt, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Run ``stmt`` and build a DataFrame from plain row tuples (cheaper than row mappings)."""
+    result = conn.execute(stmt)
+    keys = list(result.keys())
+    frame = pd.DataFrame.from_records(result.fetchall(), columns=keys)
+    return frame if columns is None else frame[list(columns)]
+
+
 def _num(frame: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(frame[col], errors="coerce").astype("float64")
 
@@ -338,7 +431,7 @@ def history_frame(conn: sa.Connection, points) -> pd.DataFrame:
     >>> with engine.connect() as conn:                                  # doctest: +SKIP
     ...     feats = history_frame(conn, customer_points(dt.date(2024, 3, 31)))
     """
-    raw = pd.DataFrame(conn.execute(history_query(points)).mappings().all())
+    raw = _fetch(conn, history_query(points))
     if raw.empty:
         return pd.DataFrame(columns=["point_id", "customer_id", "as_of"] + ACCOUNT_FEATURES)
     raw["as_of"] = pd.to_datetime(raw["as_of"]).dt.date
@@ -407,8 +500,7 @@ def invoice_attributes(conn: sa.Connection, invoice_ids_points, as_of_col: str =
         sa.case((disputed, 1), else_=0).label("inv_disputed"),
         days_between(inv.c.invoice_date, p.c.as_of).label("days_open"),
     ).select_from(p.join(inv, inv.c.id == p.c.point_id))
-    frame = pd.DataFrame(conn.execute(stmt).mappings().all(),
-                         columns=["point_id", "customer_id", "invoice_date", "due_date", "amount_cents", "inv_terms_days",
+    frame = _fetch(conn, stmt, columns=["point_id", "customer_id", "invoice_date", "due_date", "amount_cents", "inv_terms_days",
                                   "inv_disputed", "days_open"])
     for c in ("amount_cents", "inv_terms_days", "inv_disputed", "days_open"):
         frame[c] = pd.to_numeric(frame[c]).astype("float64")
@@ -447,8 +539,11 @@ def add_invoice_features(hist: pd.DataFrame, attrs: pd.DataFrame, on: str = "poi
     return out
 
 
-def invoice_outcomes(conn: sa.Connection, cutoff: dt.date, ids=None) -> pd.DataFrame:
+def invoice_outcomes(conn: sa.Connection, cutoff: dt.date, ids=None, points=None) -> pd.DataFrame:
     """How each invoice/debit memo ended, seen with the settlements dated before ``cutoff``.
+
+    ``ids`` (a list) or ``points`` (a subquery with ``point_id`` = invoice id, e.g. from
+    :func:`invoice_points`) restrict it to some invoices; by default every invoice dated before ``cutoff``.
 
     Returns
     -------
@@ -475,8 +570,9 @@ def invoice_outcomes(conn: sa.Connection, cutoff: dt.date, ids=None) -> pd.DataF
         inv.c.doc_type != "credit_memo", inv.c.invoice_date < c)
     if ids is not None:
         stmt = stmt.where(inv.c.id.in_(ids))
-    f = pd.DataFrame(conn.execute(stmt).mappings().all(),
-                     columns=["id", "customer_id", "invoice_date", "due_date", "amount_cents", "open_cents", "n_wo",
+    if points is not None:
+        stmt = stmt.where(inv.c.id.in_(sa.select(points.c.point_id)))
+    f = _fetch(conn, stmt, columns=["id", "customer_id", "invoice_date", "due_date", "amount_cents", "open_cents", "n_wo",
                               "last_move", "days_to_move", "late_move", "days_due_to_cutoff"])
     f["id"] = f["id"].astype(str)
     f = f.set_index("id")
@@ -552,24 +648,26 @@ def account_labels(conn: sa.Connection, snaps) -> pd.DataFrame:
     bad = sa.or_(sa.and_(open_t > 0, open_t * 10 >= pj.c.amount_cents), pj.c.n_wo > 0)
     lab = sa.select(pj.c.customer_id, pj.c.as_of, sa.func.max(sa.case((bad, 1), else_=0)).label("label")).group_by(
         pj.c.customer_id, pj.c.as_of)
-    frame = pd.DataFrame(conn.execute(lab).mappings().all(), columns=["customer_id", "as_of", "label"])
+    frame = _fetch(conn, lab, columns=["customer_id", "as_of", "label"])
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     frame["customer_id"] = frame["customer_id"].astype(str)
     frame["label"] = pd.to_numeric(frame["label"]).astype(int)
     return frame
 
 
-def snapshot_features(conn: sa.Connection, dates: Sequence[dt.date], horizon_days: int = 90) -> pd.DataFrame:
+def snapshot_features(conn: sa.Connection, dates: Sequence[dt.date], horizon_days: int = 90,
+                      customer_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Account features and 60+-dpd-in-90-days labels for every customer at every snapshot date.
 
     One query for the features of all (customer, date) points and one for their labels.
+    ``customer_ids`` restricts both to a sample of customers (see ``scoring.training_sample``).
 
     Returns
     -------
     pandas.DataFrame
         ``point_id`` (= customer id), ``customer_id, as_of``, :data:`ACCOUNT_FEATURES` and ``label``.
     """
-    snaps = snapshot_points(dates, horizon_days)
+    snaps = snapshot_points(dates, horizon_days, customer_ids)
     pts = sa.select(snaps.c.customer_id.label("point_id"), snaps.c.customer_id, snaps.c.as_of).subquery("points")
     frame = history_frame(conn, pts)
     if frame.empty:

@@ -11,11 +11,23 @@ Training at ``as_of`` only uses ledger data dated before ``as_of``:
 
 With too little history (fewer than ``MIN_TRAIN_ROWS`` labelled rows or one class) the
 :class:`~analytics.risk.models.HeuristicRiskScorer` is used instead, and ``RiskModel.method`` says so.
+
+**Bounded training set.** Each model trains on at most ``max_training_rows`` candidate points
+(default :data:`MAX_TRAINING_ROWS`), chosen before any feature is computed so the cost (the
+(point, prior item) history join) scales with the sample, not with the ledger:
+
+* account snapshots — whole customers, in a seeded hash order (BLAKE2b of
+  ``"<random_state>:<customer_id>"``), while their snapshots fit in the budget (:func:`training_sample`);
+* invoices — every customer keeps up to ``k`` invoices evenly spread over its history, ``k`` as
+  large as the budget allows (:func:`invoice_sample`), so the model still sees every customer.
+
+Small ledgers (at most ``max_training_rows`` points per model) use every point, exactly as before.
 """
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import threading
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -34,8 +46,109 @@ TRAIN_INVOICE_DAYS = 548
 SNAPSHOT_EVERY_DAYS = 30
 SNAPSHOTS = 24
 DEFAULT_LATE_DAYS = 30
+MAX_TRAINING_ROWS = 25_000
+"""Default bound on the candidate rows each model (account, invoice) trains on; see :func:`training_sample`."""
 
 
+def training_sample(counts: pd.Series, max_rows: int | None, random_state: int = 0) -> list[str] | None:
+    """Customers whose points form a training set of at most ``max_rows`` rows (deterministic).
+
+    Customers are ordered by ``BLAKE2b("<random_state>:<customer_id>")`` (stable across runs,
+    platforms and databases) and taken in that order while their points fit in the budget; a
+    customer whose points would overflow it is skipped and the next one tried. Whole customers are
+    kept so each sampled account keeps its full history and all its snapshots/invoices.
+
+    Parameters
+    ----------
+    counts : pandas.Series
+        Candidate points per customer (index = customer id).
+    max_rows : int or None
+        The budget. None (or a budget not smaller than the total) means "no sampling".
+    random_state : int
+        Seed of the hash order.
+
+    Returns
+    -------
+    list of str or None
+        The sampled customer ids (sorted), or None when every point fits (use them all).
+
+    Example
+    -------
+    >>> training_sample(pd.Series({"A": 3, "B": 2, "C": 4}), 5) is not None
+    True
+    >>> training_sample(pd.Series({"A": 3, "B": 2}), 5) is None
+    True
+    """
+    if max_rows is None or int(counts.sum()) <= max_rows:
+        return None
+    if max_rows < 1:
+        raise ValueError("max_training_rows must be a positive number of rows (or None for no bound)")
+    keys = [hashlib.blake2b(f"{random_state}:{c}".encode(), digest_size=8).digest() for c in counts.index]
+    order = sorted(range(len(keys)), key=lambda i: (keys[i], str(counts.index[i])))
+    chosen, used = [], 0
+    values = counts.to_numpy()
+    for i in order:
+        n = int(values[i])
+        if n <= 0 or used + n > max_rows:
+            continue
+        chosen.append(str(counts.index[i]))
+        used += n
+        if used == max_rows:
+            break
+    return sorted(chosen)
+
+
+def invoice_sample(counts: pd.Series, max_rows: int | None, random_state: int = 0) -> dict | None:
+    """How to cut the invoice training points to at most ``max_rows``, keeping as many customers as possible.
+
+    The invoice model learns "how does THIS customer pay": many customers with a few invoices each
+    generalise better than a few customers with all theirs. So every customer keeps up to ``k``
+    invoices, evenly spread over its history (:func:`~analytics.risk.features.invoice_points`
+    ``per_customer``), with ``k`` the largest number such that ``sum(min(n_c, k)) <= max_rows``. When
+    there are more customers than ``max_rows`` (``k`` would be 0), ``max_rows`` customers are
+    sampled by the seeded hash order of :func:`training_sample`, one invoice each.
+
+    Parameters
+    ----------
+    counts : pandas.Series
+        Candidate invoices per customer.
+    max_rows : int or None
+    random_state : int
+        Seed (hash order of customers, offset of the evenly spread invoices).
+
+    Returns
+    -------
+    dict or None
+        None when every invoice fits; else ``{"customer_ids": list or None (all), "per_customer": k,
+        "offset": random_state}`` (keyword arguments of ``invoice_points``).
+
+    Example
+    -------
+    >>> invoice_sample(pd.Series({"A": 10, "B": 2, "C": 5}), 9)
+    {'customer_ids': None, 'per_customer': 3, 'offset': 0}
+    """
+    if max_rows is None or int(counts.sum()) <= max_rows:
+        return None
+    if max_rows < 1:
+        raise ValueError("max_training_rows must be a positive number of rows (or None for no bound)")
+    values = np.sort(counts.to_numpy().astype("int64"))
+    lo, hi = 0, int(values[-1])
+    while lo < hi:  # largest k with sum(min(n, k)) <= max_rows
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(values, mid).sum()) <= max_rows:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo >= 1:
+        return {"customer_ids": None, "per_customer": lo, "offset": int(random_state)}
+    ids = training_sample(pd.Series(1, index=counts.index[counts > 0]), max_rows, random_state)
+    return {"customer_ids": ids, "per_customer": 1, "offset": int(random_state)}
+
+
+def _point_counts(conn: sa.Connection, points) -> pd.Series:
+    """Candidate points per customer of a points subquery (one small GROUP BY)."""
+    rows = conn.execute(sa.select(points.c.customer_id, sa.func.count()).group_by(points.c.customer_id)).all()
+    return pd.Series({str(c): int(n) for c, n in rows}, dtype="int64")
 
 
 def snapshot_dates(first: dt.date | None, as_of: dt.date, every: int = SNAPSHOT_EVERY_DAYS,
@@ -47,8 +160,20 @@ def snapshot_dates(first: dt.date | None, as_of: dt.date, every: int = SNAPSHOT_
 
 
 def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.date, outcome_cutoff: dt.date,
-                           late_days: int) -> pd.DataFrame:
+                           late_days: int, customer_ids=None, per_customer: int | None = None,
+                           offset: int = 0) -> pd.DataFrame:
     """Invoice features (as of each invoice date) with outcomes seen at ``outcome_cutoff``.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    start, end : datetime.date
+        Invoices dated ``start <= invoice_date < end`` (``start`` None: from the first).
+    outcome_cutoff : datetime.date
+        Outcomes use settlements dated before this date.
+    late_days : int
+    customer_ids, per_customer, offset
+        A training sample (see :func:`invoice_sample` and ``features.invoice_points``).
 
     Returns
     -------
@@ -56,17 +181,19 @@ def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.d
         Indexed by invoice id, ordered by invoice date: INVOICE_FEATURES plus ``customer_id, invoice_date,
         label, known, paid, days_to_pay, days_late``.
     """
-    pts = F.invoice_points(start, end)
+    pts = F.invoice_points(start, end, customer_ids, per_customer, offset)
     hist = F.history_frame(conn, pts)
     attrs = F.invoice_attributes(conn, pts)
     frame = F.add_invoice_features(hist, attrs, on="point_id")
-    out = F.invoice_outcomes(conn, outcome_cutoff)
+    out = F.invoice_outcomes(conn, outcome_cutoff, points=pts)
     label, known = F.late_label(out, late_days)
     frame = frame.join(pd.DataFrame({"label": label.astype(int), "known": known, "paid": out["paid"],
                                      "days_to_pay": out["days_to_pay"], "days_late": out["days_late"]}),
                        how="left")
     frame["known"] = frame["known"].fillna(False).astype(bool)
-    return frame.sort_values(["invoice_date"], kind="stable")
+    # Invoice id breaks ties so the row order (and the unshuffled calibration folds) never depends
+    # on the order the database returned the rows in.
+    return frame.rename_axis("invoice_id").sort_values(["invoice_date", "invoice_id"], kind="stable")
 
 
 def _fit_classifier(X: pd.DataFrame, y: np.ndarray, features, max_iter: int, random_state: int):
@@ -77,8 +204,12 @@ def _fit_classifier(X: pd.DataFrame, y: np.ndarray, features, max_iter: int, ran
 
 
 def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, max_iter: int = 150,
-          random_state: int = 0) -> RiskModel:
+          random_state: int = 0, max_training_rows: int | None = MAX_TRAINING_ROWS) -> RiskModel:
     """Train the account, invoice and days-to-pay models on the ledger's history before ``as_of``.
+
+    Each model sees at most ``max_training_rows`` candidate points, chosen before any feature is
+    computed: a seeded sample of whole customers for the account snapshots (:func:`training_sample`),
+    up to ``k`` evenly spread invoices of every customer for the invoice models (:func:`invoice_sample`).
 
     Parameters
     ----------
@@ -90,10 +221,15 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
     max_iter : int
         Boosting iterations (fewer = faster; tests use ~30).
     random_state : int
+        Seed of the estimators and of the customer sample (same seed, same ledger: same model).
+    max_training_rows : int or None
+        Bound on the candidate rows per model (account snapshots; invoices issued in the training
+        window). None trains on every point (slow and memory-hungry on millions of invoices).
 
     Returns
     -------
     RiskModel
+        ``n_train`` also reports the candidate points and sampled customers per model.
 
     Example
     -------
@@ -107,7 +243,12 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
         version = db.ledger_version(conn)
         # Account level
         dates = snapshot_dates(first, as_of)
-        acc = F.snapshot_features(conn, dates) if dates else pd.DataFrame()
+        acc_sample = acc_candidates = None
+        if dates:
+            counts = _point_counts(conn, F.snapshot_points(dates))
+            acc_candidates = int(counts.sum())
+            acc_sample = training_sample(counts, max_training_rows, random_state)
+        acc = F.snapshot_features(conn, dates, customer_ids=acc_sample) if dates else pd.DataFrame()
         if len(acc):
             acc = acc[acc["n_items"] > 0]
             acc = acc.sort_values(["as_of", "customer_id"], kind="stable")
@@ -116,7 +257,10 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
         account, acc_method = _fit_classifier(acc_X, acc_y, list(F.ACCOUNT_FEATURES), max_iter, random_state)
         # Invoice level
         start = as_of - dt.timedelta(days=TRAIN_INVOICE_DAYS)
-        inv = invoice_training_frame(conn, start, as_of, as_of, late_days)
+        counts = _point_counts(conn, F.invoice_points(start, as_of))
+        inv_candidates = int(counts.sum())
+        inv_sample = invoice_sample(counts, max_training_rows, random_state)
+        inv = invoice_training_frame(conn, start, as_of, as_of, late_days, **(inv_sample or {}))
     known = inv[inv["known"]]
     inv_X = known[F.INVOICE_FEATURES]
     invoice, inv_method = _fit_classifier(inv_X, known["label"].to_numpy(), list(F.INVOICE_FEATURES), max_iter,
@@ -135,7 +279,12 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
                    "invoice": reference_values(inv_X, F.INVOICE_FEATURES)},
         n_train={"account_rows": int(len(acc_y)), "account_positives": int(np.sum(acc_y)),
                  "invoice_rows": int(len(known)), "invoice_positives": int(known["label"].sum()),
-                 "paid_invoices": int(len(paid))},
+                 "paid_invoices": int(len(paid)),
+                 "account_candidates": acc_candidates, "invoice_candidates": inv_candidates,
+                 "account_sampled_customers": None if acc_sample is None else len(acc_sample),
+                 "invoice_sampled_customers": None if inv_sample is None else int(inv["customer_id"].nunique()),
+                 "invoice_per_customer": None if inv_sample is None else inv_sample["per_customer"],
+                 "max_training_rows": max_training_rows},
     )
 
 
@@ -152,14 +301,14 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def get(self, conn: sa.Connection, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS,
-            max_iter: int = 150) -> RiskModel:
+            max_iter: int = 150, max_training_rows: int | None = MAX_TRAINING_ROWS) -> RiskModel:
         key = (conn.engine.url.render_as_string(hide_password=True), db.ledger_version(conn), as_of, late_days,
-               max_iter)
+               max_iter, max_training_rows)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        model = train(conn, as_of, late_days=late_days, max_iter=max_iter)
+        model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
         with self._lock:
             self._items[key] = model
             while len(self._items) > self.maxsize:
