@@ -404,7 +404,7 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
     manifest = read_manifest(path)
     tables = _read_tables(path, manifest)
     rows: dict[str, int] = {}
-    with engine.begin() as conn:
+    with db.bulk_write(engine) as conn:
         revision = _schema_revision(conn)
         if manifest.get("schema_revision") != revision:
             raise UserError(f"{path.name} was exported at schema revision {manifest.get('schema_revision')}, "

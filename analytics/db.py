@@ -37,6 +37,10 @@ ENV_VAR = "AR_DB_URL"
 #: (docs/scale.md). Override with ``$AR_DUCKDB_MEMORY`` (any DuckDB size, e.g. ``4GB``).
 DUCKDB_MEMORY_ENV = "AR_DUCKDB_MEMORY"
 DUCKDB_MEMORY_DEFAULT = "1GB"
+#: DuckDB's memory limit while a bulk write (generator, load, backup import) runs: inserting millions of
+#: rows in one transaction keeps its index entries in memory, and a 5M-invoice generation ran out of
+#: memory at 1GB. Unset = DuckDB's own default (80 % of RAM) for the length of the write.
+DUCKDB_BULK_MEMORY_ENV = "AR_DUCKDB_BULK_MEMORY"
 #: Set to 1/true/yes to use the database read-only: no migration, no writes (a warehouse, a SELECT-only role).
 READONLY_ENV = "AR_DB_READONLY"
 #: Seconds a cached figure may live when a read-only database has no readable ledger version (default 300).
@@ -67,6 +71,34 @@ def duckdb_memory_limit() -> str:
     '1GB'
     """
     return os.environ.get(DUCKDB_MEMORY_ENV, "").strip() or DUCKDB_MEMORY_DEFAULT
+
+
+@contextlib.contextmanager
+def bulk_write(engine: sa.Engine):
+    """``engine.begin()`` for a bulk write: on DuckDB the memory limit is lifted for its length.
+
+    The limit (:func:`duckdb_memory_limit`) is a setting of the whole DuckDB database in this process;
+    it goes to ``$AR_DUCKDB_BULK_MEMORY`` (default: DuckDB's own, 80 % of RAM) and back after the commit
+    or rollback. Other dialects: plain ``engine.begin()``.
+
+    Example
+    -------
+    >>> with bulk_write(make_engine("duckdb:///:memory:")) as conn:
+    ...     conn.execute(sa.text("SELECT 1")).scalar()
+    1
+    """
+    duck = engine.dialect.name == "duckdb"
+    if duck:
+        with engine.connect() as c:
+            bulk = os.environ.get(DUCKDB_BULK_MEMORY_ENV, "").strip()
+            c.exec_driver_sql("SET memory_limit = $1", (bulk,)) if bulk else c.exec_driver_sql("RESET memory_limit")
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        if duck:
+            with engine.connect() as c:
+                c.exec_driver_sql("SET memory_limit = $1", (duckdb_memory_limit(),))
 
 
 def make_engine(url: str | None = None, **kwargs) -> sa.Engine:

@@ -859,7 +859,7 @@ def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bo
     report = progress or (lambda fraction, message: None)
     counts: dict[str, int] = {}
     db.require_writable(engine, "generate a ledger")
-    with engine.begin() as conn:
+    with db.bulk_write(engine) as conn:
         dialect = conn.dialect.name
         existing = conn.execute(sa.select(sa.func.count()).select_from(schema.invoices)).scalar()
         if existing and not replace:

@@ -104,3 +104,24 @@ def test_duckdb_memory_limit(monkeypatch):
     monkeypatch.setenv(db.DUCKDB_MEMORY_ENV, "lots")
     with pytest.raises(UserError, match="AR_DUCKDB_MEMORY='lots' is not a DuckDB memory size"):
         db.make_engine("duckdb:///:memory:").connect()
+
+
+def test_bulk_write_lifts_the_duckdb_limit_and_restores_it(tmp_path, monkeypatch):
+    """A bulk write (generator, load, backup import) runs without the 1GB cap, which is back afterwards,
+    after a failure too; $AR_DUCKDB_BULK_MEMORY sets the cap used during the write."""
+    monkeypatch.delenv(db.DUCKDB_MEMORY_ENV, raising=False)
+    engine = db.make_engine(f"duckdb:///{tmp_path / 'b.duckdb'}")
+    setting = sa.text("SELECT current_setting('memory_limit')")
+    with engine.connect() as c:
+        capped = c.execute(setting).scalar()
+    with db.bulk_write(engine) as conn:
+        assert conn.execute(setting).scalar() != capped
+    with engine.connect() as c:
+        assert c.execute(setting).scalar() == capped
+    monkeypatch.setenv(db.DUCKDB_BULK_MEMORY_ENV, "3GB")
+    with pytest.raises(RuntimeError):
+        with db.bulk_write(engine) as conn:
+            assert conn.execute(setting).scalar() == "2.7 GiB"
+            raise RuntimeError("boom")
+    with engine.connect() as c:
+        assert c.execute(setting).scalar() == capped

@@ -407,7 +407,7 @@ def write(engine: sa.Engine, st: Staged, *, skip_invalid: bool = False, rows_rea
                         rows_ignored=st.ignored)
     batches = schema.import_batches
     db.require_writable(engine, "load data")
-    with engine.begin() as conn:
+    with db.bulk_write(engine) as conn:
         report.already_loaded = conn.execute(
             sa.select(sa.func.count()).select_from(batches).where(batches.c.file_sha256 == st.sha256)).scalar() > 0
         for _ in range(10):  # dropping rows can change clearing groups; converges in one or two rounds
