@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print("slowest calls, last pass (DuckDB s / Spark s):")
     for call, (d, s) in sorted(per_call.items(), key=lambda kv: -kv[1][1])[:6]:
         print(f"  {call:18s} {d:7.3f} {s:7.2f}")
+    spark.sparkContext.setLogLevel("OFF")  # stop() may log rejected late task results: harmless
     spark.stop()
     engine.dispose()
     return 1 if mismatches else 0

@@ -68,6 +68,7 @@ def spark(ledger_engine, tmp_path_factory):
     session = start_spark("ar-test-spark")
     register_ledger(session, ledger_engine, tmp_path_factory.mktemp("spark_parquet"))
     yield session
+    session.sparkContext.setLogLevel("OFF")  # stop() may log rejected late task results: harmless
     session.stop()
 
 
