@@ -8,12 +8,13 @@ DEMO_DB := data/demo.db
 DEMO_CUSTOMERS ?= 400
 DEMO_INVOICES  ?= 40000
 
-.PHONY: run test setup demo-db system-deps bench clean help
+.PHONY: run test setup demo-db system-deps bench spark-check clean help
 
 help:
 	@echo "make run    - set up and start the dashboard on http://127.0.0.1:8501"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make bench  - run the benchmarks (prints figures)"
+	@echo "make spark-check - run every KPI query on Apache Spark (local mode) against DuckDB (needs Java 17)"
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,5 +43,19 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --invoices 1000000
 
+# Spark check: a separate venv (pyspark is ~450 MB, kept out of requirements.txt); needs a Java 17 runtime.
+SPARK_VENV  := .venv-spark
+SPARK_STAMP := $(SPARK_VENV)/.requirements.stamp
+
+$(SPARK_STAMP): requirements.txt requirements-spark.txt
+	test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SPARK_VENV)/bin/python -m pip install --quiet -r requirements.txt -r requirements-spark.txt
+	touch $(SPARK_STAMP)
+
+spark-check: $(SPARK_STAMP)
+	@command -v java >/dev/null || test -n "$$JAVA_HOME" || { echo "spark-check needs Java 17 (apt-get install openjdk-17-jre-headless)"; exit 2; }
+	AR_SPARK_REQUIRED=1 $(SPARK_VENV)/bin/python -m pytest -q -p no:cacheprovider -rs tests/test_spark.py tests/test_dialects.py
+
 clean:
-	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB).wal tests/artifacts
+	rm -rf $(VENV) $(SPARK_VENV) $(DEMO_DB) $(DEMO_DB).wal tests/artifacts

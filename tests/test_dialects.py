@@ -1,9 +1,11 @@
-"""The KPI queries compile for a distributed SQL engine (Trino) and for PostgreSQL.
+"""The KPI queries compile for distributed SQL engines (Trino, Spark SQL) and for PostgreSQL.
 
 The statements are captured, not re-built: every KPI function runs once on a small generated DuckDB
-ledger while a ``before_execute`` listener records the SQLAlchemy statement objects it sends. Each
+ledger while a ``before_execute`` listener records the SQLAlchemy statement objects it sends
+(``tests/kpi_capture.py``, shared with ``tests/test_spark.py``). Each
 recorded statement is then compiled for the Trino dialect (``trino.sqlalchemy``) and for PostgreSQL
-(psycopg), which must succeed, and wherever a statement uses :class:`analytics.db.days_between` the
+(psycopg) and for Spark SQL (the Databricks dialect, ``databricks-sqlalchemy``), with bound parameters and
+with values inlined, which must succeed, and wherever a statement uses :class:`analytics.db.days_between` the
 Trino SQL must say ``date_diff('day', ...)`` (Trino has no ``date - date`` returning days).
 
 Nothing here needs a Trino server: compiling is what a warehouse deployment would do first, and it
@@ -13,6 +15,7 @@ catches constructs a dialect cannot express. Also checked: ``open_items_over`` (
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 
 import pytest
 import sqlalchemy as sa
@@ -20,46 +23,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import visitors
 
 from analytics import db, generator, kpis, ledger
-from analytics.kpis import operations as ops
-from analytics.kpis import sla
+from tests.kpi_capture import AS_OF, capture_kpi_statements
 
 trino_sa = pytest.importorskip("trino.sqlalchemy")
-
-AS_OF = dt.date(2026, 10, 31)
-START_Q = dt.date(2026, 8, 1)
-
-
-def _kpi_calls(conn) -> list[str]:
-    """Run every KPI function once; returns their names (statements are captured by the listener)."""
-    flt = kpis.LedgerFilter(currencies=(kpis.main_currency(conn),))
-    dates = kpis.last_month_ends(AS_OF, 6)
-    calls = {
-        "snapshot": lambda: kpis.snapshot(conn, AS_OF, flt),
-        "aging": lambda: kpis.aging(conn, AS_OF, flt),
-        "aging_trend": lambda: kpis.aging_trend(conn, dates, flt),
-        "kpi_trend": lambda: kpis.kpi_trend(conn, dates, flt),
-        "aging_detail": lambda: kpis.aging_detail(conn, AS_OF, flt, bucket="31-60", limit=50),
-        "cei": lambda: kpis.cei(conn, START_Q, AS_OF, flt),
-        "payment_days": lambda: kpis.payment_days(conn, START_Q, AS_OF, flt),
-        "write_off_ratio": lambda: kpis.write_off_ratio(conn, START_Q, AS_OF, flt),
-        "roll_rates": lambda: kpis.roll_rates(conn, dates, flt),
-        "provision_matrix": lambda: kpis.provision_matrix(conn, AS_OF, flt, lookback=4),
-        "dispute_stats": lambda: ops.dispute_stats(conn, START_Q, AS_OF, flt),
-        "disputes_by_reason": lambda: ops.disputes_by_reason(conn, START_Q, AS_OF, flt),
-        "open_disputes": lambda: ops.open_disputes(conn, AS_OF, flt),
-        "promise_stats": lambda: ops.promise_stats(conn, START_Q, AS_OF, flt),
-        "promises_due": lambda: ops.promises_due(conn, AS_OF, flt),
-        "contact_coverage": lambda: ops.contact_coverage(conn, AS_OF, flt),
-        "collector_kpis": lambda: ops.collector_kpis(conn, START_Q, AS_OF, flt),
-        "sla_status": lambda: sla.sla_status(conn, AS_OF, flt),
-        "open_items": lambda: conn.execute(sa.select(ledger.open_items(AS_OF, flt))).all(),
-        "open_items_over": lambda: conn.execute(sa.select(ledger.open_items_over(dates, flt))).all(),
-        "filtered aging": lambda: kpis.aging(conn, AS_OF, kpis.LedgerFilter(
-            currencies=flt.currencies, regions=("EMEA",), business_units=("BU1",), collectors=("C01",))),
-    }
-    for fn in calls.values():
-        fn()
-    return list(calls)
 
 
 @pytest.fixture(scope="module")
@@ -67,39 +33,40 @@ def captured(tmp_path_factory):
     url = f"duckdb:///{tmp_path_factory.mktemp('dialects') / 'ledger.duckdb'}"
     engine = db.connect(url)
     generator.generate(engine, customers=20, invoices=600, seed=5, end=AS_OF)
-    statements: list = []
-
-    def record(conn, clauseelement, multiparams, params, execution_options):
-        if isinstance(clauseelement, sa.sql.ClauseElement):
-            statements.append(clauseelement)
-
-    with engine.connect() as conn:
-        sa.event.listen(conn, "before_execute", record)
-        names = _kpi_calls(conn)
-        sa.event.remove(conn, "before_execute", record)
+    names, captured = capture_kpi_statements(engine)
     engine.dispose()
-    return names, statements
+    return names, [c.statement for c in captured]
 
 
 def _uses_days_between(stmt) -> bool:
     return any(isinstance(el, db.days_between) for el in visitors.iterate(stmt, {"column_collections": False}))
 
 
+HAVE_DATABRICKS = importlib.util.find_spec("databricks") is not None and \
+    importlib.util.find_spec("databricks.sqlalchemy") is not None
+needs_databricks = pytest.mark.skipif(
+    not HAVE_DATABRICKS, reason="databricks-sqlalchemy (Spark SQL dialect, requirements.txt) is not installed: "
+                                "`make setup` installs it")
+
 DIALECTS = {
     "trino": lambda: sa.create_engine("trino://analyst@warehouse:8080/hive/ar").dialect,
     "postgresql": lambda: postgresql.psycopg.dialect(),
+    # Databricks SQL is Spark SQL; tests/test_spark.py runs these statements on Spark for real.
+    "spark": lambda: sa.create_engine("databricks://token:x@warehouse?http_path=/sql&catalog=main&schema=ar").dialect,
 }
 
 
-@pytest.mark.parametrize("dialect_name", sorted(DIALECTS))
-def test_every_kpi_statement_compiles(captured, dialect_name):
+@pytest.mark.parametrize("dialect_name", [pytest.param(n, marks=needs_databricks) if n == "spark" else n
+                                          for n in sorted(DIALECTS)])
+@pytest.mark.parametrize("literal", [False, True], ids=["bound", "literal"])
+def test_every_kpi_statement_compiles(captured, dialect_name, literal):
     names, statements = captured
     assert len(statements) >= len(names)  # every function sent at least one statement
     dialect = DIALECTS[dialect_name]()
     failures = []
     for stmt in statements:
         try:
-            sql = str(stmt.compile(dialect=dialect))
+            sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": literal}))
         except Exception as exc:  # noqa: BLE001 - report every statement that fails
             failures.append(f"{type(exc).__name__}: {exc}\n{stmt}")
             continue
@@ -119,6 +86,15 @@ def test_days_between_renders_date_diff_for_trino(captured):
         assert "julianday" not in t_sql
         p_sql = str(stmt.compile(dialect=pg))
         assert "date_diff" not in p_sql and "AS DATE) - CAST(" in p_sql
+
+
+@needs_databricks
+def test_days_between_renders_datediff_for_spark(captured):
+    _, statements = captured
+    spark = DIALECTS["spark"]()
+    for stmt in [s for s in statements if _uses_days_between(s)]:
+        sql = str(stmt.compile(dialect=spark))
+        assert "datediff(" in sql and "date_diff" not in sql and "julianday" not in sql and "AS DATE) - " not in sql
 
 
 def test_days_between_literal_compiles_everywhere():
