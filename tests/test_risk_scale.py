@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -143,3 +144,19 @@ def test_item_states_match_per_pair_aggregation(gen_engine, monkeypatch):
         old = F.history_frame(conn, points)
     assert len(new) > 100
     pd.testing.assert_frame_equal(new, old)
+
+
+def test_cli_train_with_a_row_bound(small_ledger_url, tmp_path, capsys):
+    """`risk train --max-training-rows N` bounds the training set; a bad value is a usage error."""
+    from analytics import cli
+
+    out = tmp_path / "risk.model"
+    assert cli.main(["risk", "train", "--db", small_ledger_url, "--as-of", "2026-01-01", "--out", str(out),
+                     "--max-training-rows", "500", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    n = info["n_train"]
+    assert out.exists() and n["max_training_rows"] == 500
+    assert n["account_rows"] <= 500 < n["account_candidates"] and n["invoice_rows"] <= 500
+    with pytest.raises(SystemExit):
+        cli.main(["risk", "train", "--db", small_ledger_url, "--max-training-rows", "-3"])
+    assert "not a positive number of rows" in capsys.readouterr().err

@@ -31,7 +31,7 @@ from analytics.risk.features import ACCOUNT_FEATURES, INVOICE_FEATURES
 from analytics.risk.models import (BANDS, SCHEMA_VERSION, DaysToPayRegressor, DelinquencyClassifier,
                                    HeuristicRiskScorer, RiskModel, band)
 from analytics.risk.persistence import DEFAULT_MODEL_PATH, load_model, save_model
-from analytics.risk.scoring import MODEL_CACHE, ModelCache, credit_review, score_accounts, score_invoices, train
+from analytics.risk.scoring import MAX_TRAINING_ROWS, MODEL_CACHE, ModelCache, credit_review, score_accounts, score_invoices, train
 
 __all__ = [
     "ACCOUNT_FEATURES", "INVOICE_FEATURES", "BANDS", "SCHEMA_VERSION", "DaysToPayRegressor", "DelinquencyClassifier",
@@ -52,6 +52,19 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _max_rows(text: str) -> int | None:
+    """``--max-training-rows``: a positive integer, or ``none`` for no bound."""
+    if text.strip().lower() in ("none", "all"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of rows (or 'none')")
+    return value
+
+
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics risk [score|invoices|evaluate|train]``."""
     parser.add_argument("action", nargs="?", default="score", choices=("score", "invoices", "evaluate", "train"),
@@ -63,6 +76,8 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--late-days", type=int, default=30, help="T in 'paid more than T days late' (default 30)")
     parser.add_argument("--split-date", type=_date, default=None, help="evaluate: train before, test on/after")
     parser.add_argument("--limit", type=int, default=None, help="print only the first N rows")
+    parser.add_argument("--max-training-rows", type=_max_rows, default=MAX_TRAINING_ROWS,
+                        help=f"train on at most N points per model (default {MAX_TRAINING_ROWS:,}; 'none' = all)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=_run)
 
@@ -95,14 +110,14 @@ def _run(args) -> int:
         return 0
     model = load_model(args.model) if args.model else None
     if args.action == "train":
-        model = train(engine, as_of, late_days=args.late_days)
+        model = train(engine, as_of, late_days=args.late_days, max_training_rows=args.max_training_rows)
         path = save_model(model, args.out)
         info = {"path": str(path), "trained_as_of": as_of.isoformat(), "method": model.method,
                 "n_train": model.n_train, "schema_version": model.schema_version}
         print(json.dumps(info, indent=2) if args.json else f"saved {path} ({model.method})")
         return 0
     if model is None:
-        model = train(engine, as_of, late_days=args.late_days)
+        model = train(engine, as_of, late_days=args.late_days, max_training_rows=args.max_training_rows)
     if args.action == "invoices":
         frame = score_invoices(engine, as_of, model=model)
         if args.limit:
