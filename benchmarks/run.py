@@ -2,8 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/run.py --invoices 1000000            # ~10 min on 2 cores
-    .venv/bin/python benchmarks/run.py --invoices 5000000 --no-sqlite
+    .venv/bin/python benchmarks/run.py --invoices 1000000            # ~6 min on 2 quiet cores
+    .venv/bin/python benchmarks/run.py --invoices 5000000 --no-sqlite  # ~20 min (make bench runs both)
     .venv/bin/python benchmarks/run.py --invoices 1000000 --reuse    # keep the generated ledger
 
 Steps (each printed as it runs; a markdown table at the end, also written to benchmarks/out/):
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sqlite-limit", type=float, default=180, help="seconds before a SQLite query is interrupted")
     ap.add_argument("--no-apptest", action="store_true")
     ap.add_argument("--no-worklist", action="store_true",
-                    help="skip the worklist (its first call trains the risk model: 8 min and 12 GB at 1M)")
+                    help="skip the worklist (its first call trains the risk model: 26 s at 1M, 66 s at 5M)")
     ap.add_argument("--worklist-limit", type=float, default=1200, help="seconds before the worklist is interrupted")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--payload", help=argparse.SUPPRESS)
