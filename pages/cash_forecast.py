@@ -14,7 +14,7 @@ import streamlit as st
 
 from analytics import db
 from analytics.forecast import (METHODS, NAIVE_METHODS, Scenario, actual_receipts, backtest, backtest_summary,
-                                beats_baselines, choose_method, forecast, open_by_customer)
+                                band_calibration, beats_baselines, choose_method, forecast, open_by_customer)
 from dashboard import common as ui
 
 user = ui.require_page("cash_forecast")
@@ -69,13 +69,16 @@ scenario = Scenario(shift_days=shift, collection_rate_pct=float(coll),
                     delayed_customer=None if delayed == "(none)" else delayed,
                     delay_weeks=delay_weeks if delayed != "(none)" else 0)
 
-ok, base = ui.attempt(ui.cached, forecast, as_of, weeks, flt, method)
+# The band is conformal-calibrated on this method's errors in the backtest above (origins before as-of only):
+# passing the factors avoids a second backtest inside forecast().
+cal = band_calibration(bt, method, as_of) if bt is not None else None
+ok, base = ui.attempt(ui.cached, forecast, as_of, weeks, flt, method, calibration=cal)
 if not ok:
     st.stop()
 currency = ui.frame_currency(base, flt)
 scen = None
 if not scenario.is_base():
-    ok, scen = ui.attempt(ui.cached, forecast, as_of, weeks, flt, method, scenario)
+    ok, scen = ui.attempt(ui.cached, forecast, as_of, weeks, flt, method, scenario, calibration=cal)
 
 # --------------------------------------------------------------------------------------------- headline
 score = summary.set_index("method").loc[method] if summary is not None and method in set(summary["method"]) else None
@@ -94,7 +97,8 @@ if score is not None:
                                                  if method_choice == "auto" else " (chosen by you)"),
              f"Backtest over {int(score.origins)} origins: WAPE weeks 1–4 **{score.wape_1_4:.1%}**, "
              f"weeks 5–{weeks} **{score.wape_5_13:.1%}**, bias {score.bias_1_4:+.1%} / {score.bias_5_13:+.1%}, "
-             f"band coverage {score.coverage:.0%}."]
+             f"model band coverage {score.coverage:.0%}.",
+             f"Band: {base.attrs.get('band_note', '')}."]
     if method not in NAIVE_METHODS:
         for label, key, best in (("1–4", "weeks_1_4", "best_naive_1_4"), (f"5–{weeks}", "weeks_5_13",
                                                                           "best_naive_5_13")):
@@ -103,7 +107,8 @@ if score is not None:
                              f"({verdict[best]:.1%}).")
     st.info("  \n".join(lines), icon=":material/insights:")
 else:
-    st.warning(f"Not enough history for a backtest; showing **{method}** without a score.")
+    st.warning(f"Not enough history for a backtest; showing **{method}** without a score and with the "
+               "method's own (uncalibrated) band.")
 
 # --------------------------------------------------------------------------------------------- chart
 history_start = as_of - dt.timedelta(days=7 * 26 - 1)

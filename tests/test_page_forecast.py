@@ -17,6 +17,7 @@ def test_finance_sees_forecast_backtest_and_method(page):
     assert_clean(at)
     shown = texts(at)
     assert "Method in use" in shown and "Backtest over" in shown
+    assert "band conformal-calibrated" in shown  # the band is calibrated on the page's own backtest
     assert any(m.label.startswith("Expected receipts") for m in at.metric)
     assert len(at.dataframe) >= 2  # weekly forecast and backtest table
     # a scenario lever changes the numbers and shows a scenario total

@@ -24,8 +24,9 @@ import datetime as dt
 import json
 
 from analytics.errors import UserError
-from analytics.forecast.api import (PREFERENCE, backtest, backtest_summary, beats_baselines, choose_method,
-                                    eligible_origins, forecast)
+from analytics.forecast.api import (PREFERENCE, backtest, backtest_summary, band_backtest, band_backtest_summary,
+                                    band_calibration, beats_baselines, choose_method, eligible_origins, forecast)
+from analytics.forecast.conformal import BandCalibration, apply_calibration, band_scores, calibrate
 from analytics.forecast.bottom_up import BottomUpForecaster, BottomUpInputs, build_inputs, expected_by_week
 from analytics.forecast.data import (History, actual_receipts, ledger_end, load_history, open_by_customer,
                                      resolve_currency)
@@ -34,7 +35,8 @@ from analytics.forecast.scenario import (Scenario, apply_scenario, change_collec
                                          largest_customers, shift_days)
 
 __all__ = [
-    "forecast", "backtest", "backtest_summary", "choose_method", "beats_baselines", "eligible_origins",
+    "forecast", "backtest", "backtest_summary", "band_backtest", "band_backtest_summary", "band_calibration",
+    "BandCalibration", "calibrate", "apply_calibration", "band_scores", "choose_method", "beats_baselines", "eligible_origins",
     "actual_receipts", "open_by_customer", "load_history", "ledger_end", "resolve_currency", "History", "BottomUpForecaster",
     "BottomUpInputs", "build_inputs", "expected_by_week", "CombinedForecaster", "fit_all", "METHODS",
     "NAIVE_METHODS", "PREFERENCE", "Scenario", "apply_scenario", "shift_days", "change_collection_rate",
@@ -59,6 +61,8 @@ def configure_cli(parser) -> None:
     parser.add_argument("--method", default="auto", help=f"auto or one of {', '.join(METHODS)}")
     parser.add_argument("--currency", default=None, help="currency (default: the ledger's main currency)")
     parser.add_argument("--level", type=float, default=0.8, help="interval coverage (default 0.8)")
+    parser.add_argument("--band", default="conformal", choices=["conformal", "model"],
+                        help="conformal (default): the band calibrated on past backtest errors; model: the method's own")
     parser.add_argument("--shift-days", type=int, default=0, help="scenario: everyone pays N days later")
     parser.add_argument("--collection-pct", type=float, default=0.0, help="scenario: collected share +/- pct")
     parser.add_argument("--delay-customer", default=None, help="scenario: customer id paying late")
@@ -98,12 +102,13 @@ def _run(args) -> int:
     scenario = Scenario(shift_days=args.shift_days, collection_rate_pct=args.collection_pct,
                         delayed_customer=args.delay_customer, delay_weeks=args.delay_weeks)
     fc = forecast(engine, args.as_of, weeks=args.weeks, flt=flt, method=args.method,
-                  scenario=None if scenario.is_base() else scenario, level=args.level)
+                  scenario=None if scenario.is_base() else scenario, level=args.level, band=args.band)
     if args.json:
         print(json.dumps(_records(fc), indent=1))
     else:
         print(f"Cash receipts forecast in {fc.attrs['currency']} as of {fc.attrs['as_of']} "
               f"({int(fc.attrs['level'] * 100)}% band). {fc.attrs['selection_note']}")
+        print(f"Band: {fc.attrs['band']}. {fc.attrs['band_note']}")
         print(fc.to_string(index=False))
     return 0
 
