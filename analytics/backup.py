@@ -60,6 +60,9 @@ FORMAT = "ar-ledger-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _BATCH = 50_000
+#: Older schema revisions whose backups a database at the key revision imports as they are: the tables
+#: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
+COMPATIBLE_REVISIONS = {"0003": ("0002",)}
 
 #: Tables in foreign-key order (parents first).
 TABLES: tuple[sa.Table, ...] = tuple(t for t in schema.metadata.sorted_tables if t in schema.LEDGER_TABLES)
@@ -406,7 +409,7 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
     rows: dict[str, int] = {}
     with db.bulk_write(engine) as conn:
         revision = _schema_revision(conn)
-        if manifest.get("schema_revision") != revision:
+        if manifest.get("schema_revision") not in (revision, *COMPATIBLE_REVISIONS.get(revision, ())):
             raise UserError(f"{path.name} was exported at schema revision {manifest.get('schema_revision')}, "
                             f"this database is at {revision}: migrate both to the same version first")
         busy = _nonempty_tables(conn)

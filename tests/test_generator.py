@@ -24,7 +24,7 @@ def _norm(value):
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, float):  # DuckDB stores sa.Float as 4-byte REAL; the generator rounds to 4 decimals
+    if isinstance(value, float):  # the generator rounds to 4 decimals (DuckDB kept 4-byte floats before 0003)
         return repr(round(value, 4))
     if isinstance(value, bool):
         return str(int(value))
