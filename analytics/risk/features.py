@@ -226,8 +226,10 @@ def item_states() -> sa.Subquery:
     running = dict(partition_by=daily.c.item_id, order_by=daily.c.move_date, rows=(None, 0))
     return sa.select(
         daily.c.item_id, daily.c.move_date,
-        sa.func.lead(daily.c.move_date).over(partition_by=daily.c.item_id, order_by=daily.c.move_date).label(
-            "next_move"),
+        # a plain Function: once the trino dialect is imported, sa.func.lead resolves to its Lead class,
+        # which opts out of SQLAlchemy's statement cache (SAWarning)
+        sa.sql.functions.Function("lead", daily.c.move_date, type_=sa.Date())
+        .over(partition_by=daily.c.item_id, order_by=daily.c.move_date).label("next_move"),
         sa.func.sum(daily.c.delta_cents).over(**running).label("settled_cents"),
         sa.func.sum(daily.c.wo).over(**running).label("n_wo"),
         sa.func.sum(daily.c.cash).over(**running).label("n_cash"),
