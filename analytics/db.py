@@ -245,6 +245,11 @@ OPTIONAL_TABLES: tuple[sa.Table, ...] = (
 )
 
 
+def _engine_of(conn_or_engine: sa.Engine | sa.Connection) -> sa.Engine:
+    """The Engine behind a Connection (or the Engine itself): read-only state is kept per engine."""
+    return conn_or_engine.engine if isinstance(conn_or_engine, sa.Connection) else conn_or_engine
+
+
 def readonly_env() -> bool:
     """True when ``$AR_DB_READONLY`` is ``1``, ``true`` or ``yes`` (any case)."""
     return os.environ.get(READONLY_ENV, "").strip().lower() in ("1", "true", "yes")
@@ -282,7 +287,7 @@ def is_readonly(conn_or_engine: sa.Engine | sa.Connection | None = None) -> bool
         return True
     if conn_or_engine is None:
         return False
-    engine = conn_or_engine.engine if isinstance(conn_or_engine, sa.Connection) else conn_or_engine
+    engine = _engine_of(conn_or_engine)
     return engine in _READONLY_ENGINES or _duckdb_url_read_only(engine.url)
 
 
@@ -323,7 +328,7 @@ class SchemaReport:
 def missing_tables(conn_or_engine: sa.Engine | sa.Connection) -> tuple[str, ...]:
     """Optional tables :func:`connect` found missing or unreadable (only when it checked instead of
     migrating; empty otherwise). Pages use it to leave out what the warehouse does not have."""
-    engine = conn_or_engine.engine if isinstance(conn_or_engine, sa.Connection) else conn_or_engine
+    engine = _engine_of(conn_or_engine)
     report = _SCHEMA_REPORTS.get(engine)
     return report.missing_optional if report is not None else ()
 
@@ -434,7 +439,7 @@ def ledger_version(conn_or_engine: sa.Engine | sa.Connection) -> int:
     >>> ledger_version(connect("sqlite://"))
     0
     """
-    engine = conn_or_engine.engine if isinstance(conn_or_engine, sa.Connection) else conn_or_engine
+    engine = _engine_of(conn_or_engine)
     if engine in _NO_VERSION_ENGINES:
         return _time_bucket()
     stmt = sa.select(schema.ledger_meta.c.value).where(schema.ledger_meta.c.key == _VERSION_KEY)
