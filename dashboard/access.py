@@ -1,0 +1,247 @@
+"""Who may see what: the page registry, role checks, sign-in, sign-out and idle expiry.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+import streamlit as st
+
+from analytics import db, schema
+from dashboard.feedback import run_safely
+from dashboard.session import read_only
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES_DIR = ROOT / "pages"
+IDLE_MINUTES = float(os.environ.get("AR_IDLE_MINUTES", "30"))
+
+USER_KEY = "user"
+LAST_SEEN_KEY = "_last_seen"
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages: one registry, read by app.py (navigation) and by every page (access check)
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class PageSpec:
+    """A dashboard page: its file under ``pages/``, title, navigation group and the
+    :data:`analytics.auth.ACTIONS` action a user needs to open it."""
+
+    key: str
+    title: str
+    icon: str
+    group: str
+    action: str
+
+    @property
+    def path(self) -> Path:
+        return PAGES_DIR / f"{self.key}.py"
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("overview", "Overview", ":material/dashboard:", "Manage", "view_kpis"),
+    PageSpec("aging", "Aging", ":material/stacked_bar_chart:", "Manage", "view_kpis"),
+    PageSpec("sla", "SLA", ":material/timer:", "Manage", "view_all"),
+    PageSpec("collectors", "Collectors", ":material/groups:", "Manage", "view_all"),
+    PageSpec("worklist", "Worklist", ":material/checklist:", "Collect", "view_worklist"),
+    PageSpec("customer_360", "Customer 360", ":material/person_search:", "Collect", "view"),
+    PageSpec("disputes_promises", "Disputes & Promises", ":material/handshake:", "Collect", "view"),
+    PageSpec("dunning", "Dunning", ":material/mail:", "Collect", "draft_letters"),
+    PageSpec("risk", "Risk", ":material/warning:", "Collect", "view_risk"),
+    PageSpec("cash_forecast", "Cash forecast", ":material/trending_up:", "Finance", "view_forecast"),
+    PageSpec("cash_application", "Cash application", ":material/receipt_long:", "Finance", "cash_application"),
+    PageSpec("data", "Data", ":material/database:", "Data", "import"),
+)
+PAGES_BY_KEY = {p.key: p for p in PAGES}
+GROUPS = ("Manage", "Collect", "Finance", "Data")
+
+
+#: Actions that only write. On a read-only database :func:`can` says no to them, so every form gated
+#: on ``can(user, ...)`` disappears; the pages say why with :func:`readonly_notice`.
+WRITE_ACTIONS = frozenset({"write_activity", "record_promise", "manage_disputes", "propose_writeoff",
+                           "approve_writeoff", "import", "manage_users"})
+
+
+def can(user, action: str) -> bool:
+    """Whether ``user`` may do ``action`` (role only; portfolio checks happen in analytics).
+
+    Always False for a :data:`WRITE_ACTIONS` action on a read-only database (:func:`read_only`).
+    """
+    from analytics import auth
+
+    if action in WRITE_ACTIONS and read_only():
+        return False
+    return auth.can(user, action)
+
+
+def may_open(user, key: str) -> bool:
+    """Whether ``user``'s role may open page ``key`` (also on a read-only database: pages then hide their forms)."""
+    from analytics import auth
+
+    spec = PAGES_BY_KEY.get(key)
+    return bool(user is not None and spec is not None and auth.can(user, spec.action))
+
+
+
+def allowed_pages(user) -> list[PageSpec]:
+    """The pages ``user`` may open whose file exists (pages owned by other modules may not yet)."""
+    return [p for p in PAGES if may_open(user, p.key) and p.path.is_file()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sign-in, sign-out, idle expiry
+# ---------------------------------------------------------------------------------------------
+def current_user():
+    """The signed-in :class:`analytics.auth.User`, or None (also None once the session idled out)."""
+    user = st.session_state.get(USER_KEY)
+    if user is None:
+        return None
+    last = st.session_state.get(LAST_SEEN_KEY)
+    now = time.time()
+    if last is not None and IDLE_MINUTES > 0 and now - last > IDLE_MINUTES * 60:
+        sign_out(reason=f"You were signed out after {IDLE_MINUTES:g} minutes without activity.")
+        return None
+    st.session_state[LAST_SEEN_KEY] = now
+    return user
+
+
+def sign_out(reason: str | None = None) -> None:
+    for key in list(st.session_state.keys()):
+        if not str(key).startswith("_signin"):
+            del st.session_state[key]
+    if reason:
+        st.session_state["_signin_notice"] = reason
+
+
+def sign_in_form(engine: sa.Engine) -> None:
+    """The sign-in screen. Sets the user in the session and reruns on success."""
+    _, middle, _ = st.columns([1, 2, 1])
+    with middle:
+        _sign_in_body(engine)
+
+
+def _sign_in_body(engine: sa.Engine) -> None:
+    from analytics import auth
+
+    notice = st.session_state.pop("_signin_notice", None)
+    st.title("AR Collections Analytics")
+    if notice:
+        st.info(notice, icon=":material/logout:")
+    if db.is_readonly(engine) and not _readonly_sign_in_possible(engine):
+        return
+    if not _has_users(engine):
+        _first_admin_form(engine)
+        return
+    failures = st.session_state.get("_signin_failures", 0)
+    with st.form("signin", border=True):
+        st.subheader("Sign in")
+        username = st.text_input("Username", key="_signin_user")
+        password = st.text_input("Password", type="password", key="_signin_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    st.caption("Demo database: the demo accounts are listed in the README (`python -m analytics users demo`).")
+    if submitted:
+        if failures >= 5:
+            time.sleep(min(5.0, 0.5 * (failures - 4)))  # slow down password guessing
+        user = run_safely(auth.authenticate, engine, username.strip(), password)
+        if user is None:
+            st.session_state["_signin_failures"] = failures + 1
+            st.error("Unknown username or wrong password.", icon=":material/lock:")
+        else:
+            st.session_state["_signin_failures"] = 0
+            st.session_state[USER_KEY] = user
+            st.session_state[LAST_SEEN_KEY] = time.time()
+            st.rerun()
+
+
+READONLY_NO_USERS = (
+    "Nobody can sign in: this database is read-only ({env}) and has no readable `users` table. Sign-in "
+    "always checks a password against `users`; give the dashboard's role SELECT on a `users` table or view "
+    "in this database (create the accounts with `python -m analytics users add` in the operational "
+    "database and copy the table with your ETL), or run the dashboard without {env}.")
+READONLY_EMPTY_USERS = (
+    "Nobody can sign in: the `users` table of this read-only database ({env}) is empty, and a read-only "
+    "database cannot get a first administrator here. Create the accounts in the operational database "
+    "(`python -m analytics users add NAME --role admin`) and copy the `users` table with your ETL.")
+
+
+def _readonly_sign_in_possible(engine: sa.Engine) -> bool:
+    """On a read-only database: True when there are users to sign in, else explain why not (no fallback)."""
+    if schema.users.name in db.missing_tables(engine):
+        st.error(READONLY_NO_USERS.format(env=db.READONLY_ENV), icon=":material/lock:")
+        return False
+    if not _has_users(engine):
+        st.error(READONLY_EMPTY_USERS.format(env=db.READONLY_ENV), icon=":material/lock:")
+        return False
+    return True
+
+
+def _has_users(engine: sa.Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar() > 0
+
+
+def _first_admin_form(engine: sa.Engine) -> None:
+    from analytics import auth
+
+    st.warning("This database has no users yet. Create the first administrator, or run "
+               "`python -m analytics users add NAME --role admin`.", icon=":material/person_add:")
+    with st.form("first_admin"):
+        username = st.text_input("Administrator username", key="_signin_new_user")
+        password = st.text_input("Password (at least 8 characters)", type="password", key="_signin_new_pw")
+        submitted = st.form_submit_button("Create administrator", type="primary")
+    if submitted:
+        if _has_users(engine):  # someone else was quicker
+            st.rerun()
+        if len(password) < 8:
+            st.error("The password needs at least 8 characters.")
+            return
+        run_safely(auth.add_user, engine, username.strip(), password, "admin")
+        if _has_users(engine):
+            st.session_state["_signin_notice"] = "Administrator created. Sign in with it."
+            st.rerun()
+
+
+def require_page(key: str):
+    """Guard at the top of every page: signed in and allowed to open page ``key``.
+
+    Returns the :class:`analytics.auth.User`. Refuses (an error box and ``st.stop()``) when no one
+    is signed in or the role may not open the page, also when the page file is opened directly.
+    """
+    user = current_user()
+    if user is None:
+        st.warning("Please sign in first.", icon=":material/lock:")
+        st.stop()
+    if not may_open(user, key):
+        spec = PAGES_BY_KEY.get(key)
+        title = spec.title if spec else key
+        st.error(f"Your role ({user.role}) may not open the {title} page.", icon=":material/block:")
+        st.stop()
+    return user
+
+
+def user_badge(user) -> None:
+    """Who is signed in, and the sign-out button (sidebar)."""
+    with st.sidebar:
+        who = f"**{user.username}** · {user.role}"
+        if getattr(user, "collector_id", None):
+            who += f" · portfolio {user.collector_id}"
+        st.caption(f"Signed in as {who}")
+        if st.button("Sign out", key="_signout", icon=":material/logout:"):
+            sign_out(reason="You are signed out.")
+            st.rerun()
+
+
+
+def customer_link(customer_id: str, name: str | None = None) -> None:
+    """A link to the customer's Customer 360 page (only when the signed-in role may open it)."""
+    user = st.session_state.get(USER_KEY)
+    spec = PAGES_BY_KEY["customer_360"]
+    if not may_open(user, spec.key) or not spec.path.is_file():
+        return
+    st.page_link(str(spec.path), label=f"Open {name or customer_id} in Customer 360", icon=spec.icon,
+                 query_params={"customer": customer_id})
+
+

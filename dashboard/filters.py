@@ -1,0 +1,211 @@
+"""The shared sidebar filters (as-of date, business unit, region, currency, collector), kept across pages,
+and the page title and period picker that state them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Iterable
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from analytics import schema
+from analytics.ledger import LedgerFilter
+from dashboard.access import current_user
+from dashboard.session import cached
+
+
+@dataclasses.dataclass(frozen=True)
+class LedgerFacts:
+    """What the filter widgets offer: values present in the ledger and its date range."""
+
+    first_date: dt.date | None
+    last_date: dt.date | None
+    business_units: tuple[str, ...]
+    regions: tuple[str, ...]
+    currencies: tuple[str, ...]  # most used first
+    collectors: tuple[tuple[str, str], ...]  # (id, name)
+    customers: int
+
+
+def _ledger_facts(conn: sa.Connection) -> LedgerFacts:
+    c, i, r = schema.customers, schema.invoices, schema.receipts
+
+    def distinct(col) -> tuple[str, ...]:
+        rows = conn.execute(sa.select(col).where(col.is_not(None)).distinct().order_by(col)).scalars()
+        return tuple(str(v) for v in rows)
+
+    inv_dates = conn.execute(sa.select(sa.func.min(i.c.invoice_date), sa.func.max(i.c.invoice_date))).one()
+    last_receipt = conn.execute(sa.select(sa.func.max(r.c.receipt_date))).scalar()
+    currencies = tuple(
+        row[0] for row in conn.execute(
+            sa.select(i.c.currency, sa.func.count().label("n")).group_by(i.c.currency)
+            .order_by(sa.desc("n"), i.c.currency)))
+    collectors = tuple(
+        (row.id, row.name) for row in conn.execute(
+            sa.select(schema.collectors.c.id, schema.collectors.c.name).order_by(schema.collectors.c.name)))
+    last = max([d for d in (inv_dates[1], last_receipt) if d is not None], default=None)
+    n_customers = conn.execute(sa.select(sa.func.count()).select_from(c)).scalar()
+    return LedgerFacts(
+        first_date=_as_date(inv_dates[0]), last_date=_as_date(last),
+        business_units=distinct(c.c.business_unit), regions=distinct(c.c.region),
+        currencies=currencies, collectors=collectors, customers=int(n_customers or 0),
+    )
+
+
+def _as_date(value) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()
+
+
+def ledger_facts() -> LedgerFacts:
+    return cached(_ledger_facts)
+
+
+def _main_currency(facts: LedgerFacts) -> str | None:
+    try:
+        from analytics import kpis
+        return cached(kpis.main_currency, LedgerFilter())
+    except (ImportError, AttributeError):
+        return facts.currencies[0] if facts.currencies else None
+
+
+def _persisted(widget_key: str, store_key: str, default):
+    """Seed a widget from its persistent copy (widget state is dropped on pages that don't draw it)."""
+    if store_key not in st.session_state:
+        st.session_state[store_key] = default
+    # Always re-seed: on another page the widget is a new widget (its id includes the page), and a
+    # user change has already been copied to the store by the on_change callback.
+    st.session_state[widget_key] = st.session_state[store_key]
+
+
+def _remember(widget_key: str, store_key: str) -> None:
+    st.session_state[store_key] = st.session_state[widget_key]
+
+
+def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilter]:
+    """The shared sidebar filters: as-of date, business unit, region, currency, collector.
+
+    Set once, kept in ``st.session_state`` across pages. A collector's filter is forced to their
+    own portfolio (:func:`analytics.auth.scope_filter`), whatever the session says.
+
+    Returns
+    -------
+    (datetime.date, LedgerFilter)
+    """
+    from analytics import auth
+
+    user = current_user()
+    facts = ledger_facts()
+    today = dt.date.today()
+    default_as_of = facts.last_date or today
+    main_cur = _main_currency(facts)
+    is_collector = user is not None and user.role == "collector"
+
+    with st.sidebar:
+        st.subheader("Filters")
+        _persisted("w_as_of", "f_as_of", default_as_of)
+        as_of = st.date_input(
+            "As of", key="w_as_of", on_change=_remember, args=("w_as_of", "f_as_of"),
+            min_value=facts.first_date or dt.date(1990, 1, 1), max_value=max(today, default_as_of),
+            help="Every figure is reconstructed as it stood at the end of this day.")
+        st.session_state["f_as_of"] = as_of
+        flt_kwargs: dict[str, tuple[str, ...]] = {}
+
+        if facts.business_units:
+            _persisted("w_bu", "f_bu", [])
+            _drop_unknown("w_bu", "f_bu", facts.business_units)
+            flt_kwargs["business_units"] = tuple(st.multiselect(
+                "Business unit", facts.business_units, key="w_bu", on_change=_remember, args=("w_bu", "f_bu"),
+                placeholder="All business units"))
+        if facts.regions:
+            _persisted("w_region", "f_region", [])
+            _drop_unknown("w_region", "f_region", facts.regions)
+            flt_kwargs["regions"] = tuple(st.multiselect(
+                "Region", facts.regions, key="w_region", on_change=_remember, args=("w_region", "f_region"),
+                placeholder="All regions"))
+        if facts.currencies:
+            _persisted("w_currency", "f_currency", main_cur or facts.currencies[0])
+            if st.session_state["w_currency"] not in facts.currencies:
+                st.session_state["w_currency"] = st.session_state["f_currency"] = main_cur or facts.currencies[0]
+            cur = st.selectbox(
+                "Currency", facts.currencies, key="w_currency", on_change=_remember,
+                args=("w_currency", "f_currency"),
+                help="Amounts are never converted: one currency at a time.")
+            flt_kwargs["currencies"] = (cur,)
+        if facts.collectors and show_collector and not is_collector:
+            names = dict(facts.collectors)
+            _persisted("w_collector", "f_collector", [])
+            _drop_unknown("w_collector", "f_collector", tuple(names))
+            flt_kwargs["collectors"] = tuple(st.multiselect(
+                "Collector", list(names), key="w_collector", on_change=_remember,
+                args=("w_collector", "f_collector"), format_func=lambda cid: names.get(cid, cid),
+                placeholder="All collectors"))
+        elif is_collector:
+            st.caption(f"Portfolio: {dict(facts.collectors).get(user.collector_id, user.collector_id)}")
+
+    flt = LedgerFilter(**flt_kwargs)
+    if user is not None:
+        flt = auth.scope_filter(user, flt)
+    return as_of, flt
+
+
+def _drop_unknown(widget_key: str, store_key: str, options: Iterable[str]) -> None:
+    """Forget kept values the ledger no longer has (e.g. after loading another ledger)."""
+    options = set(options)
+    value = st.session_state.get(widget_key) or []
+    kept = [v for v in value if v in options]
+    if kept != list(value):
+        st.session_state[widget_key] = st.session_state[store_key] = kept
+
+
+def filter_caption(as_of: dt.date, flt: LedgerFilter) -> str:
+    parts = [f"As of {as_of:%d %b %Y}"]
+    if flt.currencies:
+        parts.append(", ".join(flt.currencies))
+    for label, values in (("BU", flt.business_units), ("region", flt.regions), ("collector", flt.collectors)):
+        if values:
+            parts.append(f"{label}: {', '.join(values)}")
+    return " · ".join(parts)
+
+
+
+
+def page_title(title: str, as_of: dt.date | None = None, flt: LedgerFilter | None = None) -> None:
+    st.title(title)
+    if as_of is not None:
+        st.caption(filter_caption(as_of, flt or LedgerFilter()))
+
+
+
+PERIODS = ("Month to date", "Last 30 days", "Last 90 days", "Quarter to date", "Year to date")
+
+
+def period_picker(as_of: dt.date, key: str, default: str = "Last 90 days") -> tuple[dt.date, dt.date]:
+    """A period ending at the as-of date, chosen with a segmented control; returns ``(start, end)``."""
+    choice = st.segmented_control("Period", PERIODS, default=default, key=key) or default
+    if choice == "Month to date":
+        start = as_of.replace(day=1)
+    elif choice == "Last 30 days":
+        start = as_of - dt.timedelta(days=29)
+    elif choice == "Quarter to date":
+        start = as_of.replace(month=3 * ((as_of.month - 1) // 3) + 1, day=1)
+    elif choice == "Year to date":
+        start = as_of.replace(month=1, day=1)
+    else:
+        start = as_of - dt.timedelta(days=89)
+    st.caption(f"Period {start:%d %b %Y} – {as_of:%d %b %Y}")
+    return start, as_of
+
+
+
+def frame_currency(frame: pd.DataFrame, flt: LedgerFilter) -> str:
+    """The currency an analytics frame is in (``attrs["currency"]``), else the filter's."""
+    return frame.attrs.get("currency") or (flt.currencies[0] if flt.currencies else "")
