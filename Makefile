@@ -35,7 +35,7 @@ system-deps:
 	-@bash scripts/system-deps.sh
 
 run: $(STAMP) $(DEMO_DB)
-	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
+	AR_DEMO_MODE=1 $(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest

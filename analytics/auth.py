@@ -15,7 +15,16 @@ collector      view and record work only on the customers assigned to their coll
 =============  ===============================================================================
 
 Demo accounts (:func:`create_demo_users`) use the documented password ``<username>-demo``,
-e.g. ``admin`` / ``admin-demo``, ``c01`` / ``c01-demo``. They are for the demo database only.
+e.g. ``admin`` / ``admin-demo``, ``c01`` / ``c01-demo``. They are for the demo database only:
+outside demo mode (``AR_DEMO_MODE=1``, set by ``make run``) such a password must be changed at the
+first sign-in (:func:`sign_in` answers ``must_change_password``).
+
+Guessing passwords (:func:`sign_in`): failures are counted per user name typed, known or not, in the
+database (``login_throttle``), so a new browser session does not reset them. After the 3rd failure in
+a row the next try must wait 1 s, after the 4th 2 s; the 5th locks the name for 15 minutes
+(:data:`LOCKOUT_FAILURES`, :data:`LOCKOUT_MINUTES`). An unknown name costs the same Argon2 check and
+the same writes, and locks out the same way, so nothing tells which names exist. Every sign-in,
+failed, refused or successful, is in the audit log.
 
 Example
 -------
@@ -32,15 +41,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import getpass
+import hmac
+import ipaddress
 import json
+import logging
+import os
 import re
+import secrets
 import sys
+from pathlib import Path
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from analytics import schema
+from analytics.audit import append_audit, run_write
 from analytics.errors import UserError
 from analytics.ledger import LedgerFilter
 
@@ -199,7 +215,7 @@ def _utcnow() -> dt.datetime:
 
 
 def add_user(engine: sa.Engine, username: str, password: str, role: str, collector_id: str | None = None,
-             actor: str = "system") -> User:
+             actor: str = "system", must_change_password: bool = False) -> User:
     """Create a user (one transaction, with an audit row).
 
     Parameters
@@ -215,6 +231,9 @@ def add_user(engine: sa.Engine, username: str, password: str, role: str, collect
         Required for (and only for) collectors; must exist in ``collectors``.
     actor : str, default "system"
         Who creates the user (recorded in the audit log).
+    must_change_password : bool, default False
+        The password is known to others (demo accounts): it must be changed at the first sign-in
+        outside demo mode.
 
     Returns
     -------
@@ -231,6 +250,17 @@ def add_user(engine: sa.Engine, username: str, password: str, role: str, collect
     >>> add_user(db.connect("sqlite://"), "boss", "a-long-password", "manager")
     User(username='boss', role='manager', collector_id=None)
     """
+    username, password_hash = _checked_new_user(engine, username, password, role, collector_id)
+
+    def write(conn):
+        _insert_user(conn, username, password_hash, role, collector_id, actor, "add_user", must_change_password)
+
+    run_write(engine, write)
+    return User(username, role, collector_id)
+
+
+def _checked_new_user(engine, username, password, role, collector_id) -> tuple[str, str]:
+    """Validate a new account's fields (no database access but the read-only check); (name, hash)."""
     username = (username or "").strip()
     if not _USERNAME_RE.match(username):
         raise UserError(f"username: {username!r} must be 1-64 letters, digits or _ . @ -")
@@ -244,46 +274,90 @@ def add_user(engine: sa.Engine, username: str, password: str, role: str, collect
 
     require_writable(engine, "add users")
     check_password_strength(password, username)
-    password_hash = hash_password(password)
-    from analytics.workflow import append_audit
+    return username, hash_password(password)
 
+
+def _insert_user(conn: sa.Connection, username: str, password_hash: str, role: str, collector_id: str | None,
+                 actor: str, action: str, must_change_password: bool = False) -> None:
     t = schema.users
-    with engine.begin() as conn:
-        if collector_id is not None:
-            exists = conn.execute(sa.select(schema.collectors.c.id).where(schema.collectors.c.id == collector_id))
-            if exists.first() is None:
-                raise UserError(f"collector_id: unknown collector {collector_id!r}")
-        if conn.execute(sa.select(t.c.username).where(t.c.username == username)).first() is not None:
-            raise UserError(f"username: user {username!r} already exists")
-        now = _utcnow()
-        conn.execute(t.insert().values(username=username, password_hash=password_hash, role=role,
-                                       collector_id=collector_id, created_at=now))
-        append_audit(conn, actor, "add_user", "users", username, None,
-                     {"username": username, "role": role, "collector_id": collector_id}, at=now)
-    return User(username, role, collector_id)
+    if collector_id is not None:
+        exists = conn.execute(sa.select(schema.collectors.c.id).where(schema.collectors.c.id == collector_id))
+        if exists.first() is None:
+            raise UserError(f"collector_id: unknown collector {collector_id!r}")
+    if conn.execute(sa.select(t.c.username).where(t.c.username == username)).first() is not None:
+        raise UserError(f"username: user {username!r} already exists")
+    now = _utcnow()
+    conn.execute(t.insert().values(username=username, password_hash=password_hash, role=role,
+                                   collector_id=collector_id, created_at=now,
+                                   must_change_password=bool(must_change_password)))
+    append_audit(conn, actor, action, "users", username, None,
+                 {"username": username, "role": role, "collector_id": collector_id,
+                  "change_at_first_sign_in": bool(must_change_password)}, at=now)
 
 
 def set_password(engine: sa.Engine, username: str, password: str, actor: str = "system") -> None:
     """Replace a user's password (strength-checked; audit row without the hash).
 
+    A documented demo password (``<username>-demo``) is refused. Clears ``must_change_password``.
+
     Raises
     ------
     UserError
-        Unknown user or weak password.
+        Unknown user, weak password or the demo password.
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> engine = db.connect("sqlite://")
+    >>> _ = add_user(engine, "ann", "first-password", "finance")
+    >>> set_password(engine, "ann", "second-password")
     """
     from analytics.db import require_writable
 
     require_writable(engine, "change passwords")
     check_password_strength(password, username)
+    if password == demo_password(username):
+        raise UserError("password: the documented demo password cannot be used; choose another")
     password_hash = hash_password(password)
-    from analytics.workflow import append_audit
-
     t = schema.users
-    with engine.begin() as conn:
-        updated = conn.execute(t.update().where(t.c.username == username).values(password_hash=password_hash))
+
+    def write(conn):
+        updated = conn.execute(t.update().where(t.c.username == username)
+                               .values(password_hash=password_hash, must_change_password=False))
         if not updated.rowcount:
             raise UserError(f"username: no user {username!r}")
         append_audit(conn, actor, "set_password", "users", username, None, {"password": "changed"})
+
+    run_write(engine, write)
+
+
+def change_own_password(engine: sa.Engine, username: str, current: str, new: str) -> None:
+    """A user replaces their own password (the demo-password change at first sign-in).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    username : str
+    current : str
+        The password in use (checked; a wrong one counts as a failed sign-in).
+    new : str
+        Strength-checked, different from ``current`` and from the demo password.
+
+    Raises
+    ------
+    UserError
+        Wrong current password, weak or unchanged new password.
+
+    Example
+    -------
+    >>> change_own_password(engine, "admin", "admin-demo", "a-better-secret")  # doctest: +SKIP
+    """
+    if new == current:
+        raise UserError("password: the new password must differ from the current one")
+    result = sign_in(engine, username, current, _for_change=True)
+    if result.user is None:
+        raise UserError(result.message)
+    set_password(engine, username, new, actor=username)
 
 
 def _dummy_hash() -> str:
@@ -293,11 +367,182 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH
 
 
-def authenticate(engine: sa.Engine, username: str, password: str) -> User | None:
-    """The user when ``username``/``password`` are right, else None.
+#: Failures in a row that lock a user name; how long the lock lasts.
+LOCKOUT_FAILURES = 5
+LOCKOUT_MINUTES = 15
+#: ``AR_DEMO_MODE=1``: documented demo passwords may be used as they are (``make run`` sets it).
+DEMO_MODE_ENV = "AR_DEMO_MODE"
 
-    An unknown user name still costs one Argon2 verification, so timing does not reveal which
-    user names exist. A hash made with older parameters is upgraded on successful sign-in.
+
+def demo_mode() -> bool:
+    """True when ``$AR_DEMO_MODE`` is ``1``/``true``/``yes`` (demo passwords need not be changed).
+
+    Example
+    -------
+    >>> isinstance(demo_mode(), bool)
+    True
+    """
+    return os.environ.get(DEMO_MODE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds a user name must wait after its last failure before the next try.
+
+    0 after 1-2 failures, then 1 s, 2 s; at :data:`LOCKOUT_FAILURES` the name is locked instead.
+
+    Example
+    -------
+    >>> [retry_delay(n) for n in range(5)]
+    [0.0, 0.0, 0.0, 1.0, 2.0]
+    """
+    return 0.0 if failures < 3 else float(2 ** (failures - 3))
+
+
+@dataclasses.dataclass(frozen=True)
+class SignInResult:
+    """Outcome of :func:`sign_in`.
+
+    ``status``: ``ok``; ``must_change_password`` (right password, a demo one outside demo mode:
+    ``user`` is set but must not be signed in before :func:`change_own_password`); ``wrong`` (unknown
+    name or wrong password, the same answer); ``wait`` (too soon after a failure; ``retry_after``
+    seconds); ``locked`` (too many failures; ``retry_after`` seconds).
+    """
+
+    user: User | None
+    status: str
+    retry_after: float = 0.0
+
+    @property
+    def message(self) -> str:
+        """The sentence to show the person signing in (never says whether the name exists)."""
+        if self.status == "wrong":
+            return "Unknown username or wrong password."
+        if self.status == "wait":
+            return f"Too many failed sign-ins: wait {max(1, round(self.retry_after))} s and try again."
+        if self.status == "locked":
+            minutes = max(1, -(-int(self.retry_after) // 60))
+            return (f"Too many failed sign-ins: this account is locked for {minutes} more minute"
+                    f"{'s' if minutes != 1 else ''}.")
+        if self.status == "must_change_password":
+            return "This account still has its documented demo password: choose a new one to continue."
+        return "Signed in."
+
+
+def _throttle_key(username: str) -> str:
+    return (username or "").strip()[:64] or "(empty)"
+
+
+def _claim_attempt(conn: sa.Connection, key: str, now: dt.datetime) -> tuple[str, float, int]:
+    """Count an attempt for ``key`` before the password is checked (so parallel guesses are counted).
+
+    Returns (``try``/``wait``/``locked``, seconds to wait, failures including this one).
+    """
+    t = schema.login_throttle
+    touched = conn.execute(t.update().where(t.c.username == key).values(failures=t.c.failures)).rowcount
+    if not touched:
+        conn.execute(t.insert().values(username=key, failures=0))
+    failures, last, locked = conn.execute(sa.select(t.c.failures, t.c.last_failure_at, t.c.locked_until)
+                                          .where(t.c.username == key)).one()
+    if locked is not None and locked > now:
+        append_audit(conn, key, "signin_refused", "users", key, None, {"reason": "locked",
+                                                                        "locked_until": locked}, at=now)
+        return "locked", (locked - now).total_seconds(), failures
+    if locked is not None:  # the lock ran out: start counting again
+        failures = 0
+    wait = retry_delay(failures) - ((now - last).total_seconds() if last is not None else 1e9)
+    if wait > 0:
+        append_audit(conn, key, "signin_refused", "users", key, None, {"reason": "too soon", "failures": failures},
+                     at=now)
+        return "wait", wait, failures
+    failures += 1
+    lock = now + dt.timedelta(minutes=LOCKOUT_MINUTES) if failures >= LOCKOUT_FAILURES else None
+    conn.execute(t.update().where(t.c.username == key).values(failures=failures, last_failure_at=now,
+                                                              locked_until=lock))
+    return "try", 0.0, failures
+
+
+def sign_in(engine: sa.Engine, username: str, password: str, now: dt.datetime | None = None,
+            _for_change: bool = False) -> SignInResult:
+    """Check a sign-in, counting failures per user name in the database, and audit it.
+
+    Every try is counted before the password is checked (one transaction), so guesses sent in
+    parallel from many sessions are all counted; a right password resets the count. See the module
+    docstring for the delays and the lockout. An unknown user name costs one Argon2 verification and
+    the same writes as a known one. A hash made with older parameters is upgraded on success. On a
+    read-only database nothing can be written: the password is checked without counting or auditing.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    username, password : str
+    now : datetime.datetime, optional
+        UTC time (tests); default now.
+
+    Returns
+    -------
+    SignInResult
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> sign_in(db.connect("sqlite://"), "nobody", "whatever").status
+    'wrong'
+    """
+    from analytics.db import is_readonly
+
+    name = (username or "").strip()
+    now = now or _utcnow()
+    if is_readonly(engine):
+        row = _user_row(engine, name)
+        ok = row is not None and bool(password) and verify_password(row.password_hash, password)
+        if row is None:
+            verify_password(_dummy_hash(), password or "")
+        return SignInResult(User(row.username, row.role, row.collector_id), "ok") if ok else SignInResult(None, "wrong")
+    key = _throttle_key(name)
+    state, wait, failures = run_write(engine, lambda conn: _claim_attempt(conn, key, now),
+                                      retry_duplicates=True)
+    if state != "try":
+        return SignInResult(None, state, wait)
+    row = _user_row(engine, name)
+    if row is None:
+        verify_password(_dummy_hash(), password or "")
+        ok = False
+    else:
+        ok = bool(password) and verify_password(row.password_hash, password)
+    if not ok:
+        locked = failures >= LOCKOUT_FAILURES
+        run_write(engine, lambda conn: append_audit(
+            conn, key, "signin_failed", "users", key, None,
+            {"failures": failures, "locked_minutes": LOCKOUT_MINUTES if locked else 0}, at=now))
+        return SignInResult(None, "locked" if locked else "wrong", LOCKOUT_MINUTES * 60.0 if locked else 0.0)
+    must_change = (bool(row.must_change_password) or password == demo_password(row.username)) and not demo_mode()
+    t, lt = schema.users, schema.login_throttle
+
+    def success(conn):
+        conn.execute(lt.update().where(lt.c.username == key).values(failures=0, last_failure_at=None,
+                                                                    locked_until=None))
+        if _HASHER.check_needs_rehash(row.password_hash):  # upgrade an old hash
+            conn.execute(t.update().where(t.c.username == row.username).values(password_hash=hash_password(password)))
+        if not _for_change:
+            append_audit(conn, row.username, "signin", "users", row.username, None,
+                         {"change_required": must_change}, at=now)
+
+    run_write(engine, success)
+    user = User(row.username, row.role, row.collector_id)
+    return SignInResult(user, "must_change_password" if must_change and not _for_change else "ok")
+
+
+def _user_row(engine: sa.Engine, name: str):
+    t = schema.users
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t).where(t.c.username == name)).first()
+
+
+def authenticate(engine: sa.Engine, username: str, password: str) -> User | None:
+    """The user when ``username``/``password`` are right (and the name is not locked), else None.
+
+    :func:`sign_in` without the details: failures are counted and audited the same way. A user who
+    must still change a demo password is returned (the dashboard asks for the change).
 
     Parameters
     ----------
@@ -314,24 +559,106 @@ def authenticate(engine: sa.Engine, username: str, password: str) -> User | None
     >>> authenticate(db.connect("sqlite://"), "nobody", "whatever") is None
     True
     """
-    t = schema.users
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(t).where(t.c.username == (username or "").strip())).first()
-    if row is None:
-        verify_password(_dummy_hash(), password or "")
-        return None
-    if not password or not verify_password(row.password_hash, password):
-        return None
-    from analytics.db import is_readonly
+    return sign_in(engine, username, password).user
 
-    try:  # upgrade an old hash; not on a read-only database (the old hash keeps working)
-        if not is_readonly(engine) and _HASHER.check_needs_rehash(row.password_hash):
-            with engine.begin() as conn:
-                conn.execute(t.update().where(t.c.username == row.username)
-                             .values(password_hash=hash_password(password)))
-    except InvalidHashError:  # pragma: no cover - verify already accepted it
-        pass
-    return User(row.username, row.role, row.collector_id)
+
+# ------------------------------------------------------------------------------------------------
+# The first administrator of an empty database
+# ------------------------------------------------------------------------------------------------
+FIRST_ADMIN_TOKEN_ENV = "AR_FIRST_ADMIN_TOKEN_FILE"
+_LOG = logging.getLogger("analytics.auth")
+
+
+def first_admin_token_path() -> Path:
+    """Where the one-time first-administrator token is kept: ``$AR_FIRST_ADMIN_TOKEN_FILE`` or
+    ``data/first_admin_token`` in the repository.
+
+    Example
+    -------
+    >>> first_admin_token_path().name
+    'first_admin_token'
+    """
+    env = os.environ.get(FIRST_ADMIN_TOKEN_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "first_admin_token"
+
+
+def issue_first_admin_token(engine: sa.Engine) -> str | None:
+    """The one-time token that lets a localhost browser create the first administrator.
+
+    Only while the database has no users: written (mode 0600) to :func:`first_admin_token_path` and
+    to the server log (warning) the first time; the same token until it is used. None once there
+    are users.
+
+    Example
+    -------
+    >>> token = issue_first_admin_token(engine)  # doctest: +SKIP
+    """
+    with engine.connect() as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar():
+            return None
+    path = first_admin_token_path()
+    if path.is_file():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    _LOG.warning("No users yet. One-time token to create the first administrator from a browser on this "
+                 "machine: %s (also in %s)", token, path)
+    return token
+
+
+def is_local_address(address: str | None) -> bool:
+    """True for a loopback address (``127.0.0.0/8``, ``::1``).
+
+    Example
+    -------
+    >>> is_local_address("127.0.0.1"), is_local_address("10.0.0.5")
+    (True, False)
+    """
+    try:
+        return ipaddress.ip_address((address or "").strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def create_first_admin(engine: sa.Engine, username: str, password: str, token: str,
+                       client_address: str | None = None) -> User:
+    """Create the first administrator of an empty database from the dashboard.
+
+    Needs the one-time token (:func:`issue_first_admin_token`) and, when the browser's address is
+    known, a loopback address. The token is used up. From the command line use ``python -m analytics
+    users add NAME --role admin`` instead.
+
+    Raises
+    ------
+    PermissionDenied
+        Not from this machine, wrong or no token, or the database already has users.
+
+    Example
+    -------
+    >>> create_first_admin(engine, "root", "a-long-secret", token, "127.0.0.1")  # doctest: +SKIP
+    User(username='root', role='admin', collector_id=None)
+    """
+    if client_address is not None and not is_local_address(client_address):
+        raise PermissionDenied("the first administrator can only be created from a browser on the server itself, "
+                               "or with `python -m analytics users add NAME --role admin`")
+    path = first_admin_token_path()
+    expected = path.read_text().strip() if path.is_file() else ""
+    if not expected or not hmac.compare_digest((token or "").strip().encode(), expected.encode()):
+        raise PermissionDenied("wrong one-time token: copy it from the server log or from "
+                               f"{path.name} in the data folder")
+    username, password_hash = _checked_new_user(engine, username, password, "admin", None)
+
+    def write(conn):
+        if conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar():
+            raise PermissionDenied("this database already has users: sign in instead")
+        _insert_user(conn, username, password_hash, "admin", None, username, "create_first_admin")
+
+    run_write(engine, write)
+    path.unlink(missing_ok=True)
+    return User(username, "admin", None)
 
 
 def get_user(engine: sa.Engine, username: str) -> User | None:
@@ -393,7 +720,7 @@ def create_demo_users(engine: sa.Engine) -> list[dict]:
     for username, role, cid in wanted:
         created = False
         if username not in existing:
-            add_user(engine, username, demo_password(username), role, cid, actor="demo")
+            add_user(engine, username, demo_password(username), role, cid, actor="demo", must_change_password=True)
             created = True
         out.append({"username": username, "password": demo_password(username), "role": role,
                     "collector_id": cid, "created": created})

@@ -13,10 +13,22 @@ Guarantees
   every table is recomputed inside the same transaction and compared with the manifest, and any
   difference rolls the whole import back.
 * **Empty target.** A database that already holds rows is refused unless ``replace=True``
-  (CLI ``--replace``), which empties every table in the same transaction first (DuckDB: tables are
-  dropped and re-created from their own catalog DDL, because DuckDB cannot delete parent rows whose
-  children were deleted in the same transaction; PostgreSQL/SQLite: rows are deleted children first,
-  with the audit log's append-only triggers suspended for that transaction only).
+  (CLI ``--replace``), which empties every table but the audit log in the same transaction first
+  (DuckDB: tables are dropped and re-created from their own catalog DDL, because DuckDB cannot delete
+  parent rows whose children were deleted in the same transaction; elsewhere rows are deleted
+  children first).
+* **The audit log is never emptied.** Backups carry the hash chain (``audit_log.prev_hash/row_hash``)
+  and the import checks it before writing anything: a backup whose chain is broken (an edited
+  ``audit_log.parquet``, even with recomputed manifest checksums) is refused unless ``force=True``
+  (CLI ``--force``). Into a database whose audit log is empty the backup's log is restored as it is
+  (ids and hashes; the chain continues from it). Into one that has an audit log (``--replace``),
+  that log is kept: the backup's rows the log already holds (same position, same hash: a backup of
+  this same database) are skipped, the others are appended after it as new chained rows (their
+  time, actor, action and content kept). Every replacement or forced import then appends an
+  ``import_replace`` / ``import_forced`` entry: who, when, the file and its SHA-256, the backup's
+  chain head, row counts before and after per table, the chain problem when forced.
+* **Older backups.** Revisions 0002/0003 (no hash columns) import too: their audit rows are chained
+  on import.
 * **Ids.** Integer ids are restored as they were and the id sequences (PostgreSQL, DuckDB) are
   advanced past them, so later inserts do not collide. SQLite uses the rowid (nothing to do).
 * **Ledger version.** Restored as exported; after a ``--replace`` it is raised above the target's
@@ -53,7 +65,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from analytics import db, schema
+from analytics import audit, db, schema
 from analytics.errors import UserError
 
 FORMAT = "ar-ledger-backup"
@@ -62,7 +74,10 @@ MANIFEST = "manifest.json"
 _BATCH = 50_000
 #: Older schema revisions whose backups a database at the key revision imports as they are: the tables
 #: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
-COMPATIBLE_REVISIONS = {"0003": ("0002",)}
+_HEAD_REVISION = "0004"
+COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0003", "0002")}
+#: Columns that backups of those older revisions lack (filled on import: defaults, or the chain computed).
+ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_password"}}
 
 #: Tables in foreign-key order (parents first).
 TABLES: tuple[sa.Table, ...] = tuple(t for t in schema.metadata.sorted_tables if t in schema.LEDGER_TABLES)
@@ -86,8 +101,8 @@ def _arrow_type(column: sa.Column) -> pa.DataType:
     return pa.string()
 
 
-def _arrow_schema(table: sa.Table) -> pa.Schema:
-    return pa.schema([pa.field(c.name, _arrow_type(c), nullable=True) for c in table.c])
+def _arrow_schema(columns) -> pa.Schema:
+    return pa.schema([pa.field(c.name, _arrow_type(c), nullable=True) for c in columns])
 
 
 def _norm(value) -> str:
@@ -121,13 +136,15 @@ class _Digest:
         return h.hexdigest()
 
 
-def table_checksum(conn: sa.Connection, table: sa.Table) -> tuple[int, str]:
+def table_checksum(conn: sa.Connection, table: sa.Table, columns: list[str] | None = None) -> tuple[int, str]:
     """``(row count, content SHA-256)`` of one table, equal on every backend for the same rows.
 
     Parameters
     ----------
     conn : sqlalchemy.Connection
     table : sqlalchemy.Table
+    columns : list of str, optional
+        Only these columns (a backup of an older revision lacks the newer ones).
 
     Returns
     -------
@@ -140,7 +157,7 @@ def table_checksum(conn: sa.Connection, table: sa.Table) -> tuple[int, str]:
     0
     """
     digest = _Digest()
-    result = conn.execute(sa.select(*table.c))
+    result = conn.execute(sa.select(*[c for c in table.c if columns is None or c.name in columns]))
     n = 0
     while rows := result.fetchmany(_BATCH):
         for row in rows:
@@ -159,14 +176,16 @@ def _schema_revision(conn: sa.Connection) -> str | None:
 # ------------------------------------------------------------------------------------------------
 # Export
 # ------------------------------------------------------------------------------------------------
-def _table_parquet(conn: sa.Connection, table: sa.Table) -> tuple[bytes, int, str]:
-    arrow_schema = _arrow_schema(table)
-    names = [c.name for c in table.c]
+def _table_parquet(conn: sa.Connection, table: sa.Table, revision: str | None) -> tuple[bytes, int, str]:
+    older = revision in COMPATIBLE_REVISIONS.get(_HEAD_REVISION, ())  # a database not yet migrated to 0004
+    columns = [c for c in table.c if not (older and c.name in ADDED_COLUMNS.get(table.name, ()))]
+    arrow_schema = _arrow_schema(columns)
+    names = [c.name for c in columns]
     buf = io.BytesIO()
     digest = _Digest()
     n = 0
     with pq.ParquetWriter(buf, arrow_schema, compression="zstd") as writer:
-        result = conn.execute(sa.select(*table.c))
+        result = conn.execute(sa.select(*columns))
         while rows := result.fetchmany(_BATCH):
             cols = list(zip(*rows))
             for row in rows:
@@ -223,7 +242,7 @@ def export_ledger(engine: sa.Engine, out: str | os.PathLike, user=None) -> dict:
             with conn.begin(), zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 manifest["schema_revision"] = _schema_revision(conn)
                 for table in TABLES:
-                    data, n, content = _table_parquet(conn, table)
+                    data, n, content = _table_parquet(conn, table, manifest["schema_revision"])
                     name = f"{table.name}.parquet"
                     zf.writestr(name, data)
                     manifest["tables"][table.name] = {"file": name, "rows": n,
@@ -280,7 +299,7 @@ def _read_tables(path: Path, manifest: dict) -> dict[str, pa.Table]:
             tbl = pq.read_table(io.BytesIO(data))
             if tbl.num_rows != entry["rows"]:
                 raise UserError(f"{path.name}: {table.name} has {tbl.num_rows} rows, the manifest says {entry['rows']}")
-            missing = set(table.c.keys()) - set(tbl.column_names)
+            missing = set(table.c.keys()) - set(tbl.column_names) - ADDED_COLUMNS.get(table.name, set())
             if missing:
                 raise UserError(f"{path.name}: {table.name} lacks column(s) {sorted(missing)}")
             out[table.name] = tbl
@@ -291,6 +310,8 @@ def _frame(table: sa.Table, tbl: pa.Table) -> pd.DataFrame:
     """Typed frame for :func:`analytics.db.bulk_insert`: exact integers, Python dates/datetimes."""
     cols = {}
     for c in table.c:
+        if c.name not in tbl.column_names:  # an older backup (ADDED_COLUMNS): the default applies
+            continue
         values = tbl.column(c.name).to_pylist()
         if all(v is None for v in values) and (c.server_default is not None or c.primary_key):
             continue  # (cannot happen for NOT NULL columns) let the default apply
@@ -312,6 +333,8 @@ def _nonempty_tables(conn: sa.Connection) -> dict[str, int]:
     out = {}
     for t in TABLES:
         n = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+        if t is schema.audit_log:  # never emptied, so not a reason to refuse
+            continue
         if t is schema.ledger_meta:  # a fresh ledger may hold version 0
             n = conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.value != "0")).scalar()
         if n:
@@ -320,30 +343,36 @@ def _nonempty_tables(conn: sa.Connection) -> dict[str, int]:
 
 
 def _clear_all(conn: sa.Connection) -> None:
-    """Empty every ledger table inside the caller's transaction (see the module docstring)."""
-    dialect = conn.dialect.name
-    names = [t.name for t in reversed(TABLES)]
-    if dialect == "duckdb":
-        db.recreate_duckdb_tables(conn, names)
+    """Empty every ledger table but the audit log inside the caller's transaction (see the module docstring)."""
+    kept = [t for t in reversed(TABLES) if t is not schema.audit_log]
+    if conn.dialect.name == "duckdb":
+        db.recreate_duckdb_tables(conn, [t.name for t in kept])
         return
-    if dialect == "postgresql":
-        conn.execute(sa.text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
-        for t in reversed(TABLES):
-            conn.execute(t.delete())
-        conn.execute(sa.text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
-        return
-    if dialect == "sqlite":
-        triggers = conn.execute(sa.text(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'")).all()
-        for name, _ in triggers:
-            conn.execute(sa.text(f'DROP TRIGGER "{name}"'))
-        for t in reversed(TABLES):
-            conn.execute(t.delete())
-        for _, sql in triggers:
-            conn.execute(sa.text(sql))
-        return
-    for t in reversed(TABLES):
+    for t in kept:
         conn.execute(t.delete())
+
+
+def _backup_chain(tbl: pa.Table) -> tuple[list[dict], audit.ChainReport | None]:
+    """The backup's audit rows (id order) and its chain report (None: an older backup without a chain)."""
+    rows = sorted(tbl.to_pylist(), key=lambda r: r["id"])
+    if "row_hash" not in tbl.column_names:
+        return rows, None
+    return rows, audit.check_rows(rows)
+
+
+def _restore_audit(conn: sa.Connection, tbl: pa.Table, rows: list[dict], chain_ok: bool) -> tuple[bool, int]:
+    """Bring the backup's audit rows into the kept audit log; (restored verbatim?, rows added)."""
+    present = [r[0] for r in conn.execute(sa.select(schema.audit_log.c.row_hash).order_by(schema.audit_log.c.id))]
+    if not present and chain_ok and rows:
+        db.bulk_insert(conn, schema.audit_log, _frame(schema.audit_log, tbl))
+        last = rows[-1]
+        conn.execute(schema.audit_head.update().where(schema.audit_head.c.name == audit.HEAD_NAME)
+                     .values(last_id=last["id"], last_hash=last["row_hash"], row_count=len(rows)))
+        return True, len(rows)
+    same = 0
+    while same < min(len(present), len(rows)) and rows[same].get("row_hash") == present[same]:
+        same += 1
+    return False, audit.append_rows(conn, rows[same:])
 
 
 def _advance_sequences(conn: sa.Connection) -> None:
@@ -368,7 +397,8 @@ def _advance_sequences(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"SELECT max(nextval('{seq}')) FROM range({need})"))
 
 
-def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = False, user=None) -> dict:
+def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = False, user=None,
+                  force: bool = False, actor: str | None = None) -> dict:
     """Restore a backup written by :func:`export_ledger` into ``engine``'s ledger, in one transaction.
 
     Parameters
@@ -378,20 +408,26 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
     path : path
         The backup zip.
     replace : bool, default False
-        Empty every table (users and audit log included) first, in the same transaction.
+        Empty every table but the audit log first, in the same transaction (audited).
     user : analytics.auth.User, optional
         When given, must be allowed to ``import`` (admins).
+    force : bool, default False
+        Import even when the backup's audit chain is broken (audited, naming the broken row).
+    actor : str, optional
+        Who imports, for the audit entry (default: ``user``'s name, else ``system``).
 
     Returns
     -------
     dict
-        ``rows`` {table: rows restored}, ``ledger_version``, ``replaced`` (bool).
+        ``rows`` {table: rows restored}, ``ledger_version``, ``replaced`` (bool), ``audit`` (how the
+        backup's audit rows came in: ``restored`` verbatim or ``appended``, and how many).
 
     Raises
     ------
     UserError
         Not a backup, corrupted file, other schema revision, non-empty target without ``replace``,
-        or restored content that differs from the manifest (nothing is written in every case).
+        a broken audit chain without ``force``, or restored content that differs from the manifest
+        (nothing is written in every case).
 
     Example
     -------
@@ -402,12 +438,18 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
         from analytics.auth import require
 
         require(user, "import")
+    actor = actor or (user.username if user is not None else "system")
     db.require_writable(engine, "import a ledger")
     path = Path(path)
     manifest = read_manifest(path)
     tables = _read_tables(path, manifest)
+    audit_rows, chain = _backup_chain(tables["audit_log"])
+    if chain is not None and not chain.ok and not force:
+        raise UserError(f"{path.name}: the audit log in this backup was altered: row {chain.broken_id}: "
+                        f"{chain.problem}. Nothing was imported (--force imports it anyway, and records that)")
     rows: dict[str, int] = {}
     with db.bulk_write(engine) as conn:
+        audit.lock_chain(conn)
         revision = _schema_revision(conn)
         if manifest.get("schema_revision") not in (revision, *COMPATIBLE_REVISIONS.get(revision, ())):
             raise UserError(f"{path.name} was exported at schema revision {manifest.get('schema_revision')}, "
@@ -422,22 +464,46 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
         else:
             conn.execute(schema.ledger_meta.delete())
         for table in TABLES:
+            if table is schema.audit_log:
+                continue
             frame = _frame(table, tables[table.name])
             rows[table.name] = db.bulk_insert(conn, table, frame) if len(frame) else 0
+        verbatim, added = _restore_audit(conn, tables["audit_log"], audit_rows, chain is not None and chain.ok)
+        rows["audit_log"] = added
         _advance_sequences(conn)
         for table in TABLES:
-            n, content = table_checksum(conn, table)
+            if table is schema.audit_log and not verbatim:
+                continue  # the kept log plus the backup's rows appended after it: new ids and hashes
+            n, content = table_checksum(conn, table, tables[table.name].column_names)
             entry = manifest["tables"][table.name]
             if (n, content) != (entry["rows"], entry["content_sha256"]):
                 raise UserError(f"{path.name}: restored {table.name} differs from the backup "
                                 f"({n} rows vs {entry['rows']}); nothing was imported")
+        forced = chain is not None and not chain.ok
+        if busy or forced:
+            after = {"file": path.name, "sha256": _file_sha256(path), "rows": rows,
+                     "backup_audit_rows": len(audit_rows), "backup_audit_head": chain.head_hash if chain else None,
+                     "audit_rows": "restored" if verbatim else "appended"}
+            if forced:
+                after["chain_problem"] = f"row {chain.broken_id}: {chain.problem}"
+            audit.append_audit(conn, actor, "import_forced" if forced else "import_replace", "ledger", path.name,
+                               {"rows": busy}, after)
         version = db.ledger_version(conn)
         if busy and version <= previous_version:
             t = schema.ledger_meta
             version = previous_version + 1
             conn.execute(t.delete().where(t.c.key == "ledger_version"))
             conn.execute(t.insert().values(key="ledger_version", value=str(version)))
-    return {"rows": rows, "ledger_version": version, "replaced": bool(busy)}
+    return {"rows": rows, "ledger_version": version, "replaced": bool(busy),
+            "audit": {"mode": "restored" if verbatim else "appended", "rows": added}}
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -460,7 +526,7 @@ def _run_export(args) -> int:
 def _run_import(args) -> int:
     engine = db.connect(args.db or db.default_url())
     try:
-        result = import_ledger(engine, args.path, replace=args.replace)
+        result = import_ledger(engine, args.path, replace=args.replace, force=args.force, actor="cli")
     finally:
         engine.dispose()
     if args.json:
@@ -483,7 +549,10 @@ def configure_import_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics import IN``."""
     parser.add_argument("path", help="backup file written by `export`")
     parser.add_argument("--replace", action="store_true",
-                        help="empty a non-empty database first (users and audit log included)")
+                        help="empty a non-empty database first (users included; the audit log is kept and the "
+                             "replacement recorded in it)")
+    parser.add_argument("--force", action="store_true",
+                        help="import even when the backup's audit chain is broken (recorded in the audit log)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(run=_run_import)
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "users": ("analytics.auth", "manage dashboard users: `users add NAME --role ROLE`"),
     "export": ("analytics.backup", "export the whole ledger and audit log to a file"),
     "import": ("analytics.backup", "import a ledger exported with `export`"),
+    "audit": ("analytics.audit", "check the audit log's hash chain: `audit verify` names the first broken row"),
 }
 
 

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics import db, schema
+from analytics import audit, db, schema
 from analytics.errors import UserError
 
 Progress = Callable[[float, str], None]
@@ -833,8 +833,12 @@ def _clear_ledger(conn: sa.Connection) -> None:
     db.recreate_duckdb_tables(conn, [t.name for t in tables])
 
 
+def _table_counts(conn: sa.Connection, tables) -> dict[str, int]:
+    return {t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()) for t in tables}
+
+
 def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bool = False,
-                 progress: Progress | None = None, file_name: str | None = None) -> dict:
+                 progress: Progress | None = None, file_name: str | None = None, actor: str = "system") -> dict:
     """Write generated frames in ONE transaction: import batch, ledger rows, ledger version bump.
 
     Parameters
@@ -850,6 +854,9 @@ def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bo
     progress : callable(fraction, message), optional
     file_name : str, optional
         Description stored in ``import_batches.file_name``.
+    actor : str, default "system"
+        Who generates; a replacement of an existing ledger is recorded in the audit log under this
+        name (``generate_replace``: row counts per table before and after), in the same transaction.
 
     Returns
     -------
@@ -864,6 +871,10 @@ def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bo
         existing = conn.execute(sa.select(sa.func.count()).select_from(schema.invoices)).scalar()
         if existing and not replace:
             raise UserError(f"the database already holds {existing} invoices; use --replace to overwrite the ledger")
+        replaced = None
+        if replace and existing:
+            audit.lock_chain(conn)  # the audit entry below: take the chain's lock first, as every writer does
+            replaced = _table_counts(conn, [*_ledger_tables_to_clear(), schema.collectors])
         if replace:
             report(0.62, "clearing the old ledger")
             _clear_ledger(conn)
@@ -890,6 +901,10 @@ def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bo
             counts[name] = db.bulk_insert(conn, table, _for_dialect(frame, table, dialect))
         conn.execute(schema.import_batches.update().where(schema.import_batches.c.id == batch)
                      .values(rows_inserted=sum(counts.values())))
+        if replaced is not None:
+            audit.append_audit(conn, actor, "generate_replace", "ledger", batch, {"rows": replaced},
+                               {"rows": _table_counts(conn, [*_ledger_tables_to_clear(), schema.collectors]),
+                                "file_name": file_name})
         version = db.bump_ledger_version(conn)
     report(1.0, "done")
     return {"import_batch_id": int(batch), "ledger_version": version, "rows": counts}
@@ -897,7 +912,7 @@ def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bo
 
 def generate(engine: sa.Engine, customers: int = 400, invoices: int = 40_000, seed: int = 42,
              end: dt.date = DEFAULT_END, months: int = 24, progress: Progress | None = None,
-             replace: bool = False) -> dict:
+             replace: bool = False, actor: str = "system") -> dict:
     """Generate a seeded synthetic AR ledger and write it to ``engine`` in one transaction.
 
     Parameters
@@ -917,6 +932,8 @@ def generate(engine: sa.Engine, customers: int = 400, invoices: int = 40_000, se
         Called with a fraction in [0, 1] as the work advances (for a progress bar).
     replace : bool
         Overwrite an existing ledger (same transaction) instead of refusing.
+    actor : str, default "system"
+        Who generates (the audit entry of a replacement names them).
 
     Returns
     -------
@@ -941,7 +958,7 @@ def generate(engine: sa.Engine, customers: int = 400, invoices: int = 40_000, se
     frames = _finish(build_frames(customers, invoices, seed, end, months, progress))
     flags = frames.pop("_receipt_flags")
     t1 = time.perf_counter()
-    written = write_frames(engine, frames, replace=replace, progress=progress,
+    written = write_frames(engine, frames, replace=replace, progress=progress, actor=actor,
                            file_name=f"generate --customers {customers} --invoices {invoices} --seed {seed} "
                                      f"--end {end.isoformat()} --months {months}")
     t2 = time.perf_counter()
@@ -998,7 +1015,7 @@ def _run(args: argparse.Namespace) -> int:
     engine = db.connect(args.db or db.default_url())
     try:
         summary = generate(engine, customers=args.customers, invoices=args.invoices, seed=args.seed, end=args.end,
-                           months=args.months, replace=args.replace)
+                           months=args.months, replace=args.replace, actor="cli")
         if args.demo_users:
             summary["demo_users"] = _demo_users(engine)
     finally:

@@ -233,6 +233,8 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("collector_id", sa.String(32), sa.ForeignKey("collectors.id")),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # Set for accounts with a documented password (demo users): changed at first sign-in (migration 0004).
+    sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(_in("role", ROLES), name="role"),
 )
 
@@ -248,6 +250,28 @@ audit_log = sa.Table(
     sa.Column("row_id", sa.String(64)),
     sa.Column("before", sa.Text),
     sa.Column("after", sa.Text),
+    # Hash chain (migration 0004, analytics.audit): previous row's hash, SHA-256 of this row + prev_hash.
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("row_hash", sa.String(64)),
+)
+# The audit chain's last row (one row, name 'audit_log'): every append updates it first, which
+# serialises appenders on every backend, and `audit verify` checks the log still ends there.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("last_id", sa.Integer),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+)
+# Failed sign-ins per user name typed (known or not), counted in the database (analytics.auth.sign_in).
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_failure_at", sa.DateTime),
+    sa.Column("locked_until", sa.DateTime),
 )
 
 # One row per import or generation run: provenance, idempotency (file hash) and cache invalidation.
@@ -327,3 +351,5 @@ LEDGER_TABLES = (
     disputes, promises, activities, users, audit_log, import_batches, ledger_meta, receipt_truth,
     match_proposals, writeoff_proposals,
 )
+#: Security state that is not ledger data: not exported by backups (a restore keeps the target's).
+SECURITY_TABLES = (audit_head, login_throttle)

@@ -5,26 +5,23 @@ Every function here is one transaction: validate the input, check the user's per
 ``audit_log`` (who, when, action, table, row id, before/after as JSON) and bump the ledger version
 so cached results are refreshed. If anything fails nothing is written.
 
-Nothing in the product updates or deletes ``audit_log``. On PostgreSQL and SQLite,
-:func:`protect_audit_log` installs triggers that refuse UPDATE and DELETE on it (DuckDB has no
-triggers; there the guarantee is the code's).
+The audit log itself (hash chain, append-only triggers, ``audit verify``) is :mod:`analytics.audit`.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import functools
-import json
 import numbers
 import random
 import threading
 import time
 import weakref
 
-import pandas as pd
 import sqlalchemy as sa
 
 from analytics import schema
+from analytics.audit import append_audit, audit_trail, protect_audit_log  # noqa: F401 (re-exported)
 from analytics.auth import PermissionDenied, User, require
 from analytics.db import bump_ledger_version
 from analytics.errors import UserError
@@ -35,45 +32,6 @@ audit = schema.audit_log
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def _json(value) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, default=str, sort_keys=True)
-
-
-def append_audit(conn: sa.Connection, actor: str, action: str, table_name: str, row_id, before=None, after=None,
-                 at: dt.datetime | None = None) -> None:
-    """Append one row to ``audit_log`` inside the caller's transaction.
-
-    Parameters
-    ----------
-    conn : sqlalchemy.Connection
-        In a transaction (``engine.begin()``).
-    actor : str
-        User name (or ``system``, ``cli``, ``demo``).
-    action : str
-        What was done, e.g. ``log_activity``, ``approve_writeoff``.
-    table_name : str
-        The table written.
-    row_id : object
-        Key of the row written (stored as text).
-    before, after : dict, optional
-        The row before and after the write (JSON; None for an insert's ``before``).
-    at : datetime.datetime, optional
-        UTC time (default now).
-
-    Example
-    -------
-    >>> from analytics import db
-    >>> engine = db.connect("sqlite://")
-    >>> with engine.begin() as conn:
-    ...     append_audit(conn, "admin", "note", "customers", "K1", None, {"x": 1})
-    """
-    conn.execute(audit.insert().values(
-        logged_at=at or _utcnow(), actor=actor, action=action, table_name=table_name,
-        row_id=None if row_id is None else str(row_id), before=_json(before), after=_json(after)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -230,7 +188,6 @@ def begin_write(engine: sa.Engine):
     from analytics.db import require_writable
 
     require_writable(engine, "record work (activities, promises, disputes, write-offs, cash application)")
-    _ensure_protected(engine)
     return engine.begin()
 
 
@@ -553,136 +510,4 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
     return adj_id
 
 
-# ------------------------------------------------------------------------------------------------
-# Reading the trail
-# ------------------------------------------------------------------------------------------------
-def _customer_rows(customer_id: str) -> sa.ColumnElement[bool]:
-    """audit rows about one customer's records (matched through each table's key)."""
-    txt = sa.String(64)
-    inv = schema.invoices
-    customer_invoices = sa.select(inv.c.id).where(inv.c.customer_id == customer_id)
-    parts = []
-    for table in (schema.activities, schema.promises, schema.disputes):
-        ids = sa.select(sa.cast(table.c.id, txt)).where(table.c.customer_id == customer_id)
-        parts.append(sa.and_(audit.c.table_name == table.name, audit.c.row_id.in_(ids)))
-    for table in (schema.writeoff_proposals, schema.adjustments):
-        ids = sa.select(sa.cast(table.c.id, txt)).where(table.c.invoice_id.in_(customer_invoices))
-        parts.append(sa.and_(audit.c.table_name == table.name, audit.c.row_id.in_(ids)))
-    parts.append(sa.and_(audit.c.table_name == "customers", audit.c.row_id == customer_id))
-    return sa.or_(*parts)
-
-
-def audit_trail(engine: sa.Engine | sa.Connection, customer_id: str | None = None, actor: str | None = None,
-                limit: int = 500) -> pd.DataFrame:
-    """The audit log, newest first, optionally for one customer's records and/or one actor.
-
-    Parameters
-    ----------
-    engine : sqlalchemy.Engine or Connection
-    customer_id : str, optional
-        Only rows about this customer's activities, promises, disputes, write-off proposals and
-        adjustments.
-    actor : str, optional
-        Only rows written by this user.
-    limit : int, default 500
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``id, logged_at, actor, action, table_name, row_id, before, after`` (before/after are JSON
-        text; None for an insert's ``before``).
-
-    Example
-    -------
-    >>> audit_trail(engine, customer_id="K1").columns.tolist()  # doctest: +SKIP
-    ['id', 'logged_at', 'actor', 'action', 'table_name', 'row_id', 'before', 'after']
-    """
-    stmt = sa.select(audit.c.id, audit.c.logged_at, audit.c.actor, audit.c.action, audit.c.table_name,
-                     audit.c.row_id, audit.c.before, audit.c.after)
-    if customer_id is not None:
-        stmt = stmt.where(_customer_rows(customer_id))
-    if actor is not None:
-        stmt = stmt.where(audit.c.actor == actor)
-    stmt = stmt.order_by(audit.c.id.desc()).limit(int(limit))
-    if isinstance(engine, sa.Engine):
-        with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-    else:
-        rows = engine.execute(stmt).all()
-    frame = pd.DataFrame([tuple(r) for r in rows],
-                         columns=["id", "logged_at", "actor", "action", "table_name", "row_id", "before", "after"])
-    frame["id"] = frame["id"].astype("int64")
-    frame["logged_at"] = pd.to_datetime(frame["logged_at"])
-    for col in ("actor", "action", "table_name", "row_id", "before", "after"):
-        frame[col] = frame[col].astype(object)
-    return frame
-
-
-# ------------------------------------------------------------------------------------------------
-# Append-only guard
-# ------------------------------------------------------------------------------------------------
-_PG_FUNCTION = """
-CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;
-END;
-$$ LANGUAGE plpgsql
-"""
-_PROTECTED: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
-
-
-def protect_audit_log(engine: sa.Engine) -> bool:
-    """Install database triggers that refuse UPDATE and DELETE (and TRUNCATE) on ``audit_log``.
-
-    Idempotent. PostgreSQL: a PL/pgSQL trigger function and row/statement triggers. SQLite:
-    ``BEFORE UPDATE/DELETE`` triggers raising ABORT. DuckDB has no triggers: nothing is installed
-    (the product never updates or deletes audit rows).
-
-    Parameters
-    ----------
-    engine : sqlalchemy.Engine
-
-    Returns
-    -------
-    bool
-        True when the database now enforces append-only, False on DuckDB.
-    """
-    name = engine.dialect.name
-    if name == "postgresql":
-        with engine.begin() as conn:
-            have = set(conn.execute(sa.text(
-                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal")).scalars())
-            if not {"audit_log_no_update_delete", "audit_log_no_truncate"} <= have:
-                conn.execute(sa.text(_PG_FUNCTION))
-                conn.execute(sa.text("DROP TRIGGER IF EXISTS audit_log_no_update_delete ON audit_log"))
-                conn.execute(sa.text("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log"))
-                conn.execute(sa.text(
-                    "CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log "
-                    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"))
-                conn.execute(sa.text(
-                    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"))
-        return True
-    if name == "sqlite":
-        with engine.begin() as conn:
-            for op in ("UPDATE", "DELETE"):
-                conn.execute(sa.text(
-                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{op.lower()} BEFORE {op} ON audit_log "
-                    f"BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: {op} refused'); END"))
-        return True
-    return False
-
-
-_PROTECT_LOCK = threading.Lock()
-
-
-def _ensure_protected(engine: sa.Engine) -> None:
-    if engine in _PROTECTED:
-        return
-    with _PROTECT_LOCK:  # many threads' first writes at once: install the triggers once
-        if engine not in _PROTECTED:
-            try:
-                protect_audit_log(engine)
-            except sa.exc.DBAPIError:  # another process installed them at the same moment
-                protect_audit_log(engine)
-            _PROTECTED.add(engine)
+_PROTECT_LOCK = threading.Lock()  # guards _WRITER_LOCKS

@@ -1,4 +1,11 @@
-"""Who may see what: the page registry, role checks, sign-in, sign-out and idle expiry.
+"""Who may see what: the page registry, role checks, sign-in, sign-out, idle and absolute expiry.
+
+Sign-in goes through :func:`analytics.auth.sign_in` (failures counted per user name in the database,
+growing delay, 15-minute lockout, every attempt audited). A demo password must be changed before the
+session starts unless ``AR_DEMO_MODE=1``. A session ends after ``AR_IDLE_MINUTES`` (30) idle minutes
+and, whatever the activity, 12 hours after sign-in. The first administrator of an empty database is
+created here only with the one-time token the server writes to its log and to
+``data/first_admin_token``, from a browser on the server itself.
 """
 from __future__ import annotations
 
@@ -11,15 +18,18 @@ import sqlalchemy as sa
 import streamlit as st
 
 from analytics import db, schema
-from dashboard.feedback import run_safely
+from dashboard.feedback import attempt, run_safely
 from dashboard.session import read_only
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES_DIR = ROOT / "pages"
 IDLE_MINUTES = float(os.environ.get("AR_IDLE_MINUTES", "30"))
+MAX_SESSION_HOURS = 12
 
 USER_KEY = "user"
 LAST_SEEN_KEY = "_last_seen"
+SIGNED_IN_KEY = "_signed_in_at"
+CHANGE_FOR_KEY = "_signin_change_for"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,17 +105,29 @@ def allowed_pages(user) -> list[PageSpec]:
 # Sign-in, sign-out, idle expiry
 # ---------------------------------------------------------------------------------------------
 def current_user():
-    """The signed-in :class:`analytics.auth.User`, or None (also None once the session idled out)."""
+    """The signed-in :class:`analytics.auth.User`, or None (also None once the session idled out or
+    is older than :data:`MAX_SESSION_HOURS`)."""
     user = st.session_state.get(USER_KEY)
     if user is None:
         return None
-    last = st.session_state.get(LAST_SEEN_KEY)
     now = time.time()
+    last = st.session_state.get(LAST_SEEN_KEY)
+    started = st.session_state.setdefault(SIGNED_IN_KEY, now)
+    if now - started > MAX_SESSION_HOURS * 3600:
+        sign_out(reason=f"You were signed out: a session lasts at most {MAX_SESSION_HOURS} hours. Sign in again.")
+        return None
     if last is not None and IDLE_MINUTES > 0 and now - last > IDLE_MINUTES * 60:
         sign_out(reason=f"You were signed out after {IDLE_MINUTES:g} minutes without activity.")
         return None
     st.session_state[LAST_SEEN_KEY] = now
     return user
+
+
+def _start_session(user) -> None:
+    now = time.time()
+    st.session_state[USER_KEY] = user
+    st.session_state[LAST_SEEN_KEY] = now
+    st.session_state[SIGNED_IN_KEY] = now
 
 
 def sign_out(reason: str | None = None) -> None:
@@ -135,7 +157,9 @@ def _sign_in_body(engine: sa.Engine) -> None:
     if not _has_users(engine):
         _first_admin_form(engine)
         return
-    failures = st.session_state.get("_signin_failures", 0)
+    if st.session_state.get(CHANGE_FOR_KEY):
+        _change_password_form(engine, st.session_state[CHANGE_FOR_KEY])
+        return
     with st.form("signin", border=True):
         st.subheader("Sign in")
         username = st.text_input("Username", key="_signin_user")
@@ -143,17 +167,44 @@ def _sign_in_body(engine: sa.Engine) -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     st.caption("Demo database: the demo accounts are listed in the README (`python -m analytics users demo`).")
     if submitted:
-        if failures >= 5:
-            time.sleep(min(5.0, 0.5 * (failures - 4)))  # slow down password guessing
-        user = run_safely(auth.authenticate, engine, username.strip(), password)
-        if user is None:
-            st.session_state["_signin_failures"] = failures + 1
-            st.error("Unknown username or wrong password.", icon=":material/lock:")
-        else:
-            st.session_state["_signin_failures"] = 0
-            st.session_state[USER_KEY] = user
-            st.session_state[LAST_SEEN_KEY] = time.time()
+        result = run_safely(auth.sign_in, engine, username.strip(), password)
+        if result is None:
+            return
+        if result.status == "ok":
+            _start_session(result.user)
             st.rerun()
+        elif result.status == "must_change_password":
+            st.session_state[CHANGE_FOR_KEY] = result.user.username
+            st.rerun()
+        else:
+            st.error(result.message, icon=":material/lock:")
+
+
+def _change_password_form(engine: sa.Engine, username: str) -> None:
+    """First sign-in with a documented demo password (outside demo mode): a new password first."""
+    from analytics import auth
+
+    st.warning(f"**{username}** still has its documented demo password. Choose a new password to continue.",
+               icon=":material/key:")
+    with st.form("change_password", border=True):
+        current = st.text_input("Current password", type="password", key="_signin_current_pw")
+        new = st.text_input("New password (at least 8 characters)", type="password", key="_signin_new_pw1")
+        again = st.text_input("Repeat the new password", type="password", key="_signin_new_pw2")
+        submitted = st.form_submit_button("Change password and sign in", type="primary")
+    if st.button("Cancel", key="_signin_change_cancel"):
+        st.session_state.pop(CHANGE_FOR_KEY, None)
+        st.rerun()
+    if submitted:
+        if new != again:
+            st.error("The two new passwords differ.")
+            return
+        ok, _ = attempt(auth.change_own_password, engine, username, current, new)
+        if not ok:
+            return
+        user = auth.get_user(engine, username)
+        st.session_state.pop(CHANGE_FOR_KEY, None)
+        _start_session(user)
+        st.rerun()
 
 
 READONLY_NO_USERS = (
@@ -186,9 +237,19 @@ def _has_users(engine: sa.Engine) -> bool:
 def _first_admin_form(engine: sa.Engine) -> None:
     from analytics import auth
 
-    st.warning("This database has no users yet. Create the first administrator, or run "
+    token_path = auth.first_admin_token_path()
+    run_safely(auth.issue_first_admin_token, engine)
+    address = getattr(st.context, "ip_address", None)
+    if address is not None and not auth.is_local_address(address):
+        st.warning("This database has no users yet. The first administrator is created on the server: "
+                   "`python -m analytics users add NAME --role admin`, or from a browser on the server "
+                   "itself.", icon=":material/person_add:")
+        return
+    st.warning("This database has no users yet. Create the first administrator with the one-time token "
+               f"printed in the server log (also in `data/{token_path.name}`), or run "
                "`python -m analytics users add NAME --role admin`.", icon=":material/person_add:")
     with st.form("first_admin"):
+        token = st.text_input("One-time token", type="password", key="_signin_token")
         username = st.text_input("Administrator username", key="_signin_new_user")
         password = st.text_input("Password (at least 8 characters)", type="password", key="_signin_new_pw")
         submitted = st.form_submit_button("Create administrator", type="primary")
@@ -198,7 +259,7 @@ def _first_admin_form(engine: sa.Engine) -> None:
         if len(password) < 8:
             st.error("The password needs at least 8 characters.")
             return
-        run_safely(auth.add_user, engine, username.strip(), password, "admin")
+        run_safely(auth.create_first_admin, engine, username.strip(), password, token, address)
         if _has_users(engine):
             st.session_state["_signin_notice"] = "Administrator created. Sign in with it."
             st.rerun()

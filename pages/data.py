@@ -169,7 +169,8 @@ def _demo_form() -> None:
             from analytics import generator
 
             ok, summary = ui.attempt(generator.generate, engine, customers=int(n_customers), invoices=int(n_invoices),
-                                     seed=int(seed), end=end, months=int(months), progress=progress, replace=replace)
+                                     seed=int(seed), end=end, months=int(months), progress=progress, replace=replace,
+                                     actor=user.username)
             if ok:
                 bar.progress(1.0, text="Done")
                 note = ""

@@ -27,6 +27,10 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# The suite's ledgers are demo ledgers signed into with the README's demo passwords, as `make run`
+# does; tests/test_signin.py turns demo mode off to test the forced password change.
+os.environ.setdefault("AR_DEMO_MODE", "1")
+
 SHARED = ROOT.parent / "shared"
 IBM_CSV = SHARED / "datasets" / "ibm_ar" / "WA_Fn-UseC_-Accounts-Receivable.csv"
 BACKENDS = ("duckdb", "sqlite", "postgresql")

@@ -52,9 +52,11 @@ def test_add_and_authenticate(people):
     assert auth.authenticate(people, "ghost", "ann-password-1") is None
     with people.connect() as c:
         stored = c.execute(sa.select(schema.users.c.password_hash)).scalar()
-        audit = c.execute(sa.select(schema.audit_log)).one()
+        audit = c.execute(sa.select(schema.audit_log).where(schema.audit_log.c.action == "add_user")).one()
+        signins = c.execute(sa.select(schema.audit_log.c.action).order_by(schema.audit_log.c.id)).scalars().all()
     assert stored != "ann-password-1" and stored.startswith("$argon2id$")
     assert audit.action == "add_user" and "password" not in (audit.after or "") and "argon2" not in audit.after
+    assert signins == ["add_user", "signin", "signin_failed", "signin_failed", "signin_failed"]  # sign-ins audited
     assert [x["username"] for x in auth.list_users(people)] == ["ann"]
     assert "password_hash" not in auth.list_users(people)[0]
 

@@ -14,7 +14,7 @@ import zipfile
 import pytest
 import sqlalchemy as sa
 
-from analytics import auth, backup, db, generator, schema, workflow
+from analytics import audit, auth, backup, db, generator, schema, workflow
 from analytics.auth import PermissionDenied, User
 from analytics.cli import main as cli_main
 from analytics.errors import UserError
@@ -90,8 +90,12 @@ def test_non_empty_database_is_refused_then_replaced(source, engine):
     result = backup.import_ledger(engine, source["path"], replace=True)
     assert result["replaced"]
     after = table_checksums(engine)
-    assert {k: v for k, v in after.items() if k != "ledger_meta"} == \
-           {k: v for k, v in source["sums"].items() if k != "ledger_meta"}
+    assert {k: v for k, v in after.items() if k not in ("ledger_meta", "audit_log")} == \
+           {k: v for k, v in source["sums"].items() if k not in ("ledger_meta", "audit_log")}
+    # The audit log is never emptied: the previous rows stay, the replacement is recorded after them.
+    assert after["audit_log"][0] == before["audit_log"][0] + 1
+    assert audit.audit_trail(engine, limit=1)["action"].tolist() == ["import_replace"]
+    assert audit.verify_chain(engine).ok
     # The version moves forward so caches of the old ledger are not reused.
     assert db.ledger_version(engine) > version_before
     # And the restored ledger accepts new writes (sequences, triggers back in place).
