@@ -153,8 +153,11 @@ def test_idle_session_expires(monkeypatch, ledger_url):
 
 
 def test_first_run_offers_to_create_an_admin(monkeypatch, tmp_path):
+    token_file = tmp_path / "first_admin_token"
+    monkeypatch.setenv(auth.FIRST_ADMIN_TOKEN_ENV, str(token_file))
     at = app_test(monkeypatch, f"duckdb:///{tmp_path / 'empty.duckdb'}", role=None).run()
     assert_clean(at)
+    at.text_input(key="_signin_token").set_value(token_file.read_text().strip())  # printed in the server log
     at.text_input(key="_signin_new_user").set_value("root")
     at.text_input(key="_signin_new_pw").set_value("a-long-secret")
     next(b for b in at.button if b.label == "Create administrator").click()
