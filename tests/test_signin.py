@@ -13,21 +13,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 
 from analytics import audit, auth, db, schema
 from analytics.auth import PermissionDenied, User
 from analytics.errors import UserError
 from tests.apptest_helpers import app_test, texts
+from tests.test_auth import cheap_hashing  # noqa: F401 (autouse: low-cost Argon2, same algorithm)
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = dt.datetime(2026, 11, 30, 9, 0, 0)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch):
-    monkeypatch.setattr(auth, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    monkeypatch.setattr(auth, "_DUMMY_HASH", None)
 
 
 @pytest.fixture
