@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.auth import PermissionDenied, User, require
 from analytics.db import bump_ledger_version
+from analytics.dunning import money_text
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items
 
@@ -167,6 +168,8 @@ def _finish(conn: sa.Connection, user: User, action: str, table: sa.Table, row_i
 
 
 _RETRIES = 30  # DuckDB is optimistic: 20 writers at once conflict on the shared version row
+BUSY_MESSAGE = ("the ledger is busy with other people's changes right now; nothing was saved. "
+                "Try again in a moment.")
 
 
 def _transient(exc: Exception) -> bool:
@@ -180,7 +183,7 @@ def _transient(exc: Exception) -> bool:
     name, msg = type(orig).__name__, str(orig).lower()
     if name in ("TransactionException", "SerializationFailure", "DeadlockDetected"):
         return True
-    if "conflict" in msg and ("write-write" in msg or "transaction" in msg):
+    if "conflict" in msg and ("write-write" in msg or "transaction" in msg or "update" in msg):
         return True
     if "database is locked" in msg:
         return True
@@ -192,16 +195,29 @@ _NO_LOCK = contextlib.nullcontext()
 
 
 def _writer_lock(engine):
-    """DuckDB (embedded, optimistic): one workflow write at a time per engine in this process, so
-    threads queue instead of conflicting on the version row. Other databases lock rows themselves."""
+    """DuckDB (embedded, optimistic): one write at a time per engine in this process, so threads
+    queue instead of conflicting on the version row. Other databases queue on :func:`lock_ledger`."""
     if not isinstance(engine, sa.Engine) or engine.dialect.name != "duckdb":
         return _NO_LOCK
     with _PROTECT_LOCK:
         return _WRITER_LOCKS.setdefault(engine, threading.Lock())
 
 
-def _retrying(fn):
-    """Re-run a whole write transaction (validation included) when it failed on a transient conflict."""
+def retry_on_conflict(fn):
+    """Decorator for a write function whose first argument is the engine: run it as one unit that
+    is re-run from the start (validation included) when the database says another writer got there
+    first, so the re-run sees that writer's rows and its checks decide again.
+
+    After :data:`_RETRIES` attempts the caller gets a :class:`~analytics.errors.UserError` with
+    :data:`BUSY_MESSAGE`, never the engine's own error text.
+
+    Example
+    -------
+    >>> @retry_on_conflict
+    ... def post(engine, amount):
+    ...     with begin_write(engine) as conn:
+    ...         ...
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -211,19 +227,75 @@ def _retrying(fn):
                 with _writer_lock(engine):
                     return fn(*args, **kwargs)
             except sa.exc.DBAPIError as exc:
-                if attempt == _RETRIES - 1 or not _transient(exc):
+                if not _transient(exc):
                     raise
+                if attempt == _RETRIES - 1:
+                    raise UserError(BUSY_MESSAGE) from exc
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     return wrapper
 
 
-def begin_write(engine: sa.Engine):
-    """A write transaction; on first use per engine, installs the append-only guard on audit_log.
+#: Key of PostgreSQL's transaction-scoped advisory lock that money writes queue on ("ARLW").
+LEDGER_LOCK_KEY = 0x41524C57
 
-    Refused with :class:`~analytics.errors.ReadOnlyDatabase` on a read-only database
-    (:func:`analytics.db.is_readonly`), before anything is sent to it.
+
+def lock_ledger(conn: sa.Connection) -> None:
+    """Take the ledger's write lock for the rest of the caller's transaction. Call it FIRST.
+
+    Every check-then-write (apply cash, accept a proposal, approve a write-off, open a dispute,
+    record a promise...) must read the amounts it checks only after this, so two users at the same
+    instant are put one after the other and the second one's check sees the first one's rows:
+
+    * PostgreSQL: ``pg_advisory_xact_lock`` (held until commit or rollback); under READ COMMITTED
+      every later statement of the transaction sees what the previous holder committed.
+    * SQLite: ``BEGIN IMMEDIATE`` — the database's write lock from the start (waits up to the
+      connection's ``busy_timeout``), so no other writer can commit between check and write.
+    * DuckDB (optimistic): the transaction updates the ``ledger_meta`` version row at once; a
+      concurrent writer's update of that row is a write-write conflict, its transaction fails and
+      :func:`retry_on_conflict` re-runs it from the start on a fresh snapshot.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Just opened by ``engine.begin()``; nothing executed on it yet (SQLite needs that).
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> engine = db.connect("sqlite://")
+    >>> with engine.begin() as conn:
+    ...     lock_ledger(conn)
+    """
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+    elif name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        meta = schema.ledger_meta
+        touched = conn.execute(meta.update().where(meta.c.key == "ledger_version")
+                               .values(value=meta.c.value)).rowcount
+        if not touched:
+            conn.execute(meta.insert().values(key="ledger_version", value="0"))
+
+
+@contextlib.contextmanager
+def begin_write(engine: sa.Engine):
+    """A write transaction holding the ledger's write lock (:func:`lock_ledger`) from its first statement.
+
+    On first use per engine, installs the append-only guard on audit_log. Refused with
+    :class:`~analytics.errors.ReadOnlyDatabase` on a read-only database
+    (:func:`analytics.db.is_readonly`), before anything is sent to it. Use it inside a function
+    decorated with :func:`retry_on_conflict`.
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> with begin_write(db.connect("sqlite://")) as conn:
+    ...     conn.execute(sa.text("SELECT 1")).scalar()
+    1
     """
     if not isinstance(engine, sa.Engine):
         raise TypeError("workflow functions take a SQLAlchemy Engine (each write is its own transaction)")
@@ -231,7 +303,9 @@ def begin_write(engine: sa.Engine):
 
     require_writable(engine, "record work (activities, promises, disputes, write-offs, cash application)")
     _ensure_protected(engine)
-    return engine.begin()
+    with engine.begin() as conn:
+        lock_ledger(conn)
+        yield conn
 
 
 def _check_not_future(day: dt.date, field: str, today: dt.date) -> None:
@@ -242,7 +316,7 @@ def _check_not_future(day: dt.date, field: str, today: dt.date) -> None:
 # ------------------------------------------------------------------------------------------------
 # The work
 # ------------------------------------------------------------------------------------------------
-@_retrying
+@retry_on_conflict
 def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, outcome: str | None = None,
                  note: str | None = None, invoice_id: str | None = None, at: dt.datetime | None = None) -> int:
     """Record a contact or note on an account (call, e-mail, letter, portal, escalation, note).
@@ -304,7 +378,7 @@ def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, out
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_date: dt.date, amount_cents: int,
                    invoice_id: str | None = None, today: dt.date | None = None) -> int:
     """Record a promise to pay.
@@ -318,7 +392,8 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     promised_date : datetime.date
         Not before ``today``.
     amount_cents : int
-        > 0 and not above the customer's net open balance at ``today``.
+        > 0; with the customer's promises not yet due (promised date on or after ``today``), not
+        above its net open balance at ``today`` (so the same promise recorded twice at once is refused).
     invoice_id : str, optional
         Must belong to the customer.
     today : datetime.date, optional
@@ -340,7 +415,7 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     if promised_date < today:
         raise UserError(f"promised_date: {promised_date.isoformat()} is in the past (today is {today.isoformat()})")
     with begin_write(engine) as conn:
-        _customer(conn, customer_id)
+        cust = _customer(conn, customer_id)
         require(user, "record_promise", customer_id, conn)
         if invoice_id is not None:
             inv = _invoice(conn, invoice_id)
@@ -348,9 +423,15 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
                 raise UserError(f"invoice_id: invoice {invoice_id!r} belongs to {inv['customer_id']!r}, "
                                 f"not {customer_id!r}")
         balance = open_cents(conn, today, customer_id=customer_id)
-        if amount_cents > balance:
-            raise UserError(f"amount_cents: {amount_cents} is above the customer's open balance of {balance} "
-                            f"at {today.isoformat()}")
+        p = schema.promises
+        pending = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(p.c.amount_cents), 0)).where(
+            p.c.customer_id == customer_id, p.c.promised_date >= today)).scalar())
+        if amount_cents + pending > balance:
+            cur = cust["currency"]
+            raise UserError(
+                f"amount: {money_text(amount_cents, cur)} is more than the customer's open balance of "
+                f"{money_text(balance, cur)} on {today:%d %b %Y}"
+                + (f" less {money_text(pending, cur)} already promised (promises not yet due)" if pending else ""))
         values = dict(customer_id=customer_id, invoice_id=invoice_id, made_on=today, promised_date=promised_date,
                       amount_cents=amount_cents, recorded_by=user.username)
         new_id = _insert(conn, schema.promises, values)
@@ -358,7 +439,7 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: str, amount_cents: int,
                  opened: dt.date | None = None, note: str | None = None) -> int:
     """Open a dispute on an item.
@@ -400,9 +481,10 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
         already = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(d.c.amount_cents), 0)).where(
             d.c.invoice_id == invoice_id, d.c.resolved_date.is_(None))).scalar())
         if amount_cents + already > item_open:
-            raise UserError(f"amount_cents: {amount_cents} is above the invoice's open amount of {item_open}"
-                            + (f" less {already} already in dispute" if already else "")
-                            + f" at {opened.isoformat()}")
+            cur = inv["currency"]
+            raise UserError(f"amount: {money_text(amount_cents, cur)} is more than invoice {invoice_id}'s open "
+                            f"amount of {money_text(item_open, cur)} on {opened:%d %b %Y}"
+                            + (f" less {money_text(already, cur)} already in dispute" if already else ""))
         values = dict(invoice_id=invoice_id, customer_id=inv["customer_id"], opened_date=opened,
                       reason_code=reason_code, amount_cents=amount_cents, created_by=user.username)
         new_id = _insert(conn, d, values)
@@ -410,7 +492,7 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str,
                     resolved: dt.date | None = None) -> None:
     """Close an open dispute with an outcome.
@@ -448,7 +530,7 @@ def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str
                 {**before, "resolved_date": resolved, "outcome": outcome})
 
 
-@_retrying
+@retry_on_conflict
 def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cents: int, reason: str,
                      today: dt.date | None = None) -> int:
     """Propose writing off (part of) an item; a manager decides with :func:`decide_writeoff`.
@@ -482,9 +564,10 @@ def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cent
         pending = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(w.c.amount_cents), 0)).where(
             w.c.invoice_id == invoice_id, w.c.status == "proposed")).scalar())
         if amount_cents + pending > item_open:
-            raise UserError(f"amount_cents: {amount_cents} is above the invoice's open amount of {item_open}"
-                            + (f" less {pending} already proposed" if pending else "")
-                            + f" at {today.isoformat()}")
+            cur = inv["currency"]
+            raise UserError(f"amount: {money_text(amount_cents, cur)} is more than invoice {invoice_id}'s open "
+                            f"amount of {money_text(item_open, cur)} on {today:%d %b %Y}"
+                            + (f" less {money_text(pending, cur)} already proposed for write-off" if pending else ""))
         values = dict(invoice_id=invoice_id, amount_cents=amount_cents, reason=reason, proposed_by=user.username,
                       proposed_at=_utcnow(), status="proposed")
         new_id = _insert(conn, w, values)
@@ -492,7 +575,7 @@ def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cent
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bool,
                     decided: dt.date | None = None) -> int | None:
     """Approve or reject a write-off proposal (managers and admins; not your own proposal).
@@ -525,7 +608,10 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
         if before is None:
             raise UserError(f"proposal_id: unknown write-off proposal {proposal_id!r}")
         if before["status"] != "proposed":
-            raise UserError(f"proposal_id: proposal {proposal_id} was already {before['status']}")
+            raise UserError(f"write-off proposal {proposal_id} was already {before['status']}"
+                            + (f" by {before['decided_by']}" if before.get("decided_by") else "")
+                            + (f" at {before['decided_at']:%d %b %Y %H:%M} UTC" if before.get("decided_at") else "")
+                            + "; nothing was changed.")
         if approve and before["proposed_by"] == user.username:
             raise PermissionDenied(f"{user.username!r} proposed write-off {proposal_id}: "
                                    "another manager must approve it")
@@ -540,8 +626,10 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
                                 f"{inv['invoice_date'].isoformat()}")
             item_open = open_cents(conn, decided, invoice_id=before["invoice_id"])
             if before["amount_cents"] > item_open:
-                raise UserError(f"amount_cents: the proposal ({before['amount_cents']}) is now above the invoice's "
-                                f"open amount of {item_open} at {decided.isoformat()}; reject it and propose again")
+                cur = inv["currency"]
+                raise UserError(f"write-off proposal {proposal_id} ({money_text(before['amount_cents'], cur)}) is now "
+                                f"more than invoice {inv['id']}'s open amount of {money_text(item_open, cur)} on "
+                                f"{decided:%d %b %Y}; reject it and propose again")
             adj = dict(invoice_id=before["invoice_id"], adj_date=decided, amount_cents=-before["amount_cents"],
                        kind="write_off", reason=before["reason"][:200], created_by=user.username)
             adj_id = _insert(conn, schema.adjustments, adj)
