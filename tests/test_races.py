@@ -310,3 +310,47 @@ def test_processes_apply_one_receipt(ledger):
             if o[2] != "ok":
                 assert not any(w in o[2].lower() for w in ENGINE_WORDS), o
         assert _applied_to_receipt(ledger, f"MP{k}-R") == 100_000
+
+
+# ------------------------------------------------------------------------------------------------
+# The roll-forward refuses impossible states (written straight into the database, past the checks)
+# ------------------------------------------------------------------------------------------------
+def test_rollforward_names_impossible_states(ledger):
+    from analytics.errors import LedgerIntegrityError
+
+    _customer(ledger, "Z1")
+    for iid in ("Z-I1", "Z-I2", "Z-I3"):
+        _invoice(ledger, iid, "Z1")
+    _receipt(ledger, "Z-R1", "Z1")
+    day = OLD + dt.timedelta(days=6)
+    with ledger.begin() as conn:  # past the product's checks, as a bad script or import would
+        conn.execute(schema.applications.insert(), [
+            dict(receipt_id="Z-R1", invoice_id="Z-I1", amount_cents=100_000, applied_date=day, source="manual"),
+            dict(receipt_id="Z-R1", invoice_id="Z-I2", amount_cents=100_000, applied_date=day, source="manual")])
+        conn.execute(schema.adjustments.insert().values(
+            invoice_id="Z-I3", adj_date=day, amount_cents=-150_000, kind="write_off", reason="x", created_by="x"))
+    with ledger.connect() as conn:
+        problems = cash_app.ledger_integrity(conn)
+        assert sorted(problems["kind"]) == ["over_applied_receipt", "write_off_beyond_item"]
+        with pytest.raises(LedgerIntegrityError) as err:
+            cash_app.rollforward(conn, OLD.replace(day=1), TODAY.replace(day=1))
+    text = str(err.value)
+    assert "receipt Z-R1 has USD 2,000.00 applied of its USD 1,000.00 (unapplied cash USD -1,000.00)" in text
+    assert "invoice Z-I3 is written off for USD 1,500.00 of its USD 1,000.00" in text
+
+
+def test_rollforward_cli_exits_1_naming_documents(ledger, capsys):
+    from analytics.cli import main
+
+    _customer(ledger, "Y1")
+    _invoice(ledger, "Y-I1", "Y1")
+    _receipt(ledger, "Y-R1", "Y1", cents=50_000)
+    with ledger.begin() as conn:
+        conn.execute(schema.applications.insert().values(
+            receipt_id="Y-R1", invoice_id="Y-I1", amount_cents=60_000, applied_date=OLD + dt.timedelta(days=6),
+            source="manual"))
+    url = ledger.url.render_as_string(hide_password=False)
+    ledger.dispose()
+    code = main(["rollforward", "--db", url, "--from", f"{OLD:%Y-%m}", "--to", f"{TODAY:%Y-%m}"])
+    assert code == 1
+    assert "receipt Y-R1 has USD 600.00 applied of its USD 500.00" in capsys.readouterr().err
