@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.auth import PermissionDenied, User, require
-from analytics.db import bump_ledger_version
+from analytics.db import bump_ledger_version, lock_ledger, writer_lock
 from analytics.dunning import money_text
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items
@@ -190,23 +190,11 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, sa.exc.IntegrityError) and ("ledger_version" in msg or "ledger_meta" in msg)
 
 
-_WRITER_LOCKS: "weakref.WeakKeyDictionary[sa.Engine, threading.Lock]" = weakref.WeakKeyDictionary()
-_NO_LOCK = contextlib.nullcontext()
-
-
-def _writer_lock(engine):
-    """DuckDB (embedded, optimistic): one write at a time per engine in this process, so threads
-    queue instead of conflicting on the version row. Other databases queue on :func:`lock_ledger`."""
-    if not isinstance(engine, sa.Engine) or engine.dialect.name != "duckdb":
-        return _NO_LOCK
-    with _PROTECT_LOCK:
-        return _WRITER_LOCKS.setdefault(engine, threading.Lock())
-
-
 def retry_on_conflict(fn):
     """Decorator for a write function whose first argument is the engine: run it as one unit that
     is re-run from the start (validation included) when the database says another writer got there
-    first, so the re-run sees that writer's rows and its checks decide again.
+    first, so the re-run sees that writer's rows and its checks decide again. On DuckDB the writes of
+    one process also queue on :func:`analytics.db.writer_lock` instead of conflicting.
 
     After :data:`_RETRIES` attempts the caller gets a :class:`~analytics.errors.UserError` with
     :data:`BUSY_MESSAGE`, never the engine's own error text.
@@ -224,7 +212,7 @@ def retry_on_conflict(fn):
         engine = args[0] if args else kwargs.get("engine")
         for attempt in range(_RETRIES):
             try:
-                with _writer_lock(engine):
+                with writer_lock(engine):
                     return fn(*args, **kwargs)
             except sa.exc.DBAPIError as exc:
                 if not _transient(exc):
@@ -235,50 +223,6 @@ def retry_on_conflict(fn):
         raise AssertionError("unreachable")  # pragma: no cover
 
     return wrapper
-
-
-#: Key of PostgreSQL's transaction-scoped advisory lock that money writes queue on ("ARLW").
-LEDGER_LOCK_KEY = 0x41524C57
-
-
-def lock_ledger(conn: sa.Connection) -> None:
-    """Take the ledger's write lock for the rest of the caller's transaction. Call it FIRST.
-
-    Every check-then-write (apply cash, accept a proposal, approve a write-off, open a dispute,
-    record a promise...) must read the amounts it checks only after this, so two users at the same
-    instant are put one after the other and the second one's check sees the first one's rows:
-
-    * PostgreSQL: ``pg_advisory_xact_lock`` (held until commit or rollback); under READ COMMITTED
-      every later statement of the transaction sees what the previous holder committed.
-    * SQLite: ``BEGIN IMMEDIATE`` — the database's write lock from the start (waits up to the
-      connection's ``busy_timeout``), so no other writer can commit between check and write.
-    * DuckDB (optimistic): the transaction updates the ``ledger_meta`` version row at once; a
-      concurrent writer's update of that row is a write-write conflict, its transaction fails and
-      :func:`retry_on_conflict` re-runs it from the start on a fresh snapshot.
-
-    Parameters
-    ----------
-    conn : sqlalchemy.Connection
-        Just opened by ``engine.begin()``; nothing executed on it yet (SQLite needs that).
-
-    Example
-    -------
-    >>> from analytics import db
-    >>> engine = db.connect("sqlite://")
-    >>> with engine.begin() as conn:
-    ...     lock_ledger(conn)
-    """
-    name = conn.dialect.name
-    if name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
-    elif name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        meta = schema.ledger_meta
-        touched = conn.execute(meta.update().where(meta.c.key == "ledger_version")
-                               .values(value=meta.c.value)).rowcount
-        if not touched:
-            conn.execute(meta.insert().values(key="ledger_version", value="0"))
 
 
 @contextlib.contextmanager

@@ -354,3 +354,16 @@ def test_rollforward_cli_exits_1_naming_documents(ledger, capsys):
     code = main(["rollforward", "--db", url, "--from", f"{OLD:%Y-%m}", "--to", f"{TODAY:%Y-%m}"])
     assert code == 1
     assert "receipt Y-R1 has USD 600.00 applied of its USD 500.00" in capsys.readouterr().err
+
+
+def test_same_file_loaded_twice_at_once(ledger, ibm_csv):
+    """Two people load the same export at the same instant: its rows are in the ledger once."""
+    from analytics import loaders
+
+    head = b"".join(ibm_csv.read_bytes().splitlines(keepends=True)[:61])  # header + 60 invoices
+    results = _race(lambda: loaders.load(ledger, "ibm", head, file_name="a.csv"),
+                    lambda: loaders.load(ledger, "ibm", head, file_name="a.csv"))
+    assert all(ok for ok, _ in results), results
+    with ledger.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.invoices)).scalar() == 60
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.import_batches)).scalar() == 1
