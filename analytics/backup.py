@@ -62,7 +62,7 @@ MANIFEST = "manifest.json"
 _BATCH = 50_000
 #: Older schema revisions whose backups a database at the key revision imports as they are: the tables
 #: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
-COMPATIBLE_REVISIONS = {"0003": ("0002",)}
+COMPATIBLE_REVISIONS = {"0003": ("0002",), "0005": ("0002", "0003")}  # 0005 adds triggers and an index only
 
 #: Tables in foreign-key order (parents first).
 TABLES: tuple[sa.Table, ...] = tuple(t for t in schema.metadata.sorted_tables if t in schema.LEDGER_TABLES)
