@@ -74,8 +74,8 @@ MANIFEST = "manifest.json"
 _BATCH = 50_000
 #: Older schema revisions whose backups a database at the key revision imports as they are: the tables
 #: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
-_HEAD_REVISION = "0004"
-COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0003", "0002")}
+_HEAD_REVISION = "0005"
+COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0004", "0003", "0002")}  # 0005 adds triggers and an index only
 #: Columns that backups of those older revisions lack (filled on import: defaults, or the chain computed).
 ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_password"}}
 

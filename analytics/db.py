@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -77,6 +78,8 @@ def duckdb_memory_limit() -> str:
 def bulk_write(engine: sa.Engine):
     """``engine.begin()`` for a bulk write: on DuckDB the memory limit is lifted for its length.
 
+    The transaction holds the ledger's write lock (:func:`lock_ledger`) from its first statement, so
+    two loads of the same file at once run one after the other and the second finds the first's rows.
     The limit (:func:`duckdb_memory_limit`) is a setting of the whole DuckDB database in this process;
     it goes to ``$AR_DUCKDB_BULK_MEMORY`` (default: DuckDB's own, 80 % of RAM) and back after the commit
     or rollback. Other dialects: plain ``engine.begin()``.
@@ -93,7 +96,8 @@ def bulk_write(engine: sa.Engine):
             bulk = os.environ.get(DUCKDB_BULK_MEMORY_ENV, "").strip()
             c.exec_driver_sql("SET memory_limit = $1", (bulk,)) if bulk else c.exec_driver_sql("RESET memory_limit")
     try:
-        with engine.begin() as conn:
+        with writer_lock(engine), engine.begin() as conn:
+            lock_ledger(conn)
             yield conn
     finally:
         if duck:
@@ -472,6 +476,76 @@ def bump_ledger_version(conn: sa.Connection) -> int:
         conn.execute(t.insert().values(key=_VERSION_KEY, value="1"))
     rows = conn.execute(sa.select(t.c.value).where(t.c.key == _VERSION_KEY)).all()  # consumed (DuckDB)
     return int(rows[0][0])
+
+
+_WRITER_LOCKS: dict[str, threading.Lock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+_NO_LOCK = contextlib.nullcontext()
+
+
+def writer_lock(engine: sa.Engine):
+    """A lock that queues this process's writes to one DuckDB database (a no-op context elsewhere).
+
+    DuckDB is optimistic: two transactions that update the same row conflict and one fails. Within a
+    process, writes to the same database file (whatever engine they use) wait for each other here
+    instead; other processes are kept out by DuckDB's own file lock. PostgreSQL and SQLite queue on
+    :func:`lock_ledger`.
+
+    Example
+    -------
+    >>> with writer_lock(make_engine("duckdb:///:memory:")):
+    ...     pass
+    """
+    if not isinstance(engine, sa.Engine) or engine.dialect.name != "duckdb":
+        return _NO_LOCK
+    key = str(engine.url.database or "")
+    if key in ("", ":memory:"):
+        key = f"memory:{id(engine)}"
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(key, threading.Lock())
+
+
+#: Key of PostgreSQL's transaction-scoped advisory lock that money writes queue on ("ARLW").
+LEDGER_LOCK_KEY = 0x41524C57
+
+
+def lock_ledger(conn: sa.Connection) -> None:
+    """Take the ledger's write lock for the rest of the caller's transaction. Call it FIRST.
+
+    Every check-then-write (apply cash, accept a proposal, approve a write-off, open a dispute,
+    record a promise...) must read the amounts it checks only after this, so two users at the same
+    instant are put one after the other and the second one's check sees the first one's rows:
+
+    * PostgreSQL: ``pg_advisory_xact_lock`` (held until commit or rollback); under READ COMMITTED
+      every later statement of the transaction sees what the previous holder committed.
+    * SQLite: ``BEGIN IMMEDIATE`` — the database's write lock from the start (waits up to the
+      connection's ``busy_timeout``), so no other writer can commit between check and write.
+    * DuckDB (optimistic): the transaction updates the ``ledger_meta`` version row at once; a
+      concurrent writer's update of that row is a write-write conflict, its transaction fails and
+      :func:`analytics.workflow.retry_on_conflict` re-runs it from the start on a fresh snapshot.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Just opened by ``engine.begin()``; nothing executed on it yet (SQLite needs that).
+
+    Example
+    -------
+    >>> engine = connect("sqlite://")
+    >>> with engine.begin() as conn:
+    ...     lock_ledger(conn)
+    """
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+    elif name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        meta = schema.ledger_meta
+        touched = conn.execute(meta.update().where(meta.c.key == "ledger_version")
+                               .values(value=meta.c.value)).rowcount
+        if not touched:
+            conn.execute(meta.insert().values(key="ledger_version", value="0"))
 
 
 def recreate_duckdb_tables(conn: sa.Connection, names: list[str]) -> None:

@@ -34,3 +34,15 @@ class ValidationFailed(UserError):
 class ReadOnlyDatabase(UserError):
     """A write was refused because the database is read-only (``AR_DB_READONLY``, a DuckDB file opened
     ``read_only``). Nothing was written."""
+
+
+class LedgerIntegrityError(UserError):
+    """The ledger holds a state money cannot be in (a receipt applied beyond its amount, an item settled
+    beyond its amount); ``problems`` names every document. Reports built on it would be wrong."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[:10])
+        more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
+        super().__init__(f"the ledger is not consistent, so the roll-forward cannot be trusted: {shown}{more}. "
+                         "Reverse the extra postings (unapply, or an adjustment) and run it again.")

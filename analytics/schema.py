@@ -159,6 +159,7 @@ applications = sa.Table(
 )
 sa.Index("ix_applications_invoice", applications.c.invoice_id)
 sa.Index("ix_applications_receipt", applications.c.receipt_id)
+sa.Index("ix_applications_credit_memo", applications.c.credit_memo_id)
 
 # Write-offs, manual adjustments and deductions (short-payment differences) against one item.
 adjustments = sa.Table(

@@ -14,16 +14,15 @@ import datetime as dt
 import functools
 import numbers
 import random
-import threading
 import time
-import weakref
 
 import sqlalchemy as sa
 
 from analytics import schema
 from analytics.audit import append_audit, audit_trail, protect_audit_log  # noqa: F401 (re-exported)
 from analytics.auth import PermissionDenied, User, require
-from analytics.db import bump_ledger_version
+from analytics.db import bump_ledger_version, lock_ledger, writer_lock
+from analytics.dunning import money_text
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items
 
@@ -125,6 +124,8 @@ def _finish(conn: sa.Connection, user: User, action: str, table: sa.Table, row_i
 
 
 _RETRIES = 30  # DuckDB is optimistic: 20 writers at once conflict on the shared version row
+BUSY_MESSAGE = ("the ledger is busy with other people's changes right now; nothing was saved. "
+                "Try again in a moment.")
 
 
 def _transient(exc: Exception) -> bool:
@@ -138,57 +139,72 @@ def _transient(exc: Exception) -> bool:
     name, msg = type(orig).__name__, str(orig).lower()
     if name in ("TransactionException", "SerializationFailure", "DeadlockDetected"):
         return True
-    if "conflict" in msg and ("write-write" in msg or "transaction" in msg):
+    if "conflict" in msg and ("write-write" in msg or "transaction" in msg or "update" in msg):
         return True
     if "database is locked" in msg:
         return True
     return isinstance(exc, sa.exc.IntegrityError) and ("ledger_version" in msg or "ledger_meta" in msg)
 
 
-_WRITER_LOCKS: "weakref.WeakKeyDictionary[sa.Engine, threading.Lock]" = weakref.WeakKeyDictionary()
-_NO_LOCK = contextlib.nullcontext()
+def retry_on_conflict(fn):
+    """Decorator for a write function whose first argument is the engine: run it as one unit that
+    is re-run from the start (validation included) when the database says another writer got there
+    first, so the re-run sees that writer's rows and its checks decide again. On DuckDB the writes of
+    one process also queue on :func:`analytics.db.writer_lock` instead of conflicting.
 
+    After :data:`_RETRIES` attempts the caller gets a :class:`~analytics.errors.UserError` with
+    :data:`BUSY_MESSAGE`, never the engine's own error text.
 
-def _writer_lock(engine):
-    """DuckDB (embedded, optimistic): one workflow write at a time per engine in this process, so
-    threads queue instead of conflicting on the version row. Other databases lock rows themselves."""
-    if not isinstance(engine, sa.Engine) or engine.dialect.name != "duckdb":
-        return _NO_LOCK
-    with _PROTECT_LOCK:
-        return _WRITER_LOCKS.setdefault(engine, threading.Lock())
-
-
-def _retrying(fn):
-    """Re-run a whole write transaction (validation included) when it failed on a transient conflict."""
+    Example
+    -------
+    >>> @retry_on_conflict
+    ... def post(engine, amount):
+    ...     with begin_write(engine) as conn:
+    ...         ...
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         engine = args[0] if args else kwargs.get("engine")
         for attempt in range(_RETRIES):
             try:
-                with _writer_lock(engine):
+                with writer_lock(engine):
                     return fn(*args, **kwargs)
             except sa.exc.DBAPIError as exc:
-                if attempt == _RETRIES - 1 or not _transient(exc):
+                if not _transient(exc):
                     raise
+                if attempt == _RETRIES - 1:
+                    raise UserError(BUSY_MESSAGE) from exc
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     return wrapper
 
 
+@contextlib.contextmanager
 def begin_write(engine: sa.Engine):
-    """A write transaction; on first use per engine, installs the append-only guard on audit_log.
+    """A write transaction holding the ledger's write lock (:func:`lock_ledger`) from its first statement.
 
-    Refused with :class:`~analytics.errors.ReadOnlyDatabase` on a read-only database
-    (:func:`analytics.db.is_readonly`), before anything is sent to it.
+    On first use per engine, installs the append-only guard on audit_log. Refused with
+    :class:`~analytics.errors.ReadOnlyDatabase` on a read-only database
+    (:func:`analytics.db.is_readonly`), before anything is sent to it. Use it inside a function
+    decorated with :func:`retry_on_conflict`.
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> with begin_write(db.connect("sqlite://")) as conn:
+    ...     conn.execute(sa.text("SELECT 1")).scalar()
+    1
     """
     if not isinstance(engine, sa.Engine):
         raise TypeError("workflow functions take a SQLAlchemy Engine (each write is its own transaction)")
     from analytics.db import require_writable
 
     require_writable(engine, "record work (activities, promises, disputes, write-offs, cash application)")
-    return engine.begin()
+    with engine.begin() as conn:
+        lock_ledger(conn)
+        yield conn
 
 
 def _check_not_future(day: dt.date, field: str, today: dt.date) -> None:
@@ -199,7 +215,7 @@ def _check_not_future(day: dt.date, field: str, today: dt.date) -> None:
 # ------------------------------------------------------------------------------------------------
 # The work
 # ------------------------------------------------------------------------------------------------
-@_retrying
+@retry_on_conflict
 def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, outcome: str | None = None,
                  note: str | None = None, invoice_id: str | None = None, at: dt.datetime | None = None) -> int:
     """Record a contact or note on an account (call, e-mail, letter, portal, escalation, note).
@@ -261,7 +277,7 @@ def log_activity(engine: sa.Engine, user: User, customer_id: str, type: str, out
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_date: dt.date, amount_cents: int,
                    invoice_id: str | None = None, today: dt.date | None = None) -> int:
     """Record a promise to pay.
@@ -275,7 +291,8 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     promised_date : datetime.date
         Not before ``today``.
     amount_cents : int
-        > 0 and not above the customer's net open balance at ``today``.
+        > 0; with the customer's promises not yet due (promised date on or after ``today``), not
+        above its net open balance at ``today`` (so the same promise recorded twice at once is refused).
     invoice_id : str, optional
         Must belong to the customer.
     today : datetime.date, optional
@@ -297,7 +314,7 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     if promised_date < today:
         raise UserError(f"promised_date: {promised_date.isoformat()} is in the past (today is {today.isoformat()})")
     with begin_write(engine) as conn:
-        _customer(conn, customer_id)
+        cust = _customer(conn, customer_id)
         require(user, "record_promise", customer_id, conn)
         if invoice_id is not None:
             inv = _invoice(conn, invoice_id)
@@ -305,9 +322,15 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
                 raise UserError(f"invoice_id: invoice {invoice_id!r} belongs to {inv['customer_id']!r}, "
                                 f"not {customer_id!r}")
         balance = open_cents(conn, today, customer_id=customer_id)
-        if amount_cents > balance:
-            raise UserError(f"amount_cents: {amount_cents} is above the customer's open balance of {balance} "
-                            f"at {today.isoformat()}")
+        p = schema.promises
+        pending = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(p.c.amount_cents), 0)).where(
+            p.c.customer_id == customer_id, p.c.promised_date >= today)).scalar())
+        if amount_cents + pending > balance:
+            cur = cust["currency"]
+            raise UserError(
+                f"amount: {money_text(amount_cents, cur)} is more than the customer's open balance of "
+                f"{money_text(balance, cur)} on {today:%d %b %Y}"
+                + (f" less {money_text(pending, cur)} already promised (promises not yet due)" if pending else ""))
         values = dict(customer_id=customer_id, invoice_id=invoice_id, made_on=today, promised_date=promised_date,
                       amount_cents=amount_cents, recorded_by=user.username)
         new_id = _insert(conn, schema.promises, values)
@@ -315,7 +338,7 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: str, amount_cents: int,
                  opened: dt.date | None = None, note: str | None = None) -> int:
     """Open a dispute on an item.
@@ -357,9 +380,10 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
         already = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(d.c.amount_cents), 0)).where(
             d.c.invoice_id == invoice_id, d.c.resolved_date.is_(None))).scalar())
         if amount_cents + already > item_open:
-            raise UserError(f"amount_cents: {amount_cents} is above the invoice's open amount of {item_open}"
-                            + (f" less {already} already in dispute" if already else "")
-                            + f" at {opened.isoformat()}")
+            cur = inv["currency"]
+            raise UserError(f"amount: {money_text(amount_cents, cur)} is more than invoice {invoice_id}'s open "
+                            f"amount of {money_text(item_open, cur)} on {opened:%d %b %Y}"
+                            + (f" less {money_text(already, cur)} already in dispute" if already else ""))
         values = dict(invoice_id=invoice_id, customer_id=inv["customer_id"], opened_date=opened,
                       reason_code=reason_code, amount_cents=amount_cents, created_by=user.username)
         new_id = _insert(conn, d, values)
@@ -367,7 +391,7 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str,
                     resolved: dt.date | None = None) -> None:
     """Close an open dispute with an outcome.
@@ -405,7 +429,7 @@ def resolve_dispute(engine: sa.Engine, user: User, dispute_id: int, outcome: str
                 {**before, "resolved_date": resolved, "outcome": outcome})
 
 
-@_retrying
+@retry_on_conflict
 def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cents: int, reason: str,
                      today: dt.date | None = None) -> int:
     """Propose writing off (part of) an item; a manager decides with :func:`decide_writeoff`.
@@ -439,9 +463,10 @@ def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cent
         pending = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(w.c.amount_cents), 0)).where(
             w.c.invoice_id == invoice_id, w.c.status == "proposed")).scalar())
         if amount_cents + pending > item_open:
-            raise UserError(f"amount_cents: {amount_cents} is above the invoice's open amount of {item_open}"
-                            + (f" less {pending} already proposed" if pending else "")
-                            + f" at {today.isoformat()}")
+            cur = inv["currency"]
+            raise UserError(f"amount: {money_text(amount_cents, cur)} is more than invoice {invoice_id}'s open "
+                            f"amount of {money_text(item_open, cur)} on {today:%d %b %Y}"
+                            + (f" less {money_text(pending, cur)} already proposed for write-off" if pending else ""))
         values = dict(invoice_id=invoice_id, amount_cents=amount_cents, reason=reason, proposed_by=user.username,
                       proposed_at=_utcnow(), status="proposed")
         new_id = _insert(conn, w, values)
@@ -449,7 +474,7 @@ def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cent
     return new_id
 
 
-@_retrying
+@retry_on_conflict
 def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bool,
                     decided: dt.date | None = None) -> int | None:
     """Approve or reject a write-off proposal (managers and admins; not your own proposal).
@@ -482,7 +507,10 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
         if before is None:
             raise UserError(f"proposal_id: unknown write-off proposal {proposal_id!r}")
         if before["status"] != "proposed":
-            raise UserError(f"proposal_id: proposal {proposal_id} was already {before['status']}")
+            raise UserError(f"write-off proposal {proposal_id} was already {before['status']}"
+                            + (f" by {before['decided_by']}" if before.get("decided_by") else "")
+                            + (f" at {before['decided_at']:%d %b %Y %H:%M} UTC" if before.get("decided_at") else "")
+                            + "; nothing was changed.")
         if approve and before["proposed_by"] == user.username:
             raise PermissionDenied(f"{user.username!r} proposed write-off {proposal_id}: "
                                    "another manager must approve it")
@@ -497,8 +525,10 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
                                 f"{inv['invoice_date'].isoformat()}")
             item_open = open_cents(conn, decided, invoice_id=before["invoice_id"])
             if before["amount_cents"] > item_open:
-                raise UserError(f"amount_cents: the proposal ({before['amount_cents']}) is now above the invoice's "
-                                f"open amount of {item_open} at {decided.isoformat()}; reject it and propose again")
+                cur = inv["currency"]
+                raise UserError(f"write-off proposal {proposal_id} ({money_text(before['amount_cents'], cur)}) is now "
+                                f"more than invoice {inv['id']}'s open amount of {money_text(item_open, cur)} on "
+                                f"{decided:%d %b %Y}; reject it and propose again")
             adj = dict(invoice_id=before["invoice_id"], adj_date=decided, amount_cents=-before["amount_cents"],
                        kind="write_off", reason=before["reason"][:200], created_by=user.username)
             adj_id = _insert(conn, schema.adjustments, adj)
@@ -509,5 +539,3 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
         _finish(conn, user, "approve_writeoff" if approve else "reject_writeoff", w, proposal_id, before, after)
     return adj_id
 
-
-_PROTECT_LOCK = threading.Lock()  # guards _WRITER_LOCKS

@@ -21,6 +21,13 @@ ui.show_flash()
 engine = ui.get_engine()
 cur = flt.currencies[0] if flt.currencies else ""
 
+problems = ui.cached(cash_app.ledger_integrity, flt)
+if problems is not None and not problems.empty:
+    st.error(f"The ledger holds {len(problems):,} posting(s) money cannot be in — receipts applied beyond their "
+             "amount or items settled beyond theirs. The roll-forward is withheld until they are reversed.",
+             icon=":material/report:")
+    ui.table(problems[["detail"]], "ledger_problems", key="ca_problems")
+
 start, end = ui.period_picker(as_of, key="ca_period", default="Last 30 days")
 k = ui.cached(cash_app.cash_app_kpis, start, end, flt)
 if k:

@@ -226,7 +226,7 @@ def test_apply_split_unapply_and_validation(engine):
     assert len(_audit(engine)) == n_audit and db.ledger_version(engine) == v  # nothing written
     # unapply: a negative row, history kept
     rid = cash_app.unapply(engine, FIN, "R3", "INV-0000204", 3_000, applied_date=day, reason="wrong item")
-    with pytest.raises(UserError, match="more than the 2000"):
+    with pytest.raises(UserError, match=r"USD 20.01 is more than the USD 20.00"):
         cash_app.unapply(engine, FIN, "R3", "INV-0000204", 2_001, applied_date=day)
     with pytest.raises(UserError, match="nothing applied"):
         cash_app.unapply(engine, FIN, "R3", "INV-0000202")

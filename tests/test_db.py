@@ -110,7 +110,7 @@ def test_bulk_write_lifts_the_duckdb_limit_and_restores_it(tmp_path, monkeypatch
     """A bulk write (generator, load, backup import) runs without the 1GB cap, which is back afterwards,
     after a failure too; $AR_DUCKDB_BULK_MEMORY sets the cap used during the write."""
     monkeypatch.delenv(db.DUCKDB_MEMORY_ENV, raising=False)
-    engine = db.make_engine(f"duckdb:///{tmp_path / 'b.duckdb'}")
+    engine = db.connect(f"duckdb:///{tmp_path / 'b.duckdb'}")
     setting = sa.text("SELECT current_setting('memory_limit')")
     with engine.connect() as c:
         capped = c.execute(setting).scalar()

@@ -21,18 +21,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 
 from analytics.cash_app.evaluation import evaluate_matching
 from analytics.cash_app.matching import default_as_of, propose, remittance_tokens
 from analytics.cash_app.posting import (accept_proposal, accept_proposals, apply, item_open_cents,
                                         receipt_unapplied_cents, reject_proposal, reject_proposals, run_matching,
                                         unapply)
-from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, pending_proposals, refund_package,
+from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, ledger_integrity, pending_proposals,
+                                        refund_package,
                                         rollforward, ties_out, unapplied_aging, unapplied_cash)
 
 __all__ = [
     "UNAPPLIED_BUCKETS", "accept_proposal", "accept_proposals", "apply", "cash_app_kpis", "default_as_of",
-    "evaluate_matching", "item_open_cents", "pending_proposals", "propose", "receipt_unapplied_cents",
+    "evaluate_matching", "item_open_cents", "ledger_integrity", "pending_proposals", "propose", "receipt_unapplied_cents",
     "refund_package", "reject_proposal", "reject_proposals", "remittance_tokens", "rollforward", "run_matching",
     "ties_out", "unapplied_aging", "unapplied_cash", "unapply",
 ]
@@ -142,10 +144,18 @@ def _run_rollforward(args: argparse.Namespace) -> int:
     from analytics import db
     from analytics.ledger import LedgerFilter
 
+    from analytics.errors import LedgerIntegrityError
+
     engine = db.connect(args.db or db.default_url())
     try:
         with engine.connect() as conn:
             frame = rollforward(conn, args.start, args.end, LedgerFilter(currencies=tuple(args.currency)))
+    except LedgerIntegrityError as exc:
+        print(f"DOES NOT TIE OUT: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"from": args.start, "to": args.end, "ties_out": False, "problems": exc.problems},
+                             indent=2))
+        return 1
     finally:
         engine.dispose()
     ok = ties_out(frame)

@@ -27,7 +27,8 @@ from analytics.auth import User, require
 from analytics.cash_app.matching import default_as_of, propose
 from analytics.db import bump_ledger_version
 from analytics.errors import UserError
-from analytics.workflow import append_audit, as_date, begin_write
+from analytics.dunning import money_text
+from analytics.workflow import append_audit, as_date, begin_write, retry_on_conflict
 
 rc = schema.receipts
 ap = schema.applications
@@ -81,6 +82,19 @@ def item_open_cents(conn: sa.Connection, invoice_id: str) -> int:
     return int(amount) - int(paid) + int(used) + int(adjusted)
 
 
+def _last_application(conn: sa.Connection, receipt_id: str) -> str:
+    """" (last applied by finance at 30 Nov 2026 14:05 UTC)" for a receipt, or "" when never applied."""
+    last = conn.execute(sa.select(ap.c.id, ap.c.applied_by).where(ap.c.receipt_id == receipt_id)
+                        .order_by(ap.c.id.desc()).limit(1)).first()
+    if last is None:
+        return ""
+    au = schema.audit_log
+    at = conn.execute(sa.select(au.c.logged_at).where(au.c.table_name == ap.name, au.c.row_id == str(last.id))
+                      .limit(1)).scalar()
+    when = f" at {at:%d %b %Y %H:%M} UTC" if at is not None else ""
+    return f" (last applied by {last.applied_by}{when})"
+
+
 def applied_customers(conn: sa.Connection, receipt_id: str) -> set[str]:
     """Customers of the items a receipt currently has cash on (net of unapplies)."""
     net = (sa.select(ap.c.invoice_id, sa.func.sum(ap.c.amount_cents).label("net"))
@@ -112,8 +126,10 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
     r = _receipt(conn, receipt_id)
     unapplied = receipt_unapplied_cents(conn, receipt_id)
     total = sum(a for _, a in allocations)
+    cur = r["currency"]
     if total > unapplied:
-        raise UserError(f"allocations: {total} cents is more than receipt {receipt_id}'s unapplied {unapplied} cents")
+        raise UserError(f"{money_text(total, cur)} is more than receipt {receipt_id}'s unapplied "
+                        f"{money_text(unapplied, cur)} now{_last_application(conn, receipt_id)}; nothing was applied.")
     customer = r["customer_id"]
     docs = []
     for invoice_id, amount in allocations:
@@ -130,7 +146,8 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
                             f"to {customer}")
         open_ = item_open_cents(conn, invoice_id)
         if amount > open_:
-            raise UserError(f"allocations: {amount} cents is more than invoice {invoice_id}'s open {open_} cents")
+            raise UserError(f"{money_text(amount, cur)} is more than invoice {invoice_id}'s open "
+                            f"{money_text(open_, cur)} now; nothing was applied.")
         docs.append(dict(row))
     owners = {d["customer_id"] for d in docs}
     identified = None
@@ -164,6 +181,7 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
     return ids
 
 
+@retry_on_conflict
 def apply(engine: sa.Engine, user: User, receipt_id: str, allocations, applied_date: dt.date | None = None,
           rule: str | None = None) -> list[int]:
     """Apply (part of) a receipt to one or more items — a split when several.
@@ -199,6 +217,7 @@ def apply(engine: sa.Engine, user: User, receipt_id: str, allocations, applied_d
     return ids
 
 
+@retry_on_conflict
 def unapply(engine: sa.Engine, user: User, receipt_id: str, invoice_id: str, amount_cents: int | None = None,
             applied_date: dt.date | None = None, reason: str | None = None) -> int:
     """Reverse (part of) what a receipt applied to an item with a NEGATIVE application row.
@@ -225,17 +244,18 @@ def unapply(engine: sa.Engine, user: User, receipt_id: str, invoice_id: str, amo
     """
     require(user, ACTION)
     with begin_write(engine) as conn:
-        _receipt(conn, receipt_id)
+        rct = _receipt(conn, receipt_id)
         net, last = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(ap.c.amount_cents), 0), sa.func.max(ap.c.applied_date))
             .where(ap.c.receipt_id == receipt_id, ap.c.invoice_id == invoice_id)).one()
         net = int(net)
         if net <= 0:
-            raise UserError(f"receipt {receipt_id} has nothing applied to {invoice_id}")
+            raise UserError(f"receipt {receipt_id} has nothing applied to {invoice_id} now; nothing was changed.")
         amount = net if amount_cents is None else _cents(amount_cents, "amount_cents")
         if amount > net:
-            raise UserError(f"amount_cents: {amount} is more than the {net} cents receipt {receipt_id} "
-                            f"has applied to {invoice_id}")
+            cur = rct["currency"]
+            raise UserError(f"{money_text(amount, cur)} is more than the {money_text(net, cur)} receipt "
+                            f"{receipt_id} has applied to {invoice_id} now; nothing was changed.")
         last = as_date(last, "applied_date")
         day = as_date(applied_date, "applied_date") if applied_date is not None else max(dt.date.today(), last)
         if day < last:
@@ -255,10 +275,14 @@ def _proposal(conn: sa.Connection, proposal_id: int) -> dict:
         raise UserError(f"proposal_id: unknown proposal {proposal_id!r}")
     row = dict(row)
     if row["status"] != "proposed":
-        raise UserError(f"proposal_id: proposal {proposal_id} was already {row['status']}")
+        who = f" by {row['decided_by']}" if row["decided_by"] else ""
+        when = f" at {row['decided_at']:%d %b %Y %H:%M} UTC" if row["decided_at"] else ""
+        raise UserError(f"proposal {proposal_id} was already {row['status'].replace('_', ' ')}{who}{when}; "
+                        "nothing was changed.")
     return row
 
 
+@retry_on_conflict
 def accept_proposals(engine: sa.Engine, user: User, proposal_ids: Iterable[int],
                      applied_date: dt.date | None = None) -> list[int]:
     """Accept proposals: apply each one's amount to its item and mark it ``accepted`` (one transaction).
@@ -301,6 +325,7 @@ def accept_proposal(engine: sa.Engine, user: User, proposal_id: int, applied_dat
     return accept_proposals(engine, user, [proposal_id], applied_date)[0]
 
 
+@retry_on_conflict
 def reject_proposals(engine: sa.Engine, user: User, proposal_ids: Iterable[int], reason: str | None = None) -> int:
     """Mark proposals ``rejected`` (nothing applied), all or none; audited with the optional reason.
 
@@ -331,6 +356,7 @@ def reject_proposal(engine: sa.Engine, user: User, proposal_id: int, reason: str
     reject_proposals(engine, user, [proposal_id], reason)
 
 
+@retry_on_conflict
 def run_matching(engine: sa.Engine, user: User, auto_threshold: float = 0.95, as_of: dt.date | None = None,
                  receipt_ids: Iterable[str] | None = None, apply_auto: bool = True) -> dict:
     """Propose matches for every receipt with unapplied cash and no pending proposal; write them.

@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.cash_app.matching import unapplied_receipts_query
 from analytics.db import date_values, days_between
+from analytics.dunning import money_text
+from analytics.errors import LedgerIntegrityError
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items, open_items_over, settlements
 
 rc = schema.receipts
@@ -286,6 +288,87 @@ ROLLFORWARD_COLUMNS = ["month", "currency", "opening_cents", "invoices_cents", "
                        "open_items_cents", "difference_cents", "unapplied_cash_cents"]
 
 
+INTEGRITY_COLUMNS = ["kind", "document", "currency", "amount_cents", "posted_cents", "detail"]
+
+
+def ledger_integrity(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """States money can never be in, whatever their dates; an empty frame when there are none.
+
+    * ``over_applied_receipt``: a receipt's applications (net of unapplies) exceed its amount, i.e. its
+      unapplied cash is negative;
+    * ``negative_application``: a receipt has more unapplied from an item than it ever applied to it;
+    * ``over_settled_item``: an invoice or debit memo settled (cash, credits, write-offs, deductions)
+      beyond its amount, i.e. its open amount is negative — named ``write_off_beyond_item`` when
+      write-offs alone exceed the amount;
+    * ``over_used_credit``: a credit memo applied beyond its amount.
+
+    The posting functions (:mod:`analytics.cash_app.posting`, :mod:`analytics.workflow`) never
+    produce these; this finds what a direct database write or a bad import did. Sums run in the
+    database (one grouped query per check).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    flt : LedgerFilter, optional
+        Receipts and items of the filter's customers and currencies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`INTEGRITY_COLUMNS`: ``amount_cents`` the document's amount (absolute), ``posted_cents``
+        what was posted against it, ``detail`` a sentence naming the document.
+
+    Example
+    -------
+    >>> ledger_integrity(conn).empty  # doctest: +SKIP
+    True
+    """
+    rows = []
+    applied = (sa.select(ap.c.receipt_id, sa.func.sum(ap.c.amount_cents).label("applied"))
+               .where(ap.c.receipt_id.is_not(None)).group_by(ap.c.receipt_id).subquery("applied"))
+    over = _receipt_filter(sa.select(rc.c.id, rc.c.currency, rc.c.amount_cents, applied.c.applied)
+                           .select_from(rc.join(applied, applied.c.receipt_id == rc.c.id))
+                           .where(applied.c.applied > rc.c.amount_cents), flt)
+    for r in conn.execute(over.order_by(rc.c.id)).all():
+        rows.append(("over_applied_receipt", r.id, r.currency, int(r.amount_cents), int(r.applied),
+                     f"receipt {r.id} has {money_text(int(r.applied), r.currency)} applied of its "
+                     f"{money_text(int(r.amount_cents), r.currency)} (unapplied cash "
+                     f"{money_text(int(r.amount_cents) - int(r.applied), r.currency)})"))
+    pair = (sa.select(ap.c.receipt_id, ap.c.invoice_id, sa.func.sum(ap.c.amount_cents).label("net"))
+            .where(ap.c.receipt_id.is_not(None)).group_by(ap.c.receipt_id, ap.c.invoice_id)
+            .having(sa.func.sum(ap.c.amount_cents) < 0).subquery("pair"))
+    neg = _receipt_filter(sa.select(pair.c.receipt_id, pair.c.invoice_id, pair.c.net, rc.c.currency)
+                          .select_from(pair.join(rc, rc.c.id == pair.c.receipt_id)), flt)
+    for r in conn.execute(neg.order_by(pair.c.receipt_id, pair.c.invoice_id)).all():
+        rows.append(("negative_application", r.receipt_id, r.currency, 0, int(r.net),
+                     f"receipt {r.receipt_id} has unapplied {money_text(-int(r.net), r.currency)} more from "
+                     f"{r.invoice_id} than it applied to it"))
+    st = settlements()
+    per_item = (sa.select(st.c.item_id, sa.func.sum(st.c.delta_cents).label("settled"),
+                          sa.func.sum(sa.case((st.c.kind == "write_off", st.c.delta_cents), else_=0)).label("written"))
+                .group_by(st.c.item_id).subquery("per_item"))
+    bad = flt.apply_to_invoices(
+        sa.select(inv.c.id, inv.c.doc_type, inv.c.currency, inv.c.amount_cents, per_item.c.settled, per_item.c.written)
+        .select_from(inv.join(per_item, per_item.c.item_id == inv.c.id))
+        .where(sa.or_(sa.and_(inv.c.doc_type != "credit_memo", inv.c.amount_cents + per_item.c.settled < 0),
+                      sa.and_(inv.c.doc_type == "credit_memo", inv.c.amount_cents + per_item.c.settled > 0))))
+    for r in conn.execute(bad.order_by(inv.c.id)).all():
+        amount, settled, written, cur = int(r.amount_cents), int(r.settled), int(r.written or 0), r.currency
+        if r.doc_type == "credit_memo":
+            rows.append(("over_used_credit", r.id, cur, -amount, settled,
+                         f"credit memo {r.id} is applied for {money_text(settled, cur)} of its "
+                         f"{money_text(-amount, cur)}"))
+            continue
+        kind = "write_off_beyond_item" if -written > amount else "over_settled_item"
+        what = f"written off for {money_text(-written, cur)}" if kind == "write_off_beyond_item" else \
+            f"settled for {money_text(-settled, cur)}"
+        rows.append((kind, r.id, cur, amount, -settled,
+                     f"{r.doc_type.replace('_', ' ')} {r.id} is {what} of its {money_text(amount, cur)}"))
+    frame = pd.DataFrame(rows, columns=INTEGRITY_COLUMNS)
+    frame[["amount_cents", "posted_cents"]] = frame[["amount_cents", "posted_cents"]].astype("int64")
+    return frame
+
+
 def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
     """Month-end AR roll-forward, per month and currency, tied to the open items to the cent.
 
@@ -311,6 +394,13 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
     pandas.DataFrame
         Columns :data:`ROLLFORWARD_COLUMNS`; ``month`` is the month-end date.
 
+    Raises
+    ------
+    LedgerIntegrityError
+        The ledger is in a state money cannot be in (:func:`ledger_integrity`: over-applied receipts,
+        negative unapplied cash, items settled or written off beyond their amount), naming the documents:
+        a roll-forward that "ties" over such a ledger would hide it.
+
     Example
     -------
     >>> rf = rollforward(conn, "2025-01", "2025-12")  # doctest: +SKIP
@@ -319,6 +409,9 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
     """
     from analytics.errors import UserError
 
+    problems = ledger_integrity(conn, flt)
+    if not problems.empty:
+        raise LedgerIntegrityError(problems["detail"].tolist())
     first, last = _month(start_month), _month(end_month)
     if last < first:
         raise UserError(f"month range: {end_month} is before {start_month}")
