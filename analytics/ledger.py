@@ -376,7 +376,8 @@ def dispute_is_open(d, disputes=disp, before: bool = False) -> sa.ColumnElement[
     if before:
         return sa.and_(disputes.c.opened_date < d,
                        sa.or_(disputes.c.resolved_date.is_(None), disputes.c.resolved_date >= d))
-    return sa.and_(disputes.c.opened_date <= d, sa.or_(disputes.c.resolved_date.is_(None), disputes.c.resolved_date > d))
+    return sa.and_(disputes.c.opened_date <= d,
+                   sa.or_(disputes.c.resolved_date.is_(None), disputes.c.resolved_date > d))
 
 
 def open_disputes_at(d: dt.date, flt: LedgerFilter = NO_FILTER) -> sa.Select:

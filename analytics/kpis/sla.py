@@ -49,7 +49,8 @@ from analytics import metrics
 from analytics.kpis import ar
 from analytics.kpis import operations as ops
 from analytics.kpis.common import isum, pct, sum_if
-from analytics.ledger import NO_FILTER, LedgerFilter, credit_sales, open_items, open_items_over, resolve_currency, to_units
+from analytics.ledger import (NO_FILTER, LedgerFilter, credit_sales, open_items, open_items_over, resolve_currency,
+                              to_units)
 
 inv = schema.invoices
 cust = schema.customers
@@ -333,7 +334,8 @@ def _cei_accounts(conn, start: dt.date, end: dt.date, flt: LedgerFilter, t: SlaT
     sales = credit_sales(start, end, flt, by=(inv.c.customer_id,)).subquery("sales")
     ids = sa.union(sa.select(bal.c.customer_id), sa.select(sales.c.customer_id)).subquery("ids")
     stmt = (sa.select(ids.c.customer_id, cust.c.name, cust.c.collector_id, sa.func.coalesce(bal.c.b, 0),
-                      sa.func.coalesce(sales.c.sales_cents, 0), sa.func.coalesce(bal.c.e, 0), sa.func.coalesce(bal.c.c, 0),
+                      sa.func.coalesce(sales.c.sales_cents, 0), sa.func.coalesce(bal.c.e, 0),
+                      sa.func.coalesce(bal.c.c, 0),
                       bal.c.dpd)
             .select_from(ids.join(cust, cust.c.id == ids.c.customer_id)
                          .outerjoin(bal, bal.c.customer_id == ids.c.customer_id)
