@@ -684,7 +684,8 @@ def resolve_currency(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> tupl
     if len(flt.currencies) == 1:
         return flt, flt.currencies[0]
     if len(flt.currencies) > 1:
-        raise UserError(f"amounts are never added across currencies; choose one of {', '.join(flt.currencies)}")
+        raise UserError(f"every figure is in one currency (amounts are never added across currencies); "
+                        f"choose one of {', '.join(flt.currencies)}")
     cur = main_currency(conn, flt)
     return dataclasses.replace(flt, currencies=(cur,)), cur
 

@@ -8,7 +8,7 @@ The catalogue feeds the Overview cards' help text, the SLA labels and the ``kpis
 Example
 -------
 >>> get("dso_standard").label
-'DSO'
+'DSO (standard)'
 >>> get("sla.ptp_kept").higher_is_better
 True
 """
@@ -64,7 +64,7 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("credit_sales", "Credit sales (window)", "money", None,
            "Invoices and debit memos (gross, credit memos not netted) dated in the last N days.",
            "analytics.ledger.credit_sales"),
-    Metric("dso_standard", "DSO", "days", False,
+    Metric("dso_standard", "DSO (standard)", "days", False,
            "Days sales outstanding = AR / credit sales of the last N days x N.", _SNAP),
     Metric("dso_countback", "DSO (countback)", "days", False,
            "Days of the most recent credit sales, month by month backwards, that add up to today's AR.",

@@ -170,7 +170,7 @@ def _run(args) -> int:
             "next_step": r.next_step, "reasons": r.reasons, "promises_due_today": int(r.promises_due_today),
             "broken_promises_30d": int(r.broken_promises_30d), "open_disputes": int(r.open_disputes),
             "disputed_amount": to_units(r.disputed_cents),
-            "last_contact": r.last_contact.isoformat() if isinstance(r.last_contact, dt.date) else None,
+            "last_contact": None if pd.isna(r.last_contact) else as_date(r.last_contact).isoformat(),
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
     if args.json:
