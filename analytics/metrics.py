@@ -2,7 +2,7 @@
 and where it is computed. It *describes*; the SQL stays in the Python functions named in ``source``.
 
 The catalogue feeds the Overview cards' help text, the SLA labels and the ``kpis`` command's table, and
-``tests/test_metrics.py`` keeps ``docs/kpi_definitions.md`` (section "Metric catalogue") and the keys of
+``tests/test_consistency.py`` keeps ``docs/kpi_definitions.md`` (section "Metric catalogue") and the keys of
 ``python -m analytics kpis --json`` in step with it.
 
 Example

@@ -246,3 +246,45 @@ def test_default_as_of_is_the_last_business_date(engine):
         from analytics.forecast import ledger_end
 
         assert cash_default(conn) == ledger_end(conn) == D(2024, 4, 10)
+
+
+# ------------------------------------------------------------------------------------------------
+# The metric catalogue, the docs and the CLI keys stay in step
+# ------------------------------------------------------------------------------------------------
+def _doc_catalogue() -> dict[str, list[str]]:
+    """Rows of the "Metric catalogue" table of docs/kpi_definitions.md: key -> cells."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "kpi_definitions.md").read_text(encoding="utf-8")
+    section = text.split("## Metric catalogue", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 5:
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_docs_list_every_catalogued_metric_and_nothing_else():
+    from analytics import metrics
+
+    doc = _doc_catalogue()
+    keys = [m.key for m in metrics.CATALOGUE]
+    assert len(set(keys)) == len(keys)
+    assert sorted(doc) == sorted(keys), "docs/kpi_definitions.md 'Metric catalogue' is out of step"
+    for m in metrics.CATALOGUE:
+        assert doc[m.key][1] == m.label and doc[m.key][2] == m.unit and doc[m.key][4] == f"`{m.source}`", m.key
+
+
+def test_catalogue_keys_are_the_cli_json_keys_and_labels_feed_sla(engine, capsys):
+    from analytics import metrics
+
+    with engine.begin() as conn:
+        _seed(conn)
+    url = engine.url.render_as_string(hide_password=False)
+    out = _cli_json(capsys, "kpis", "--db", url, "--as-of", "2024-04-15", "--json")
+    assert list(out) == [*metrics.CONTEXT_KEYS, *metrics.snapshot_keys()]  # the same keys, the same order
+    assert sla.LABELS == {m: metrics.get(f"sla.{m}").label for m in sla.METRICS}
+    for m in metrics.CATALOGUE:  # every source names a real function
+        module, _, name = m.source.rpartition(".")
+        assert callable(getattr(__import__(module, fromlist=[name]), name)), m.source
