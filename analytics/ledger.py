@@ -752,9 +752,11 @@ def as_date(value, field: str = "date") -> dt.date:
         return value
     if isinstance(value, str):
         text = value.strip()
-        for candidate in (text, text[:10]):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
             try:
-                return dt.date.fromisoformat(candidate)
+                return dt.datetime.fromisoformat(text).date()
             except ValueError:
                 pass
     elif value is not None and hasattr(value, "dtype"):  # numpy datetime64
