@@ -1,8 +1,11 @@
 """Accounts-receivable KPIs: the core set (aging, DSO family, CEI, roll rates, provision) as SQL.
 
 The core API lives in :mod:`analytics.kpis.ar` and is re-exported here; collection-operations
-metrics are in :mod:`analytics.kpis.operations` and SLA tracking in :mod:`analytics.kpis.sla`
-(import those by module path). Definitions: ``docs/kpi_definitions.md``.
+metrics are in :mod:`analytics.kpis.disputes`, :mod:`analytics.kpis.promises` and
+:mod:`analytics.kpis.collectors` (all re-exported by :mod:`analytics.kpis.operations`) and SLA tracking
+in :mod:`analytics.kpis.sla` (import those by module path). The business concepts they share are in
+:mod:`analytics.ledger`, the metric catalogue in :mod:`analytics.metrics`. Definitions:
+``docs/kpi_definitions.md``.
 
 CLI::
 
@@ -84,7 +87,7 @@ def _positive_int(text: str) -> int:
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Add the ``kpis`` command's arguments to ``parser`` and set its run function."""
     parser.add_argument("--as-of", type=_date, default=None,
-                        help="as-of date YYYY-MM-DD (default: latest invoice/receipt date in the ledger)")
+                        help="as-of date YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
     parser.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
                         help="DSO window N in days (default 90)")
     parser.add_argument("--currency", default=None, help="currency (default: the ledger's main currency)")
