@@ -117,12 +117,13 @@ MEASURES = ("accounts", "accounts_with_balance", "ar_cents", "overdue_cents", "a
 
 def collector_measures(conn: sa.Connection, periods: list[tuple[dt.date, dt.date]], flt: LedgerFilter,
                        grace_days: int = DEFAULT_GRACE_DAYS, severe_dpd: int | None = None,
-                       recent_days: int = 7) -> dict[tuple[dt.date, str], dict]:
+                       recent_days: int = 7, with_cei: bool = True) -> dict[tuple[dt.date, str], dict]:
     """Every collector measure for every period, one query per measure whatever the number of periods.
 
     ``flt`` must already name one currency. Keys are (period end, portfolio key: collector id or '' for
     unassigned customers); values map :data:`MEASURES` to integers (``cei`` a float, NaN when undefined
-    or unassigned) and ``seen`` to whether the collector had a balance, activity, cash or promises in
+    or unassigned; NaN too with ``with_cei=False``, which saves the opening balances and sales) and
+    ``seen`` to whether the collector had a balance, activity, cash or promises in
     the period. Definitions in :func:`collector_kpis`. ``severe_dpd`` None skips the severe-account
     measures (0).
 
@@ -143,18 +144,21 @@ def collector_measures(conn: sa.Connection, periods: list[tuple[dt.date, dt.date
     # balances at every period end and at the day before every period start (CEI's opening AR)
     begin = {e: s - dt.timedelta(days=1) for s, e in periods}
     balances: dict[tuple[dt.date, str], tuple[int, int, int]] = {}
-    for chunk in date_chunks(set(begin) | set(begin.values()), dates_per_query(conn)):
+    for chunk in date_chunks(set(begin) | (set(begin.values()) if with_cei else set()), dates_per_query(conn)):
         oi = open_items_over(chunk, flt)
         stmt = (sa.select(oi.c.as_of, ckey, sa.cast(sa.func.count(sa.distinct(oi.c.customer_id)), sa.BigInteger),
                           isum(oi.c.open_cents), sum_if(oi.c.days_past_due > 0, oi.c.open_cents))
                 .select_from(oi.join(cust, cust.c.id == oi.c.customer_id)).group_by(oi.c.as_of, ckey))
         balances.update({(as_date(d), k): (n, a, o) for d, k, n, a, o in conn.execute(stmt)})
 
-    per = periods_table(periods, "periods_sales")
-    sales_c = credit_sales(None, max(e for _, e in periods), flt, by=(inv.c.customer_id,), periods=per).subquery()
-    sales = {(as_date(e), k): int(v) for e, k, v in conn.execute(
-        sa.select(sales_c.c.period_end, ckey, isum(sales_c.c.sales_cents))
-        .select_from(sales_c.join(cust, cust.c.id == sales_c.c.customer_id)).group_by(sales_c.c.period_end, ckey))}
+    sales: dict[tuple[dt.date, str], int] = {}
+    if with_cei:
+        per = periods_table(periods, "periods_sales")
+        sales_c = credit_sales(None, max(e for _, e in periods), flt, by=(inv.c.customer_id,), periods=per).subquery()
+        sales = {(as_date(e), k): int(v) for e, k, v in conn.execute(
+            sa.select(sales_c.c.period_end, ckey, isum(sales_c.c.sales_cents))
+            .select_from(sales_c.join(cust, cust.c.id == sales_c.c.customer_id))
+            .group_by(sales_c.c.period_end, ckey))}
 
     accounts = dict(conn.execute(sa.select(ckey, sa.cast(sa.func.count(), sa.BigInteger)).where(*portfolio)
                                  .group_by(ckey)).all())
@@ -163,7 +167,7 @@ def collector_measures(conn: sa.Connection, periods: list[tuple[dt.date, dt.date
         for k in keys:
             n, ar_c, od_c = balances.get((e, k), (0, 0, 0))
             _, ar_b, _ = balances.get((begin[e], k), (0, 0, 0))
-            value = cei_fraction(ar_b, sales.get((e, k), 0), ar_c, ar_c - od_c) if k else None
+            value = cei_fraction(ar_b, sales.get((e, k), 0), ar_c, ar_c - od_c) if k and with_cei else None
             row = dict(accounts_with_balance=n, ar_cents=ar_c, overdue_cents=od_c,
                        cei=float("nan") if value is None else float(value))
             if (e, k) in balances:
@@ -336,7 +340,7 @@ def collector_trend(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledg
     flt, currency = scope(conn, flt)
     if not months:
         return frame([], _TREND_COLS)
-    measures = collector_measures(conn, months, flt, grace_days)
+    measures = collector_measures(conn, months, flt, grace_days, with_cei=False)  # the trend shows no CEI
     names = _names(conn)
     rows = []
     for key in _ordered(measures):

@@ -58,6 +58,17 @@ cust = schema.customers
 METRICS: tuple[str, ...] = ("dso", "cei", "disputes_resolved_in_time", "past_due_contacted", "ptp_kept")
 #: Labels of the SLA metrics, from the metric catalogue (:mod:`analytics.metrics`, keys ``sla.<metric>``).
 LABELS: dict[str, str] = {m: metrics.get(f"sla.{m}").label for m in METRICS}
+
+
+def definition(metric: str) -> str:
+    """What an SLA metric measures and where it is computed, from the metric catalogue (for help texts).
+
+    Example
+    -------
+    >>> definition("ptp_kept").startswith("Kept / (kept + broken)")
+    True
+    """
+    return metrics.help_text(f"sla.{metric}")
 STATUSES = ("met", "breached", "not defined")
 BREACH_COLUMNS = ("customer_id", "customer_name", "collector_id", "amount_cents", "days", "detail")
 
