@@ -21,7 +21,9 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.errors import UserError
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+from analytics.kpis.common import periods_table
+from analytics.ledger import (DEFAULT_GRACE_DAYS, NO_FILTER, LedgerFilter, as_date, default_as_of, last_contact,
+                              open_amount_cents, open_items, open_disputes_at, promise_candidates, promise_outcomes)
 
 cust = schema.customers
 inv = schema.invoices
@@ -113,7 +115,8 @@ def customer_receipts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> 
 
 
 def customer_disputes(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
-    """Every dispute of the customer, open ones first, newest first.
+    """Every dispute of the customer, open ones first, newest first (whether one is open at a date:
+    :func:`customer_facts`, :func:`analytics.ledger.open_disputes_at`).
 
     Returns ``dispute_id, invoice_id, opened_date, reason_code, amount_cents, resolved_date, outcome,
     created_by``.
@@ -127,18 +130,77 @@ def customer_disputes(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
     return _frame(conn.execute(stmt))
 
 
-def customer_promises(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
-    """Every promise to pay of the customer, newest first.
+def customer_promises(conn: sa.Connection, customer_id: str, as_of: dt.date | None = None) -> pd.DataFrame:
+    """Every promise to pay of the customer, newest first; with ``as_of``, only those made by then and
+    each with its status at the end of ``as_of`` (:func:`analytics.ledger.promise_outcomes`, the one
+    "promise kept" rule).
 
-    Returns ``promise_id, invoice_id, made_on, promised_date, amount_cents, recorded_by``.
+    Returns ``promise_id, invoice_id, made_on, promised_date, amount_cents, recorded_by`` (+ ``status``,
+    ``collected_cents`` with ``as_of``).
+
+    Example
+    -------
+    >>> customer_promises(conn, "K1", dt.date(2024, 4, 15))["status"].tolist()  # doctest: +SKIP
+    ['pending', 'broken']
     """
+    if as_of is None:
+        stmt = (
+            sa.select(prom.c.id.label("promise_id"), prom.c.invoice_id, prom.c.made_on, prom.c.promised_date,
+                      prom.c.amount_cents, prom.c.recorded_by)
+            .where(prom.c.customer_id == customer_id)
+            .order_by(prom.c.made_on.desc(), prom.c.id.desc())
+        )
+        return _frame(conn.execute(stmt))
+    ev = _promise_outcomes(customer_id, as_of)
     stmt = (
-        sa.select(prom.c.id.label("promise_id"), prom.c.invoice_id, prom.c.made_on, prom.c.promised_date,
-                  prom.c.amount_cents, prom.c.recorded_by)
-        .where(prom.c.customer_id == customer_id)
-        .order_by(prom.c.made_on.desc(), prom.c.id.desc())
+        sa.select(ev.c.id.label("promise_id"), ev.c.invoice_id, ev.c.made_on, ev.c.promised_date, ev.c.amount_cents,
+                  prom.c.recorded_by, ev.c.status, ev.c.collected_cents)
+        .select_from(ev.join(prom, prom.c.id == ev.c.id))
+        .order_by(ev.c.made_on.desc(), ev.c.id.desc())
     )
     return _frame(conn.execute(stmt))
+
+
+_EPOCH = dt.date(1900, 1, 1)
+
+
+def _promise_outcomes(customer_id: str, as_of: dt.date) -> sa.Subquery:
+    made = promise_candidates(periods_table([(_EPOCH, as_of)]), LedgerFilter(customers=(customer_id,)))
+    return promise_outcomes(made, DEFAULT_GRACE_DAYS)
+
+
+def customer_facts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dict:
+    """The account's headline facts at the end of ``as_of``, each by the ledger's one definition.
+
+    Returns
+    -------
+    dict
+        ``balance_cents`` (:func:`analytics.ledger.open_amount_cents`), ``open_disputes`` /
+        ``disputed_cents`` (:func:`analytics.ledger.open_disputes_at`), ``last_contact`` (date or None) and
+        ``days_since_contact`` (:func:`analytics.ledger.last_contact`: a note is not a contact),
+        ``promises_kept`` / ``promises_broken`` / ``promises_pending`` (promises made by ``as_of``,
+        :func:`analytics.ledger.promise_outcomes`).
+
+    Example
+    -------
+    >>> customer_facts(conn, "K1", dt.date(2024, 4, 15))["days_since_contact"]  # doctest: +SKIP
+    3
+    """
+    od = open_disputes_at(as_of, LedgerFilter(customers=(customer_id,))).subquery("od")
+    n_disp, disputed = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(od.c.amount_cents), 0))).one()
+    lc = last_contact(as_of, [customer_id])
+    last = conn.execute(sa.select(lc.c.last_contact)).scalar()
+    last = as_date(last) if last is not None else None
+    ev = _promise_outcomes(customer_id, as_of)
+    status = dict(conn.execute(sa.select(ev.c.status, sa.func.count()).group_by(ev.c.status)).all())
+    return {
+        "balance_cents": open_amount_cents(conn, customer_id=customer_id, as_of=as_of),
+        "open_disputes": int(n_disp), "disputed_cents": int(disputed),
+        "last_contact": last, "days_since_contact": None if last is None else (as_of - last).days,
+        "promises_kept": int(status.get("kept", 0)), "promises_broken": int(status.get("broken", 0)),
+        "promises_pending": int(status.get("pending", 0)),
+    }
 
 
 def customer_activities(conn: sa.Connection, customer_id: str, limit: int = 500) -> pd.DataFrame:
@@ -246,7 +308,8 @@ def account(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dict:
     Returns
     -------
     dict
-        ``profile`` (dict) and DataFrames ``items, receipts, disputes, promises, activities, timeline``.
+        ``profile`` (dict), ``facts`` (:func:`customer_facts`) and DataFrames ``items, receipts, disputes,
+        promises (with their status at as_of), activities, timeline``.
 
     Raises
     ------
@@ -260,17 +323,17 @@ def account(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dict:
         "items": customer_items(conn, customer_id, as_of),
         "receipts": customer_receipts(conn, customer_id, as_of),
         "disputes": customer_disputes(conn, customer_id),
-        "promises": customer_promises(conn, customer_id),
+        "promises": customer_promises(conn, customer_id, as_of),
         "activities": customer_activities(conn, customer_id),
     }
     parts["timeline"] = timeline(*parts.values())
-    return {"profile": profile, **parts}
+    return {"profile": profile, "facts": customer_facts(conn, customer_id, as_of), **parts}
 
 
 def configure_cli(parser) -> None:
     parser.add_argument("customer_id")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
-                        help="YYYY-MM-DD (default: the ledger's latest date)")
+    parser.add_argument("--as-of", default=None,
+                        help="YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=_run_cli)
 
@@ -279,14 +342,14 @@ def _run_cli(args) -> int:
     import json
 
     from analytics import db
-    from analytics.kpis import latest_date
 
+    as_of = as_date(args.as_of, "--as-of") if args.as_of else None
     engine = db.connect(args.db)
     with engine.connect() as conn:
-        as_of = args.as_of or latest_date(conn) or dt.date.today()
+        as_of = as_of or default_as_of(conn)
         acct = account(conn, args.customer_id, as_of)
     if args.json:
-        out = {"as_of": as_of.isoformat(), "profile": acct["profile"]}
+        out = {"as_of": as_of.isoformat(), "profile": acct["profile"], "facts": acct["facts"]}
         for key, frame in acct.items():
             if isinstance(frame, pd.DataFrame):
                 out[key] = json.loads(frame.to_json(orient="records", date_format="iso"))

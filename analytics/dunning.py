@@ -33,7 +33,6 @@ import functools
 import io
 import re
 import zipfile
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -43,7 +42,7 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.errors import UserError
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+from analytics.ledger import NO_FILTER, LedgerFilter, cents_to_decimal, open_disputes_at, open_items
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -143,9 +142,7 @@ def _step(name: str, ladder: Sequence[DunningStep]) -> DunningStep:
 # Candidates
 # ------------------------------------------------------------------------------------------------
 def _disputed_ids(as_of: dt.date) -> sa.Select:
-    d = schema.disputes
-    return sa.select(d.c.invoice_id).where(
-        d.c.opened_date <= as_of, sa.or_(d.c.resolved_date.is_(None), d.c.resolved_date > as_of))
+    return sa.select(open_disputes_at(as_of).subquery("open_disputes").c.invoice_id)
 
 
 def dunning_candidates(conn: sa.Connection | sa.Engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER,
@@ -264,7 +261,7 @@ def money_text(cents: int, currency: str = "") -> str:
     >>> money_text(-1234567, "USD")
     'USD -12,345.67'
     """
-    units = (Decimal(int(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    units = cents_to_decimal(int(cents))
     text = f"{units:,.2f}"
     return f"{currency} {text}" if currency else text
 

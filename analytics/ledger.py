@@ -1,4 +1,4 @@
-"""As-of reconstruction of the AR ledger, as SQL.
+"""As-of reconstruction of the AR ledger, as SQL, and the one home of every business definition.
 
 Every metric is computed "as of" a date D from history, not from current status:
 
@@ -7,6 +7,13 @@ Every metric is computed "as of" a date D from history, not from current status:
   (a credit memo consumed against an invoice) dated <= D + Σ adjustments dated <= D`` (adjustments are
   signed as their effect: a write-off is negative). An item is **open at D** when that is non-zero.
 * **Days past due at D** = D − due date.
+
+The business concepts every page, KPI, the worklist, risk, forecast and cash application share are
+defined here once (see ``docs/kpi_definitions.md``, "Concepts"): :func:`receivable`,
+:func:`credit_sales`, :func:`dispute_is_open` / :func:`open_disputes_at`, :func:`receipt_scope`,
+:func:`is_contact` / :func:`last_contact`, :func:`promise_outcomes`, :func:`open_amount_cents`,
+:func:`resolve_currency`, :func:`default_as_of`, and the value conversions :func:`as_date`,
+:func:`parse_date`, :func:`to_units`.
 
 The functions here return SQLAlchemy selectables; nothing is loaded into Python. Filters
 (business unit, region, currency, collector, customer) are a :class:`LedgerFilter`, a frozen and
@@ -24,19 +31,27 @@ Example
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as dt
+import math
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
 
 import sqlalchemy as sa
 
 from analytics import schema
-from analytics.db import date_values, days_between
+from analytics.db import connection, date_values, days_between
+from analytics.errors import UserError
 
 inv = schema.invoices
 cust = schema.customers
 apps = schema.applications
 adj = schema.adjustments
+rec = schema.receipts
+disp = schema.disputes
+prom = schema.promises
+act = schema.activities
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,3 +259,552 @@ def open_items_over(dates: Iterable[dt.date], flt: LedgerFilter = NO_FILTER) -> 
         .having(open_cents != 0)
     )
     return stmt.subquery("open_items_over")
+
+
+# ================================================================================================
+# Business concepts: one definition each, used by every KPI, page and command
+# ================================================================================================
+#: Document types that are receivables (and credit sales): what a customer owes when issued.
+RECEIVABLE_DOC_TYPES: tuple[str, ...] = ("invoice", "debit_memo")
+
+#: Activity types that count as contacting the customer. A ``note`` is internal: it is not a contact.
+CONTACT_TYPES: tuple[str, ...] = ("call", "email", "letter", "portal", "escalation")
+
+#: Days after the promised date during which cash still keeps a promise to pay.
+DEFAULT_GRACE_DAYS = 3
+
+#: The currency of a ledger without any document (the schema default).
+FALLBACK_CURRENCY = "USD"
+
+
+def receivable(doc_type_col) -> sa.ColumnElement[bool]:
+    """Is the document a receivable? Invoices and debit memos are; credit memos are not.
+
+    Written as ``doc_type IN ('invoice', 'debit_memo')`` rather than ``doc_type != 'credit_memo'``: the
+    schema allows only those three types today, so both give the same rows, but a document type added
+    later must be declared a receivable on purpose instead of becoming one by default.
+
+    Parameters
+    ----------
+    doc_type_col : sqlalchemy column
+        An ``invoices.doc_type`` column (of the table, an alias or a subquery such as :func:`open_items`).
+
+    Returns
+    -------
+    sqlalchemy.ColumnElement
+        A boolean SQL condition.
+
+    Example
+    -------
+    >>> str(receivable(inv.c.doc_type)).startswith("invoices.doc_type IN")
+    True
+    """
+    return doc_type_col.in_(RECEIVABLE_DOC_TYPES)
+
+
+def credit_sales(start: dt.date | None, end: dt.date, flt: LedgerFilter = NO_FILTER, by: tuple = (),
+                 periods: sa.FromClause | None = None) -> sa.Select:
+    """Credit sales: the gross amount of receivables (:func:`receivable`) with ``start <= invoice_date <= end``.
+
+    Credit memos are **not** netted from sales: they lower AR when issued and when applied, and gross
+    sales never go negative (so DSO never has a negative denominator). ``start`` None means "since the
+    beginning of the ledger".
+
+    Parameters
+    ----------
+    start : datetime.date or None
+        First day included.
+    end : datetime.date
+        Last day included.
+    flt : LedgerFilter, optional
+        Applied to the invoices (customer criteria and document currency).
+    by : tuple of invoices columns, optional
+        Group by these (e.g. ``(inv.c.customer_id,)``).
+    periods : FROM clause, optional
+        A table of periods (``period_start, period_end``): sales of each period instead, grouped by
+        ``period_end`` first (one query for many periods).
+
+    Returns
+    -------
+    sqlalchemy.Select
+        ``[period_end,] *by, sales_cents`` (integer cents; NULL when nothing matched and nothing is
+        grouped).
+
+    Example
+    -------
+    >>> q = credit_sales(dt.date(2024, 3, 1), dt.date(2024, 3, 31))
+    >>> [c.name for c in q.selected_columns]
+    ['sales_cents']
+    """
+    conds = [receivable(inv.c.doc_type), inv.c.invoice_date <= sa.literal(end, sa.Date)]
+    if start is not None:
+        conds.append(inv.c.invoice_date >= sa.literal(start, sa.Date))
+    keys = list(by)
+    stmt = sa.select(*keys, sa.func.sum(inv.c.amount_cents).label("sales_cents"))
+    if periods is not None:
+        keys = [periods.c.period_end, *keys]
+        stmt = sa.select(*keys, sa.func.sum(inv.c.amount_cents).label("sales_cents")).select_from(
+            periods.join(inv, sa.and_(inv.c.invoice_date >= periods.c.period_start,
+                                      inv.c.invoice_date <= periods.c.period_end)))
+    stmt = flt.apply_to_invoices(stmt.where(*conds))
+    return stmt.group_by(*keys) if keys else stmt
+
+
+def dispute_is_open(d, disputes=disp, before: bool = False) -> sa.ColumnElement[bool]:
+    """Is the dispute open at the end of day ``d``? Opened on or before ``d`` and not resolved by then.
+
+    A dispute resolved on ``d`` is no longer open at ``d``; one opened on ``d`` is. ``before=True``
+    asks the same at the end of the day *before* ``d`` (opened before ``d``, not resolved before ``d``)
+    — what a risk feature dated ``d`` may see.
+
+    Parameters
+    ----------
+    d : datetime.date or SQL date expression
+    disputes : table or alias of ``disputes``, optional
+    before : bool, default False
+
+    Returns
+    -------
+    sqlalchemy.ColumnElement
+
+    Example
+    -------
+    >>> cond = dispute_is_open(dt.date(2024, 3, 31))
+    """
+    if isinstance(d, dt.date):
+        d = sa.literal(d, sa.Date)
+    if before:
+        return sa.and_(disputes.c.opened_date < d,
+                       sa.or_(disputes.c.resolved_date.is_(None), disputes.c.resolved_date >= d))
+    return sa.and_(disputes.c.opened_date <= d,
+                   sa.or_(disputes.c.resolved_date.is_(None), disputes.c.resolved_date > d))
+
+
+def open_disputes_at(d: dt.date, flt: LedgerFilter = NO_FILTER) -> sa.Select:
+    """Disputes open at the end of day ``d`` (:func:`dispute_is_open`), scoped by ``flt`` through the
+    dispute's customer and its invoice's currency.
+
+    Returns
+    -------
+    sqlalchemy.Select
+        ``id, customer_id, invoice_id, reason_code, opened_date, amount_cents``.
+
+    Example
+    -------
+    >>> q = open_disputes_at(dt.date(2024, 3, 31))
+    """
+    stmt = (sa.select(disp.c.id, disp.c.customer_id, disp.c.invoice_id, disp.c.reason_code, disp.c.opened_date,
+                      disp.c.amount_cents)
+            .select_from(disp.join(inv, inv.c.id == disp.c.invoice_id))
+            .where(dispute_is_open(d)))
+    return flt.apply_to_invoices(stmt)
+
+
+def receipt_scope(flt: LedgerFilter, receipts=rec) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions that put receipts in a filter's scope: the receipt's own currency, and the
+    receipt's customer for the customer criteria. A receipt without a customer (unidentified) is in
+    scope only when the filter has no customer criteria.
+
+    Example
+    -------
+    >>> receipt_scope(NO_FILTER)
+    []
+    """
+    conds = [receipts.c.currency.in_(flt.currencies)] if flt.currencies else []
+    clause = flt.customer_clause(receipts.c.customer_id)
+    if clause is not None:
+        conds.append(clause)
+    return conds
+
+
+def _day_start(value: dt.date) -> sa.BindParameter:
+    return sa.literal(dt.datetime.combine(value, dt.time()), sa.DateTime)
+
+
+def is_contact(type_col) -> sa.ColumnElement[bool]:
+    """Is the activity a contact with the customer? A call, email, letter, portal message or escalation
+    (:data:`CONTACT_TYPES`). A ``note`` is internal and is not a contact.
+
+    Example
+    -------
+    >>> cond = is_contact(act.c.type)
+    """
+    return type_col.in_(CONTACT_TYPES)
+
+
+def last_contact(as_of: dt.date, customer_ids: Iterable[str] | None = None) -> sa.Subquery:
+    """Each customer's last contact (:func:`is_contact`) on or before ``as_of`` (any time that day).
+
+    ``days since contact`` everywhere = ``as_of`` − the date of this timestamp.
+
+    Parameters
+    ----------
+    as_of : datetime.date
+    customer_ids : iterable of str, optional
+        Only these customers.
+
+    Returns
+    -------
+    sqlalchemy.Subquery
+        ``customer_id, last_contact`` (a timestamp).
+
+    Example
+    -------
+    >>> q = last_contact(dt.date(2024, 4, 15), ["K1"])
+    """
+    stmt = (sa.select(act.c.customer_id, sa.func.max(act.c.occurred_at).label("last_contact"))
+            .where(is_contact(act.c.type), act.c.occurred_at < _day_start(as_of + dt.timedelta(days=1))))
+    if customer_ids is not None:
+        stmt = stmt.where(act.c.customer_id.in_(list(customer_ids)))
+    return stmt.group_by(act.c.customer_id).subquery("last_contact")
+
+
+def promise_outcomes(candidates: sa.FromClause, grace_days: int = DEFAULT_GRACE_DAYS) -> sa.Subquery:
+    """The one "promise kept" rule, evaluated point-in-time.
+
+    A promise (customer, optional invoice, ``made_on``, ``promised_date``, amount) seen with what was
+    known before ``cutoff`` (the first day NOT seen) is
+
+    * **kept** when cash (applications from receipts; credit memos are not payment, unapplies net)
+      applied to the promised invoice — or, without an invoice, to any of the customer's items —
+      dated from ``made_on`` to ``promised_date + grace_days`` and before ``cutoff`` adds up to at
+      least the promised amount;
+    * **broken** when not kept and its deadline ``promised_date + grace_days`` was before the last
+      day seen (``cutoff − 1``);
+    * **pending** otherwise.
+
+    KPIs evaluate at the end of day D (``cutoff = D + 1``); risk features dated D see only the days
+    before D (``cutoff = D``).
+
+    Parameters
+    ----------
+    candidates : FROM clause
+        One row per (evaluation, promise) with at least ``id, customer_id, invoice_id, made_on,
+        promised_date, amount_cents, cutoff``; any other columns (period, point key) are kept. ``id``
+        with the other columns must identify the row.
+    grace_days : int, default 3
+
+    Returns
+    -------
+    sqlalchemy.Subquery
+        The candidates' columns plus ``collected_cents`` (cash in the window, before the cutoff) and
+        ``status`` (``kept`` / ``broken`` / ``pending``).
+
+    Example
+    -------
+    >>> pc = sa.select(prom, sa.literal(dt.date(2024, 4, 1), sa.Date).label("cutoff")).subquery("pc")
+    >>> [c.name for c in promise_outcomes(pc).c][-2:]
+    ['collected_cents', 'status']
+    """
+    pf = candidates
+    # The cash of a (promise, cutoff) pair does not depend on who asks: compute it once per pair.
+    base = sa.select(pf.c.id, pf.c.customer_id, pf.c.invoice_id, pf.c.made_on, pf.c.promised_date,
+                     pf.c.cutoff).distinct().subquery("promise_base")
+    window = (
+        apps.c.receipt_id.is_not(None),
+        apps.c.applied_date >= base.c.made_on,
+        apps.c.applied_date < base.c.cutoff,
+        days_between(base.c.promised_date, apps.c.applied_date) <= grace_days,
+    )
+    on_invoice = (sa.select(base.c.id, base.c.cutoff, apps.c.amount_cents.label("cash"))
+                  .select_from(base.join(apps, apps.c.invoice_id == base.c.invoice_id)).where(*window))
+    cinv = inv.alias("promise_items")
+    on_customer = (sa.select(base.c.id, base.c.cutoff, apps.c.amount_cents.label("cash"))
+                   .select_from(base.join(cinv, cinv.c.customer_id == base.c.customer_id)
+                                .join(apps, apps.c.invoice_id == cinv.c.id))
+                   .where(base.c.invoice_id.is_(None), *window))
+    cash = sa.union_all(on_invoice, on_customer).subquery("promise_cash")
+    collected = (sa.select(cash.c.id, cash.c.cutoff, sa.func.sum(cash.c.cash).label("collected_cents"))
+                 .group_by(cash.c.id, cash.c.cutoff).subquery("promise_collected"))
+    got = sa.cast(sa.func.coalesce(collected.c.collected_cents, 0), sa.BigInteger)
+    status = sa.case(
+        (got >= pf.c.amount_cents, "kept"),
+        (days_between(pf.c.promised_date, pf.c.cutoff) > grace_days + 1, "broken"),
+        else_="pending",
+    )
+    return (sa.select(pf, got.label("collected_cents"), status.label("status"))
+            .select_from(pf.outerjoin(collected, sa.and_(collected.c.id == pf.c.id,
+                                                         collected.c.cutoff == pf.c.cutoff)))
+            .subquery("promise_outcomes"))
+
+
+def promise_candidates(periods: sa.FromClause, flt: LedgerFilter = NO_FILTER) -> sa.Subquery:
+    """Promises made within each period, in ``flt``'s scope, ready for :func:`promise_outcomes`.
+
+    Scope: the promise's customer; currency = its invoice's currency, else the customer's.
+
+    Parameters
+    ----------
+    periods : FROM clause
+        Columns ``period_start, period_end`` (the made-on window, both included) and ``cutoff`` (first
+        day not seen when evaluating), e.g. ``analytics.kpis.common.periods_table``.
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    sqlalchemy.Subquery
+        ``period_end, cutoff, id, customer_id, invoice_id, made_on, promised_date, amount_cents``.
+
+    Example
+    -------
+    >>> one = sa.select(sa.literal(dt.date(2024, 3, 1), sa.Date).label("period_start"),
+    ...                 sa.literal(dt.date(2024, 3, 31), sa.Date).label("period_end"),
+    ...                 sa.literal(dt.date(2024, 4, 1), sa.Date).label("cutoff")).subquery("p")
+    >>> pc = promise_candidates(one)
+    """
+    pinv = inv.alias("promised_invoice")
+    conds = []
+    clause = flt.customer_clause(prom.c.customer_id)
+    if clause is not None:
+        conds.append(clause)
+    if flt.currencies:
+        conds.append(sa.func.coalesce(pinv.c.currency, cust.c.currency).in_(flt.currencies))
+    made_in = sa.and_(prom.c.made_on >= periods.c.period_start, prom.c.made_on <= periods.c.period_end)
+    return (sa.select(periods.c.period_end, periods.c.cutoff, prom.c.id, prom.c.customer_id, prom.c.invoice_id,
+                      prom.c.made_on, prom.c.promised_date, prom.c.amount_cents)
+            .select_from(periods.join(prom, made_in).join(cust, cust.c.id == prom.c.customer_id)
+                         .outerjoin(pinv, pinv.c.id == prom.c.invoice_id))
+            .where(*conds).subquery("promise_candidates"))
+
+
+def open_amount_cents(conn: sa.Connection, *, invoice_id: str | None = None, customer_id: str | None = None,
+                      as_of: dt.date | None = None) -> int:
+    """The open amount of ONE item, or the net open balance of ONE customer, in cents.
+
+    Open amount = amount + every settlement of the item (:func:`settlements`: cash and credit applied
+    to it, credit it gave to others, adjustments). With ``as_of`` None every settlement counts whatever
+    its date (what a write must check against); with a date, only items issued and settlements dated
+    on or before it — the same figure as :func:`open_items` at that date.
+    A customer's balance is the sum over its items (open credit memos net it).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    invoice_id : str, optional
+        Exactly one of ``invoice_id`` and ``customer_id``.
+    customer_id : str, optional
+    as_of : datetime.date, optional
+
+    Returns
+    -------
+    int
+        0 for an item not yet issued at ``as_of`` or a customer without items.
+
+    Raises
+    ------
+    UserError
+        For an unknown ``invoice_id``, or when not exactly one of the two is given.
+
+    Example
+    -------
+    >>> open_amount_cents(conn, invoice_id="INV-1", as_of=dt.date(2024, 3, 31))  # doctest: +SKIP
+    30000
+    """
+    if (invoice_id is None) == (customer_id is None):
+        raise UserError("give exactly one of invoice_id and customer_id")
+    if invoice_id is not None:
+        known = conn.execute(sa.select(inv.c.id).where(inv.c.id == invoice_id)).first()
+        if known is None:
+            raise UserError(f"invoice_id: unknown invoice {invoice_id!r}")
+    s = settlements()
+    moved = sa.select(sa.func.coalesce(sa.func.sum(s.c.delta_cents), 0)).where(s.c.item_id == inv.c.id)
+    items = [inv.c.id == invoice_id] if invoice_id is not None else [inv.c.customer_id == customer_id]
+    if as_of is not None:
+        d = sa.literal(as_of_date := as_date(as_of, "as_of"), sa.Date)
+        moved = moved.where(s.c.move_date <= d)
+        items.append(inv.c.invoice_date <= sa.literal(as_of_date, sa.Date))
+    total = sa.func.sum(inv.c.amount_cents + moved.scalar_subquery())
+    return int(conn.execute(sa.select(sa.func.coalesce(total, 0)).where(*items)).scalar() or 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# One currency per figure, and the default as-of date
+# ------------------------------------------------------------------------------------------------
+def main_currency(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> str:
+    """The currency with the largest volume: lifetime credit sales plus the open balance at the end of
+    the ledger (all movements), among the documents matching ``flt``.
+
+    Ties go to the alphabetically first code. A ledger without documents gives the filter's single
+    currency, else ``"USD"`` (the schema default).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection or Engine
+    flt : LedgerFilter, optional
+        Its other criteria (business unit, region, collector, customer) apply; if it names currencies
+        the choice is among those.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> main_currency(conn)  # doctest: +SKIP
+    'USD'
+    """
+    s = settlements()
+    settled = sa.select(s.c.item_id, sa.func.sum(s.c.delta_cents).label("settled_cents")) \
+        .group_by(s.c.item_id).subquery("settled_all")
+    sales = sa.case((receivable(inv.c.doc_type), inv.c.amount_cents), else_=sa.literal_column("0"))
+    volume = sa.func.sum(sales + inv.c.amount_cents + sa.func.coalesce(settled.c.settled_cents, 0))
+    stmt = (sa.select(inv.c.currency, volume.label("volume"))
+            .select_from(inv.outerjoin(settled, settled.c.item_id == inv.c.id)))
+    stmt = flt.apply_to_invoices(stmt).group_by(inv.c.currency)
+    with connection(conn) as c:
+        rows = [(int(r.volume or 0), r.currency) for r in c.execute(stmt)]
+    if not rows:
+        return flt.currencies[0] if len(flt.currencies) == 1 else FALLBACK_CURRENCY
+    rows.sort(key=lambda r: (-r[0], r[1]))
+    return rows[0][1]
+
+
+def resolve_currency(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> tuple[LedgerFilter, str]:
+    """The one currency rule: every figure is in exactly one currency, amounts never add across them.
+
+    ``flt.currencies`` naming one code is kept; empty means :func:`main_currency`; several raise
+    :class:`UserError`.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection or Engine
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    (LedgerFilter, str)
+        The filter narrowed to that currency, and the currency.
+
+    Example
+    -------
+    >>> resolve_currency(conn, LedgerFilter(currencies=("EUR",)))[1]  # doctest: +SKIP
+    'EUR'
+    """
+    flt = flt or NO_FILTER
+    if len(flt.currencies) == 1:
+        return flt, flt.currencies[0]
+    if len(flt.currencies) > 1:
+        raise UserError(f"every figure is in one currency (amounts are never added across currencies); "
+                        f"choose one of {', '.join(flt.currencies)}")
+    cur = main_currency(conn, flt)
+    return dataclasses.replace(flt, currencies=(cur,)), cur
+
+
+def default_as_of(conn: sa.Connection, flt: LedgerFilter = NO_FILTER, *, today_if_empty: bool = True) -> dt.date | None:
+    """The default as-of date everywhere: the ledger's last business date, i.e. the latest invoice date
+    or receipt date (of the documents and receipts in ``flt``'s scope), whichever is later.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection or Engine
+    flt : LedgerFilter, optional
+    today_if_empty : bool, default True
+        What an empty ledger gives: today, or None.
+
+    Returns
+    -------
+    datetime.date or None
+
+    Example
+    -------
+    >>> default_as_of(conn)  # doctest: +SKIP
+    datetime.date(2026, 10, 31)
+    """
+    q_inv = flt.apply_to_invoices(sa.select(sa.func.max(inv.c.invoice_date)))
+    q_rec = sa.select(sa.func.max(rec.c.receipt_date)).where(*receipt_scope(flt))
+    with connection(conn) as c:
+        got = [as_date(x) for x in (c.execute(q_inv).scalar(), c.execute(q_rec).scalar()) if x is not None]
+    if got:
+        return max(got)
+    return dt.date.today() if today_if_empty else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Values at the edge: dates in, money out
+# ------------------------------------------------------------------------------------------------
+def as_date(value, field: str = "date") -> dt.date:
+    """``value`` as a date: a date, a datetime (its day), a pandas Timestamp or numpy datetime64, or an
+    ISO string (``YYYY-MM-DD``, also with a time after it, as some drivers return dates).
+
+    Parameters
+    ----------
+    value : object
+    field : str, default "date"
+        Named in the error.
+
+    Returns
+    -------
+    datetime.date
+
+    Raises
+    ------
+    UserError
+        ``"<field>: 'x' is not a date (YYYY-MM-DD)"``.
+
+    Example
+    -------
+    >>> as_date("2024-03-31 00:00:00")
+    datetime.date(2024, 3, 31)
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            try:
+                return dt.datetime.fromisoformat(text).date()
+            except ValueError:
+                pass
+    elif value is not None and hasattr(value, "dtype"):  # numpy datetime64
+        import pandas as pd
+
+        return pd.Timestamp(value).date()
+    raise UserError(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
+
+
+def parse_date(text: str) -> dt.date:
+    """A command-line date (``YYYY-MM-DD``), for ``argparse`` ``type=``: a bad one is a usage error.
+
+    Example
+    -------
+    >>> parse_date("2024-03-31")
+    datetime.date(2024, 3, 31)
+    """
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cents_to_decimal(cents) -> Decimal:
+    """Cents (an integer, or a fractional expectation) to currency units, exact and rounded half-up
+    (ties away from zero) to the cent.
+
+    Example
+    -------
+    >>> cents_to_decimal(-1234567), cents_to_decimal(0.5)
+    (Decimal('-12345.67'), Decimal('0.01'))
+    """
+    exact = Decimal(int(cents)) if isinstance(cents, int) or float(cents).is_integer() else Decimal(repr(float(cents)))
+    return (exact / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def to_units(cents) -> float | None:
+    """The one cents → currency conversion for JSON and display: :func:`cents_to_decimal` as a float.
+
+    None stays None; NaN or infinite cents (an undefined expectation) give NaN.
+
+    Example
+    -------
+    >>> to_units(12345), to_units(-5), to_units(None)
+    (123.45, -0.05, None)
+    """
+    if cents is None:
+        return None
+    if not isinstance(cents, int) and not math.isfinite(float(cents)):
+        return float("nan")
+    return float(cents_to_decimal(cents))

@@ -24,7 +24,7 @@ from analytics.auth import PermissionDenied, User, require
 from analytics.db import bump_ledger_version, lock_ledger, writer_lock
 from analytics.dunning import money_text
 from analytics.errors import UserError
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+from analytics.ledger import NO_FILTER, LedgerFilter, as_date, open_items  # noqa: F401  (as_date: re-exported)
 
 audit = schema.audit_log
 
@@ -36,20 +36,6 @@ def _utcnow() -> dt.datetime:
 # ------------------------------------------------------------------------------------------------
 # Validation helpers
 # ------------------------------------------------------------------------------------------------
-def as_date(value, field: str) -> dt.date:
-    """``value`` (date, datetime or ISO string) as a date, else a UserError naming ``field``."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise UserError(f"{field}: {value!r} is not a date (YYYY-MM-DD)")
-
-
 def _amount(value, field: str = "amount_cents") -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise UserError(f"{field}: {value!r} must be a whole number of cents")

@@ -7,10 +7,13 @@ portfolio):
   from :func:`analytics.risk.score_accounts` (model trained on the ledger's own history before
   ``as_of``, cached by ledger version; a documented heuristic when there is too little history);
 * ``promises_due_today`` / ``promised_today_cents``: promises whose promised date is ``as_of``;
-  ``broken_promises_30d``: promises due in the 30 days before ``as_of`` not kept (the customer's
-  receipts from the promise to the promised date fall short of the amount);
-* ``open_disputes`` / ``disputed_cents``: disputes opened on/before ``as_of`` and unresolved at it;
-* ``last_contact`` (date of the latest activity on/before ``as_of``) and ``days_since_contact``;
+  ``broken_promises_30d``: promises due in the 30 days before ``as_of`` that are broken at ``as_of``
+  (:func:`analytics.ledger.promise_outcomes`: the cash applied to the promised invoice or customer
+  up to the promised date + 3 grace days fell short);
+* ``open_disputes`` / ``disputed_cents``: disputes open at ``as_of``
+  (:func:`analytics.ledger.open_disputes_at`);
+* ``last_contact`` (date of the latest contact — call, email, letter, portal, escalation; a note is
+  not a contact — on/before ``as_of``, :func:`analytics.ledger.last_contact`) and ``days_since_contact``;
 * ``worst_days_past_due`` over all open items, and ``next_step`` — the dunning step for the worst
   days past due of the items NOT in dispute (:func:`analytics.dunning.next_step`: reminder 1–15,
   second notice 16–30, call 31–60, escalation 61–90, hold 91–120, collection agency 121+).
@@ -27,25 +30,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics import schema
 from analytics.db import days_between
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+from analytics.kpis.common import periods_table
+from analytics.ledger import (NO_FILTER, LedgerFilter, as_date, default_as_of, last_contact, open_disputes_at,
+                              open_items, promise_candidates, promise_outcomes, to_units)
 
-try:  # the workflow helper's ladder (shared with dunning letters)
-    from analytics.dunning import next_step as _next_step
-    DUNNING_SOURCE = "analytics.dunning"
-except ImportError:  # pragma: no cover - fallback when the dunning module is absent
-    _LADDER = ((121, "collection agency"), (91, "hold"), (61, "escalation"), (31, "call"), (16, "second notice"),
-               (1, "reminder"))
-    DUNNING_SOURCE = "local ladder"
+from analytics.dunning import next_step as _next_step
 
-    def _next_step(days_past_due):
-        if days_past_due is None or pd.isna(days_past_due):
-            return None
-        for low, name in _LADDER:
-            if days_past_due >= low:
-                return name
-        return None
+DUNNING_SOURCE = "analytics.dunning"
+_EPOCH = dt.date(1900, 1, 1)
 
 COLUMNS = [
     "rank", "customer_id", "customer_name", "collector_id", "currency", "band", "probability", "expected_loss_cents",
@@ -56,33 +49,34 @@ COLUMNS = [
 
 
 def _side_facts(conn: sa.Connection, as_of: dt.date, customer_ids: list[str]) -> pd.DataFrame:
-    """Promises, disputes, last contact and undisputed worst days past due per customer (SQL)."""
+    """Promises, disputes, last contact and undisputed worst days past due per customer (SQL).
+
+    Every fact uses the ledger's one definition: :func:`analytics.ledger.promise_outcomes` (evaluated at
+    the end of ``as_of``), :func:`analytics.ledger.open_disputes_at` and
+    :func:`analytics.ledger.last_contact` (a note is not a contact).
+    """
     d = sa.literal(as_of, sa.Date)
     ids = list(customer_ids)
-    from analytics.risk.features import promise_status
+    scope = LedgerFilter(customers=tuple(ids))
 
-    ps = promise_status()
+    ps = promise_outcomes(promise_candidates(periods_table([(_EPOCH, as_of)]), scope))
     prom = sa.select(
         ps.c.customer_id,
         sa.func.sum(sa.case((ps.c.promised_date == d, 1), else_=0)).label("promises_due_today"),
         sa.func.sum(sa.case((ps.c.promised_date == d, ps.c.amount_cents), else_=0)).label("promised_today_cents"),
         sa.func.sum(sa.case((sa.and_(ps.c.promised_date < d, days_between(ps.c.promised_date, d) <= 30,
-                                     ps.c.kept == 0), 1), else_=0)).label("broken_promises_30d"),
-    ).where(ps.c.made_on <= d, ps.c.customer_id.in_(ids)).group_by(ps.c.customer_id)
+                                     ps.c.status == "broken"), 1), else_=0)).label("broken_promises_30d"),
+    ).group_by(ps.c.customer_id)
 
-    disp = schema.disputes
-    open_disp = sa.and_(disp.c.opened_date <= d, sa.or_(disp.c.resolved_date.is_(None), disp.c.resolved_date > d))
-    dis = sa.select(disp.c.customer_id, sa.func.count().label("open_disputes"),
-                    sa.func.sum(disp.c.amount_cents).label("disputed_cents")).where(
-        open_disp, disp.c.customer_id.in_(ids)).group_by(disp.c.customer_id)
+    od = open_disputes_at(as_of, scope).subquery("open_disputes")
+    dis = sa.select(od.c.customer_id, sa.func.count().label("open_disputes"),
+                    sa.func.sum(od.c.amount_cents).label("disputed_cents")).group_by(od.c.customer_id)
 
-    act = schema.activities
-    next_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    contact = sa.select(act.c.customer_id, sa.func.max(act.c.occurred_at).label("last_contact")).where(
-        act.c.occurred_at < sa.literal(next_day, sa.DateTime), act.c.customer_id.in_(ids)).group_by(act.c.customer_id)
+    lc = last_contact(as_of, ids)
+    contact = sa.select(lc.c.customer_id, lc.c.last_contact)
 
-    oi = open_items(as_of, LedgerFilter(customers=tuple(ids)))
-    disputed_items = sa.select(disp.c.invoice_id).where(open_disp)
+    oi = open_items(as_of, scope)
+    disputed_items = sa.select(od.c.invoice_id)
     dun = sa.select(oi.c.customer_id, sa.func.max(oi.c.days_past_due).label("dunning_dpd")).where(
         oi.c.open_cents > 0, oi.c.days_past_due > 0, oi.c.invoice_id.not_in(disputed_items)).group_by(oi.c.customer_id)
 
@@ -148,7 +142,8 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
 # ------------------------------------------------------------------------------------------------
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics worklist``."""
-    parser.add_argument("--as-of", default=None, help="date YYYY-MM-DD (default: today)")
+    parser.add_argument("--as-of", default=None,
+                        help="date YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
     parser.add_argument("--collector", action="append", default=[], help="collector id (repeatable)")
     parser.add_argument("--limit", type=int, default=None, help="print only the first N accounts")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -157,14 +152,10 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
 def _run(args) -> int:
     from analytics import db
-    from analytics.errors import UserError
-    from analytics.risk import money
 
-    try:
-        as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
-    except ValueError:
-        raise UserError(f"--as-of: not a date (YYYY-MM-DD): {args.as_of!r}") from None
+    as_of = as_date(args.as_of, "--as-of") if args.as_of else None
     engine = db.connect(args.db)
+    as_of = as_of or default_as_of(engine)
     flt = LedgerFilter(collectors=tuple(args.collector))
     frame = worklist(engine, as_of, flt)
     if args.limit:
@@ -174,12 +165,12 @@ def _run(args) -> int:
         rows.append({
             "rank": int(r.rank), "customer_id": r.customer_id, "customer_name": r.customer_name,
             "collector_id": r.collector_id, "band": r.band, "probability": float(r.probability),
-            "expected_loss": money(r.expected_loss_cents), "open_amount": money(r.open_cents),
-            "overdue_amount": money(r.overdue_cents), "worst_days_past_due": int(r.worst_days_past_due),
+            "expected_loss": to_units(r.expected_loss_cents), "open_amount": to_units(r.open_cents),
+            "overdue_amount": to_units(r.overdue_cents), "worst_days_past_due": int(r.worst_days_past_due),
             "next_step": r.next_step, "reasons": r.reasons, "promises_due_today": int(r.promises_due_today),
             "broken_promises_30d": int(r.broken_promises_30d), "open_disputes": int(r.open_disputes),
-            "disputed_amount": money(r.disputed_cents),
-            "last_contact": r.last_contact.isoformat() if isinstance(r.last_contact, dt.date) else None,
+            "disputed_amount": to_units(r.disputed_cents),
+            "last_contact": None if pd.isna(r.last_contact) else as_date(r.last_contact).isoformat(),
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
     if args.json:

@@ -60,7 +60,8 @@ currency = profile["currency"]
 items = ui.cached(q.customer_items, customer_id, as_of)
 receipts = ui.cached(q.customer_receipts, customer_id, as_of)
 disputes = ui.cached(q.customer_disputes, customer_id)
-promises = ui.cached(q.customer_promises, customer_id)
+promises = ui.cached(q.customer_promises, customer_id, as_of)  # with each promise's status at as_of
+account_facts = ui.cached(q.customer_facts, customer_id, as_of)  # the ledger's one definition of each fact
 activities = ui.cached(q.customer_activities, customer_id)
 writeoffs = ui.cached(q.customer_writeoffs, customer_id)
 
@@ -95,8 +96,10 @@ if limit:
                                                    f"{ui.cents(limit, currency)}")
 else:
     cols[3].metric("Credit limit", "none set")
-cols[4].metric("Open disputes", f"{len(open_disputes)}",
-               help=ui.cents(int(open_disputes["amount_cents"].sum()), currency) if len(open_disputes) else None)
+cols[4].metric("Open disputes", f"{account_facts['open_disputes']}",
+               help=f"{ui.cents(account_facts['disputed_cents'], currency)} open at {as_of:%d %b %Y}; last contact "
+                    f"(call, e-mail, letter, portal, escalation; notes don't count): "
+                    f"{account_facts['last_contact'] or 'never'}")
 
 # ---- dunning letter ------------------------------------------------------------------------
 if ui.can(user, "draft_letters"):

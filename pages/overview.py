@@ -1,7 +1,8 @@
 """Overview: the core KPI set as of the sidebar date, month-on-month change, aging and DSO trend.
 
 All figures from :func:`analytics.kpis.snapshot`, :func:`analytics.kpis.aging` and
-:func:`analytics.kpis.kpi_trend` (definitions in docs/kpi_definitions.md).
+:func:`analytics.kpis.kpi_trend`; card labels and help from the metric catalogue (:mod:`analytics.metrics`,
+definitions in docs/kpi_definitions.md).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import datetime as dt
 
 import streamlit as st
 
-from analytics import kpis
+from analytics import kpis, metrics
 from dashboard import common as ui
 from dashboard import charts
 
@@ -30,28 +31,28 @@ st.caption(f"Amounts in {cur}. Change against the end of the previous month ({pr
            f"DSO window {snap['window']} days.")
 
 
-def card(col, label, key, fmt, kind, *, inverse=False, help=None):
-    col.metric(label, fmt(snap[key]), ui.delta(snap[key], prev[key], kind=kind),
-               delta_color="inverse" if inverse else "normal", help=help, border=True)
+def card(col, key, fmt, kind):
+    """One KPI card; its label, help and which direction is good come from the metric catalogue."""
+    m = metrics.get(key)
+    col.metric(m.label, fmt(snap[key]), ui.delta(snap[key], prev[key], kind=kind),
+               delta_color="inverse" if m.higher_is_better is False else "normal", help=metrics.help_text(key),
+               border=True)
+
+
+def money(v):
+    return ui.money(v, cur)
 
 
 row1 = st.columns(4)
-card(row1[0], "Total AR", "ar_total", lambda v: ui.money(v, cur), "money", inverse=True,
-     help="Open amount of every item at the as-of date (invoices and debit memos less open credit memos).")
-card(row1[1], "Overdue", "overdue_total", lambda v: ui.money(v, cur), "money", inverse=True,
-     help="Open amount past its due date.")
-card(row1[2], "% current", "pct_current", ui.pct, "pct", help="Current (not yet due) AR / total AR.")
-card(row1[3], "CEI (month to date)", "cei_month", ui.pct, "pct",
-     help="Collection Effectiveness Index for the as-of month up to the as-of date; 100% = everything "
-          "collectable was collected.")
+card(row1[0], "ar_total", money, "money")
+card(row1[1], "overdue_total", money, "money")
+card(row1[2], "pct_current", ui.pct, "pct")
+card(row1[3], "cei_month", ui.pct, "pct")
 row2 = st.columns(4)
-card(row2[0], "DSO", "dso_standard", ui.days, "days", inverse=True,
-     help="Days sales outstanding = AR / credit sales of the last N days × N.")
-card(row2[1], "Best possible DSO", "bpdso", ui.days, "days", inverse=True,
-     help="Current AR / credit sales of the last N days × N: the DSO if nothing were overdue.")
-card(row2[2], "Average days delinquent", "add", ui.days, "days", inverse=True, help="DSO − best possible DSO.")
-card(row2[3], "Over 90 days", "over_90_total", lambda v: ui.money(v, cur), "money", inverse=True,
-     help="Open amount more than 90 days past due.")
+card(row2[0], "dso_standard", ui.days, "days")
+card(row2[1], "bpdso", ui.days, "days")
+card(row2[2], "add", ui.days, "days")
+card(row2[3], "over_90_total", money, "money")
 st.caption(f"{snap['open_items']:,} open items · {snap['customers_with_balance']:,} customers with a balance · "
            f"unapplied cash {ui.money(snap['unapplied_cash'], cur)} · countback DSO {ui.days(snap['dso_countback'])}")
 

@@ -80,7 +80,7 @@ for col, row in zip(cols, status.itertuples(index=False)):
         delta = f"{row.actual - row.target:+,.1f}" + (" d" if days else " pp")
     col.metric(SHORT.get(row.metric, row.metric), actual, delta,
                delta_color="inverse" if days else "normal", border=True,
-               help=f"{sla.LABELS.get(row.metric, row.metric)}: {row.detail}")
+               help=f"{sla.LABELS.get(row.metric, row.metric)}: {row.detail}. {sla.definition(row.metric)}")
     col.markdown(f"{ICON.get(row.status, row.status)}  \ntarget {target}")
 
 st.subheader("Breaches")

@@ -31,6 +31,7 @@ from analytics.cash_app.posting import (accept_proposal, accept_proposals, apply
 from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, ledger_integrity, pending_proposals,
                                         refund_package,
                                         rollforward, ties_out, unapplied_aging, unapplied_cash)
+from analytics.ledger import parse_date, to_units
 
 __all__ = [
     "UNAPPLIED_BUCKETS", "accept_proposal", "accept_proposals", "apply", "cash_app_kpis", "default_as_of",
@@ -40,17 +41,8 @@ __all__ = [
 ]
 
 
-def _units(cents) -> float:
-    from decimal import ROUND_HALF_UP, Decimal
-
-    return float((Decimal(int(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _date_arg(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+_units = to_units
+_date_arg = parse_date
 
 
 def _month_arg(text: str) -> str:
@@ -66,7 +58,7 @@ def configure_cashapp_cli(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cashapp_command", metavar="ACTION")
     p = sub.add_parser("match", help="propose receipt-to-invoice matches (and apply the confident ones)")
     p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (default: $AR_DB_URL or data/demo.db)")
-    p.add_argument("--as-of", type=_date_arg, default=None, help="date of the run (default today)")
+    p.add_argument("--as-of", type=_date_arg, default=None, help="date of the run (default: the ledger's last invoice or receipt date)")
     p.add_argument("--apply", action="store_true",
                    help="write the proposals and auto-apply lines at or above --threshold (as user 'cli')")
     p.add_argument("--threshold", type=float, default=0.95, help="auto-apply confidence threshold (default 0.95)")

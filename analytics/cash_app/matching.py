@@ -62,7 +62,8 @@ import sqlalchemy as sa
 from rapidfuzz.distance import OSA
 
 from analytics import schema
-from analytics.ledger import open_items
+from analytics.ledger import as_date, open_items
+from analytics.ledger import default_as_of as ledger_default_as_of
 
 rc = schema.receipts
 ap = schema.applications
@@ -79,19 +80,15 @@ PROPOSAL_COLUMNS = ["receipt_id", "receipt_customer_id", "customer_id", "invoice
 
 
 def default_as_of(conn: sa.Connection) -> dt.date:
-    """Today, or the last receipt date when the ledger runs later than today (synthetic ledgers)."""
-    last = conn.execute(sa.select(sa.func.max(rc.c.receipt_date))).scalar()
-    last = _as_date(last) if last is not None else None
-    today = dt.date.today()
-    return max(today, last) if last else today
+    """The default date of a matching run: the ledger's last business date
+    (:func:`analytics.ledger.default_as_of`, the latest invoice or receipt date; today when empty).
 
-
-def _as_date(value) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return pd.Timestamp(value).date()
+    Example
+    -------
+    >>> default_as_of(conn)  # doctest: +SKIP
+    datetime.date(2026, 10, 31)
+    """
+    return ledger_default_as_of(conn)
 
 
 def unapplied_receipts_query(as_of: dt.date) -> sa.Select:
@@ -177,7 +174,7 @@ class _Book:
         self.items: dict[str, _Item] = {}
         self.by_customer: dict[str, list[_Item]] = {}
         for r in items.itertuples(index=False):
-            it = _Item(r.invoice_id, r.customer_id, r.currency, _as_date(r.due_date), _as_date(r.invoice_date),
+            it = _Item(r.invoice_id, r.customer_id, r.currency, as_date(r.due_date), as_date(r.invoice_date),
                        int(r.open_cents))
             self.items[it.invoice_id] = it
             self.by_customer.setdefault(it.customer_id, []).append(it)
@@ -280,7 +277,7 @@ def _line(rec, customer_id, item: _Item, amount: int, conf: float, rule: str, de
     item.avail -= amount
     return {"receipt_id": rec.receipt_id, "receipt_customer_id": rec.customer_id, "customer_id": customer_id,
             "invoice_id": item.invoice_id, "amount_cents": int(amount), "confidence": float(conf), "rule": rule,
-            "deduction_cents": int(deduction), "receipt_date": _as_date(rec.receipt_date),
+            "deduction_cents": int(deduction), "receipt_date": as_date(rec.receipt_date),
             "receipt_amount_cents": int(rec.amount_cents), "unapplied_cents": int(rec.unapplied_cents),
             "currency": rec.currency, "remittance_ref": rec.remittance_ref}
 

@@ -25,7 +25,9 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.db import connection, days_between
 from analytics.errors import UserError
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+from analytics.ledger import NO_FILTER, LedgerFilter, as_date, default_as_of, open_items, receipt_scope, receivable
+from analytics.ledger import resolve_currency as _one_currency
+from analytics.ledger import to_units
 
 inv = schema.invoices
 rec = schema.receipts
@@ -88,9 +90,9 @@ class History:
 def resolve_currency(conn, flt: LedgerFilter = NO_FILTER) -> tuple[str, LedgerFilter]:
     """The one currency a forecast is made in, and the filter restricted to it.
 
-    ``flt.currencies`` with exactly one code wins; with several it is an error (amounts are never
-    added across currencies); when empty, the currency with the largest invoiced amount in the
-    filtered ledger is used.
+    The rule is :func:`analytics.ledger.resolve_currency` (the filter's single currency, else the
+    ledger's main currency; several are refused); this keeps the forecast modules' ``(currency,
+    filter)`` order and refuses a filter with no invoices at all (nothing to forecast).
 
     Parameters
     ----------
@@ -106,28 +108,17 @@ def resolve_currency(conn, flt: LedgerFilter = NO_FILTER) -> tuple[str, LedgerFi
     >>> resolve_currency(engine, LedgerFilter(currencies=("EUR",)))[0]   # doctest: +SKIP
     'EUR'
     """
-    if len(flt.currencies) > 1:
-        raise UserError(f"a cash forecast is in one currency; pick one of {', '.join(flt.currencies)}")
-    if len(flt.currencies) == 1:
-        return flt.currencies[0], flt
-    stmt = flt.apply_to_invoices(
-        sa.select(inv.c.currency, sa.func.sum(inv.c.amount_cents).label("total"))
-        .where(inv.c.amount_cents > 0)
-        .group_by(inv.c.currency)
-    ).order_by(sa.desc("total"), inv.c.currency)
-    with connection(conn) as c:
-        row = c.execute(stmt).first()
-    if row is None:
-        raise UserError("the ledger has no invoices for this filter: nothing to forecast")
-    return row.currency, dataclasses.replace(flt, currencies=(row.currency,))
+    named = bool(flt.currencies)
+    flt, currency = _one_currency(conn, flt)
+    if not named:
+        with connection(conn) as c:
+            if c.execute(flt.apply_to_invoices(sa.select(inv.c.id)).limit(1)).first() is None:
+                raise UserError("the ledger has no invoices for this filter: nothing to forecast")
+    return currency, flt
 
 
 def _receipt_filter(flt: LedgerFilter) -> list:
-    conds = [rec.c.currency.in_(flt.currencies)] if flt.currencies else []
-    clause = flt.customer_clause(rec.c.customer_id)
-    if clause is not None:
-        conds.append(clause)
-    return conds
+    return receipt_scope(flt)
 
 
 def _week_index(date_col, anchor: dt.date):
@@ -161,10 +152,7 @@ def _history_start(conn, as_of: dt.date, flt: LedgerFilter) -> dt.date | None:
         first = c.execute(stmt).scalar()
     if first is None:
         return None
-    if isinstance(first, str):
-        first = dt.date.fromisoformat(first[:10])
-    if isinstance(first, dt.datetime):
-        first = first.date()
+    first = as_date(first)
     weeks = (as_of - first).days // 7
     return as_of - dt.timedelta(days=7 * weeks + 6)
 
@@ -204,7 +192,7 @@ def weekly_sales(conn, as_of: dt.date, first: dt.date, flt: LedgerFilter = NO_FI
     -------
     >>> weekly_sales(engine, dt.date(2024, 6, 30), dt.date(2024, 1, 1))  # doctest: +SKIP
     """
-    conds = [inv.c.amount_cents > 0]
+    conds = [receivable(inv.c.doc_type)]
     if flt.currencies:
         conds.append(inv.c.currency.in_(flt.currencies))
     clause = flt.customer_clause(inv.c.customer_id)
@@ -248,38 +236,24 @@ def actual_receipts(conn, start: dt.date, end: dt.date, flt: LedgerFilter = NO_F
     })
 
 
-def cents_to_units(cents: float) -> float:
-    """Cents (possibly fractional, e.g. an expectation) to currency units, rounded half-up to 0.01."""
-    from decimal import ROUND_HALF_UP, Decimal
-
-    if cents is None or not np.isfinite(cents):
-        return float("nan")
-    return float((Decimal(repr(float(cents))) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+#: Cents (possibly fractional, e.g. an expectation) to currency units, half-up: :func:`analytics.ledger.to_units`.
+cents_to_units = to_units
 
 
 def ledger_end(conn, flt: LedgerFilter = NO_FILTER) -> dt.date:
-    """The last date the ledger is live for ``flt``: min(last invoice date, last receipt date).
+    """The default as-of date of a forecast and the end of its backtest: the ledger's last business date
+    for ``flt`` in its currency (:func:`analytics.ledger.default_as_of`: the latest invoice or receipt date).
 
-    Used as the default as-of of a forecast and the end of the backtest (receipts after the last
-    invoice are a run-off, not a normal week).
+    Example
+    -------
+    >>> ledger_end(engine)  # doctest: +SKIP
+    datetime.date(2026, 10, 31)
     """
     _, flt = resolve_currency(conn, flt)
-    q_inv = flt.apply_to_invoices(sa.select(sa.func.max(inv.c.invoice_date)))
-    q_rec = sa.select(sa.func.max(rec.c.receipt_date)).where(*_receipt_filter(flt))
-    with connection(conn) as c:
-        a, b = c.execute(q_inv).scalar(), c.execute(q_rec).scalar()
-    dates = [_as_date(x) for x in (a, b) if x is not None]
-    if not dates:
+    end = default_as_of(conn, flt, today_if_empty=False)
+    if end is None:
         raise UserError("the ledger has no invoices or receipts for this filter")
-    return min(dates)
-
-
-def _as_date(x) -> dt.date:
-    if isinstance(x, str):
-        return dt.date.fromisoformat(x[:10])
-    if isinstance(x, dt.datetime):
-        return x.date()
-    return x
+    return end
 
 
 def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_days: int = 365,
@@ -317,13 +291,13 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
         stmt = (
             sa.select(oi.c.customer_id, oi.c.due_date, sa.func.sum(oi.c.open_cents).label("open_cents"),
                       sa.func.sum(open_f * open_f).label("open_sq_cents"), sa.func.count().label("items"))
-            .where(oi.c.open_cents > 0, oi.c.doc_type != "credit_memo")
+            .where(oi.c.open_cents > 0, receivable(oi.c.doc_type))
             .group_by(oi.c.customer_id, oi.c.due_date)
             .order_by(oi.c.customer_id, oi.c.due_date)
         )
         open_groups = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "due_date", "open_cents",
                                                                   "open_sq_cents", "items"])
-        open_groups["due_date"] = [_as_date(d) for d in open_groups["due_date"]]
+        open_groups["due_date"] = [as_date(d) for d in open_groups["due_date"]]
         open_groups["open_cents"] = open_groups["open_cents"].astype(float)
         open_groups["open_sq_cents"] = open_groups["open_sq_cents"].astype(float)
 
@@ -425,7 +399,7 @@ def open_by_customer(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, limit:
     total = sa.func.sum(oi.c.open_cents)
     stmt = (sa.select(oi.c.customer_id, cust.c.name.label("customer_name"), total.label("open_cents"))
             .select_from(oi.join(cust, cust.c.id == oi.c.customer_id))
-            .where(oi.c.open_cents > 0, oi.c.doc_type != "credit_memo")
+            .where(oi.c.open_cents > 0, receivable(oi.c.doc_type))
             .group_by(oi.c.customer_id, cust.c.name)
             .order_by(total.desc(), oi.c.customer_id).limit(limit))
     with connection(conn) as c:

@@ -1,8 +1,11 @@
 """Accounts-receivable KPIs: the core set (aging, DSO family, CEI, roll rates, provision) as SQL.
 
 The core API lives in :mod:`analytics.kpis.ar` and is re-exported here; collection-operations
-metrics are in :mod:`analytics.kpis.operations` and SLA tracking in :mod:`analytics.kpis.sla`
-(import those by module path). Definitions: ``docs/kpi_definitions.md``.
+metrics are in :mod:`analytics.kpis.disputes`, :mod:`analytics.kpis.promises` and
+:mod:`analytics.kpis.collectors` (all re-exported by :mod:`analytics.kpis.operations`) and SLA tracking
+in :mod:`analytics.kpis.sla` (import those by module path). The business concepts they share are in
+:mod:`analytics.ledger`, the metric catalogue in :mod:`analytics.metrics`. Definitions:
+``docs/kpi_definitions.md``.
 
 CLI::
 
@@ -21,7 +24,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 
 from analytics.errors import UserError
@@ -57,7 +59,7 @@ from analytics.kpis.ar import (  # noqa: F401  (re-exported API)
     write_off_ratio,
     write_offs,
 )
-from analytics.ledger import NO_FILTER, LedgerFilter  # noqa: F401
+from analytics.ledger import NO_FILTER, LedgerFilter, default_as_of, parse_date  # noqa: F401
 
 __all__ = [
     "DEFAULT_BUCKETS", "DEFAULT_EDGES", "DEFAULT_WINDOW", "SALES_DOC_TYPES", "Bucket", "LedgerFilter", "NO_FILTER",
@@ -69,11 +71,7 @@ __all__ = [
 ]
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+_date = parse_date
 
 
 def _positive_int(text: str) -> int:
@@ -89,7 +87,7 @@ def _positive_int(text: str) -> int:
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Add the ``kpis`` command's arguments to ``parser`` and set its run function."""
     parser.add_argument("--as-of", type=_date, default=None,
-                        help="as-of date YYYY-MM-DD (default: latest invoice/receipt date in the ledger)")
+                        help="as-of date YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
     parser.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
                         help="DSO window N in days (default 90)")
     parser.add_argument("--currency", default=None, help="currency (default: the ledger's main currency)")
@@ -117,7 +115,7 @@ def run_cli(args: argparse.Namespace) -> int:
                         f"{str(exc).splitlines()[0]}") from None
     try:
         with engine.connect() as conn:
-            as_of = args.as_of or latest_date(conn) or dt.date.today()
+            as_of = args.as_of or default_as_of(conn)
             snap = snapshot(conn, as_of, flt, window=args.window)
     finally:
         engine.dispose()
@@ -133,19 +131,20 @@ def _num(value, suffix: str = "") -> str:
 
 
 def format_snapshot(snap: dict) -> str:
-    """A readable table of a :func:`snapshot` dict (what ``kpis`` prints without ``--json``)."""
+    """A readable table of a :func:`snapshot` dict (what ``kpis`` prints without ``--json``); the labels
+    come from the metric catalogue (:mod:`analytics.metrics`)."""
+    from analytics import metrics
+
     cur = snap["currency"]
     lines = [f"AR KPIs as of {snap['as_of']} ({cur}, DSO window {snap['window']} days)", ""]
-    rows = [
-        ("AR total", _num(snap["ar_total"])), ("Current", _num(snap["current_total"])),
-        ("Overdue", _num(snap["overdue_total"])), ("Over 90 days", _num(snap["over_90_total"])),
-        ("% current", _num(snap["pct_current"], " %")), ("Credit sales (window)", _num(snap["credit_sales"])),
-        ("DSO (standard)", _num(snap["dso_standard"], " d")), ("DSO (countback)", _num(snap["dso_countback"], " d")),
-        ("Best possible DSO", _num(snap["bpdso"], " d")), ("Average days delinquent", _num(snap["add"], " d")),
-        ("CEI (month to date)", _num(snap["cei_month"], " %")), ("Open items", f"{snap['open_items']:,}"),
-        ("Customers with balance", f"{snap['customers_with_balance']:,}"),
-        ("Unapplied cash", _num(snap["unapplied_cash"])),
-    ]
+    suffix = {"days": " d", "pct": " %"}
+    rows = []
+    for key in metrics.snapshot_keys():
+        m = metrics.get(key)
+        if m.unit == "count":
+            rows.append((m.label, f"{snap[key]:,}"))
+        elif m.unit in ("money", "days", "pct"):
+            rows.append((m.label, _num(snap[key], suffix.get(m.unit, ""))))
     width = max(len(k) for k, _ in rows)
     lines += [f"{k:<{width}}  {v:>18}" for k, v in rows]
     lines += ["", "Aging", *[f"{k:<{width}}  {_num(v):>18}" for k, v in snap["aging"].items()]]

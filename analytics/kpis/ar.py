@@ -35,7 +35,6 @@ import calendar
 import dataclasses
 import datetime as dt
 import math
-from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Iterable, NamedTuple, Sequence
 
@@ -45,8 +44,10 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.db import date_values, days_between
 from analytics.errors import UserError
-from analytics.ledger import (NO_FILTER, LedgerFilter, date_chunks, dates_per_query, open_items, open_items_over,
-                             settlements)
+from analytics.ledger import (FALLBACK_CURRENCY, NO_FILTER, RECEIVABLE_DOC_TYPES, LedgerFilter, as_date,  # noqa: F401
+                             date_chunks, dates_per_query, default_as_of, main_currency, open_items, open_items_over,
+                             receipt_scope, receivable, resolve_currency, settlements, to_units)
+from analytics.ledger import credit_sales as credit_sales_query
 
 inv = schema.invoices
 rec = schema.receipts
@@ -54,10 +55,10 @@ apps = schema.applications
 adj = schema.adjustments
 cust = schema.customers
 
-SALES_DOC_TYPES = ("invoice", "debit_memo")
+#: Credit sales and receivables: :data:`analytics.ledger.RECEIVABLE_DOC_TYPES` (invoices and debit memos).
+SALES_DOC_TYPES = RECEIVABLE_DOC_TYPES
 DEFAULT_WINDOW = 90
 DEFAULT_EDGES = (0, 30, 60, 90, 120)
-FALLBACK_CURRENCY = "USD"  # schema default; used only when the (filtered) ledger has no documents at all
 WRITE_OFF_LABEL = "Write-off"
 
 
@@ -190,13 +191,6 @@ def cents_round(value: Fraction) -> int:
     return n if q >= 0 else -n
 
 
-def to_units(cents: int | None) -> float | None:
-    """Integer cents -> currency units as a number with 2 decimals (exact decimal, half-up)."""
-    if cents is None:
-        return None
-    return float((Decimal(int(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
 def _ratio(num: int, den: int) -> Fraction | None:
     return None if den == 0 else Fraction(int(num), int(den))
 
@@ -205,14 +199,7 @@ def _f(x: Fraction | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def _as_date(value) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        return dt.date.fromisoformat(value[:10])
-    return pd.Timestamp(value).date()
+
 
 
 def _int(value) -> int:
@@ -229,7 +216,7 @@ def _value_table(rows: Sequence[Sequence], columns: Sequence[tuple[str, sa.types
 
 
 def _dates(dates: Iterable[dt.date]) -> list[dt.date]:
-    out = sorted({_as_date(d) for d in dates})
+    out = sorted({as_date(d) for d in dates})
     if not out:
         raise UserError("give at least one as-of date")
     return out
@@ -244,57 +231,8 @@ def _frame(rows: list[dict], columns: list[str], currency: str | None) -> pd.Dat
 # ----------------------------------------------------------------------------------------------
 # Currency
 # ----------------------------------------------------------------------------------------------
-def main_currency(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> str:
-    """The currency with the largest volume: lifetime credit sales plus the open balance at the end of
-    the ledger (all movements), among the documents matching ``flt``.
-
-    Ties go to the alphabetically first code. A ledger without documents gives ``"USD"`` (the schema
-    default).
-
-    Parameters
-    ----------
-    conn : sqlalchemy.Connection
-    flt : LedgerFilter, optional
-        Its other criteria (business unit, region, collector, customer) apply; if it names currencies
-        the choice is among those.
-
-    Returns
-    -------
-    str
-
-    Example
-    -------
-    >>> main_currency(conn)  # doctest: +SKIP
-    'USD'
-    """
-    s = settlements()
-    settled = sa.select(s.c.item_id, sa.func.sum(s.c.delta_cents).label("settled_cents")) \
-        .group_by(s.c.item_id).subquery("settled_all")
-    sales = sa.case((inv.c.doc_type.in_(SALES_DOC_TYPES), inv.c.amount_cents), else_=sa.literal_column("0"))
-    volume = sa.func.sum(sales + inv.c.amount_cents + sa.func.coalesce(settled.c.settled_cents, 0))
-    stmt = (sa.select(inv.c.currency, volume.label("volume"))
-            .select_from(inv.outerjoin(settled, settled.c.item_id == inv.c.id)))
-    stmt = flt.apply_to_invoices(stmt).group_by(inv.c.currency)
-    rows = [(int(r.volume or 0), r.currency) for r in conn.execute(stmt)]
-    if not rows:
-        return flt.currencies[0] if len(flt.currencies) == 1 else FALLBACK_CURRENCY
-    rows.sort(key=lambda r: (-r[0], r[1]))
-    return rows[0][1]
-
-
-def resolve_currency(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> tuple[LedgerFilter, str]:
-    """The filter narrowed to exactly one currency, and that currency.
-
-    ``flt.currencies`` with one code is kept; empty means :func:`main_currency`; several raise
-    :class:`UserError` (amounts are never added across currencies).
-    """
-    flt = flt or NO_FILTER
-    if len(flt.currencies) == 1:
-        return flt, flt.currencies[0]
-    if len(flt.currencies) > 1:
-        raise UserError(f"KPIs never add amounts across currencies; choose one of {', '.join(flt.currencies)}")
-    cur = main_currency(conn, flt)
-    return dataclasses.replace(flt, currencies=(cur,)), cur
+# The currency rule lives in the ledger layer: :func:`analytics.ledger.main_currency` and
+# :func:`analytics.ledger.resolve_currency` (imported above, re-exported by :mod:`analytics.kpis`).
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,11 +268,11 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER, bu
     """
     buckets = _buckets(buckets)
     flt, cur = resolve_currency(conn, flt)
-    o = open_items(_as_date(as_of), flt)
+    o = open_items(as_date(as_of), flt)
     inner = sa.select(bucket_order_expr(o.c.days_past_due, buckets).label("bucket_order"), o.c.open_cents,
                       o.c.customer_id)
     if receivables_only:
-        inner = inner.where(o.c.doc_type.in_(SALES_DOC_TYPES))
+        inner = inner.where(receivable(o.c.doc_type))
     inner = inner.subquery("aged")
     stmt = sa.select(inner.c.bucket_order, sa.func.sum(inner.c.open_cents).label("open_cents"),
                      sa.func.count().label("items"),
@@ -369,7 +307,7 @@ def aging_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter
     flt, cur = resolve_currency(conn, flt)
     mv = _balance_moves(dates, flt, buckets)
     stmt = sa.select(mv.c.as_of, mv.c.b, sa.func.sum(mv.c.c).label("open_cents")).group_by(mv.c.as_of, mv.c.b)
-    got = {(_as_date(r.as_of), int(r.b)): int(r.open_cents) for r in conn.execute(stmt)}
+    got = {(as_date(r.as_of), int(r.b)): int(r.open_cents) for r in conn.execute(stmt)}
     rows = [{"as_of": d, "bucket": b.label, "bucket_order": b.order, "open_cents": got.get((d, b.order), 0)}
             for d in dates for b in buckets]
     df = _frame(rows, ["as_of", "bucket", "bucket_order", "open_cents"], cur)
@@ -400,7 +338,7 @@ def aging_detail(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FIL
     """
     buckets = _buckets(buckets)
     flt, cur = resolve_currency(conn, flt)
-    o = open_items(_as_date(as_of), flt)
+    o = open_items(as_date(as_of), flt)
     border = bucket_order_expr(o.c.days_past_due, buckets)
     stmt = (sa.select(o.c.customer_id, cust.c.name.label("customer_name"), o.c.invoice_id, o.c.doc_type,
                       o.c.invoice_date, o.c.due_date, o.c.open_cents, o.c.days_past_due,
@@ -420,7 +358,7 @@ def aging_detail(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FIL
         stmt = stmt.limit(int(limit))
     labels = {b.order: b.label for b in buckets}
     rows = [{"customer_id": r.customer_id, "customer_name": r.customer_name, "invoice_id": r.invoice_id,
-             "doc_type": r.doc_type, "invoice_date": _as_date(r.invoice_date), "due_date": _as_date(r.due_date),
+             "doc_type": r.doc_type, "invoice_date": as_date(r.invoice_date), "due_date": as_date(r.due_date),
              "open_cents": int(r.open_cents), "days_past_due": int(r.days_past_due),
              "bucket": labels[int(r.bucket_order)], "bucket_order": int(r.bucket_order), "currency": r.currency}
             for r in conn.execute(stmt)]
@@ -487,13 +425,13 @@ def _points(conn: sa.Connection, dates: list[dt.date], flt: LedgerFilter, window
                             sa.func.sum(sa.case((inv.c.invoice_date >= pt.c.month_lo, inv.c.amount_cents),
                                                 else_=zero)).label("mtd"))
                   .select_from(pt.join(inv, sa.and_(inv.c.invoice_date > pt.c.lo, inv.c.invoice_date <= pt.c.as_of)))
-                  .where(inv.c.doc_type.in_(SALES_DOC_TYPES)))
+                  .where(receivable(inv.c.doc_type)))
     sales = flt.apply_to_invoices(sales_stmt).group_by(pt.c.as_of).subquery("sales")
     stmt = (sa.select(pt.c.as_of, bal.c.ar, bal.c.cur, bal.c.o90, sales.c.sales, sales.c.mtd)
             .select_from(pt.outerjoin(bal, bal.c.as_of == pt.c.as_of).outerjoin(sales, sales.c.as_of == pt.c.as_of)))
     out = {}
     for r in conn.execute(stmt):
-        d = _as_date(r.as_of)
+        d = as_date(r.as_of)
         out[d] = _Point(d, _int(r.ar), _int(r.cur), _int(r.o90), _int(r.sales), _int(r.mtd))
     return out
 
@@ -503,7 +441,7 @@ def _monthly_sales(conn: sa.Connection, upto: dt.date, flt: LedgerFilter) -> dic
     y = sa.extract("year", inv.c.invoice_date)
     m = sa.extract("month", inv.c.invoice_date)
     stmt = (sa.select(y.label("y"), m.label("m"), sa.func.sum(inv.c.amount_cents).label("sales"))
-            .where(inv.c.doc_type.in_(SALES_DOC_TYPES), inv.c.invoice_date <= sa.literal(upto, sa.Date)))
+            .where(receivable(inv.c.doc_type), inv.c.invoice_date <= sa.literal(upto, sa.Date)))
     stmt = flt.apply_to_invoices(stmt).group_by(y, m)
     return {(int(r.y), int(r.m)): int(r.sales) for r in conn.execute(stmt)}
 
@@ -605,7 +543,7 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter =
     for d in dates:
         p = points[d]
         f = _dso(p, window, monthly)
-        cei_m = _cei_fraction(points[prior[d]].ar, p.sales_mtd, p.ar, p.current)
+        cei_m = cei_fraction(points[prior[d]].ar, p.sales_mtd, p.ar, p.current)
         rows.append({"as_of": d, "ar_cents": p.ar, "current_cents": p.current, "overdue_cents": p.ar - p.current,
                      "over_90_cents": p.over_90, "sales_cents": p.sales,
                      "dso_standard": _f(f.dso_standard), "bpdso": _f(f.bpdso), "add": _f(f.add),
@@ -619,7 +557,17 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter =
 # ----------------------------------------------------------------------------------------------
 # CEI, sales, write-offs, unapplied cash, payment days
 # ----------------------------------------------------------------------------------------------
-def _cei_fraction(ar_begin: int, sales: int, ar_end: int, current_end: int) -> Fraction | None:
+def cei_fraction(ar_begin: int, sales: int, ar_end: int, current_end: int) -> Fraction | None:
+    """CEI in percent as an exact fraction from its four integer parts (cents), None when undefined.
+
+    CEI = (AR at the start − 1 day + credit sales in the period − AR at the end) / (AR at the start −
+    1 day + credit sales − current AR at the end) × 100 (see :func:`cei`).
+
+    Example
+    -------
+    >>> cei_fraction(1000, 500, 600, 300)
+    Fraction(75, 1)
+    """
     den = ar_begin + sales - current_end
     return None if den == 0 else Fraction((ar_begin + sales - ar_end) * 100, den)
 
@@ -637,31 +585,35 @@ def cei(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerFilter = N
     >>> cei(conn, dt.date(2024, 3, 1), dt.date(2024, 3, 31))  # doctest: +SKIP
     61.25
     """
-    start, end = _as_date(start), _as_date(end)
+    start, end = as_date(start), as_date(end)
     if end < start:
         raise UserError(f"CEI period ends ({end}) before it starts ({start})")
     flt, _ = resolve_currency(conn, flt)
     begin = start - dt.timedelta(days=1)
     pts = _points(conn, sorted({begin, end}), flt, (end - begin).days)
-    value = _cei_fraction(pts[begin].ar, pts[end].sales, pts[end].ar, pts[end].current)
+    value = cei_fraction(pts[begin].ar, pts[end].sales, pts[end].ar, pts[end].current)
     return None if value is None else float(value)
 
 
 def credit_sales(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerFilter = NO_FILTER) -> int:
-    """Credit sales in cents: invoices and debit memos (not net of credit memos) dated in [start, end]."""
+    """Credit sales in cents dated in [start, end]: :func:`analytics.ledger.credit_sales` (invoices and
+    debit memos, not net of credit memos), in one currency.
+
+    Example
+    -------
+    >>> credit_sales(conn, dt.date(2024, 3, 1), dt.date(2024, 3, 31))  # doctest: +SKIP
+    150000
+    """
     flt, _ = resolve_currency(conn, flt)
-    stmt = sa.select(sa.func.sum(inv.c.amount_cents)).where(
-        inv.c.doc_type.in_(SALES_DOC_TYPES), inv.c.invoice_date >= sa.literal(_as_date(start), sa.Date),
-        inv.c.invoice_date <= sa.literal(_as_date(end), sa.Date))
-    return _int(conn.execute(flt.apply_to_invoices(stmt)).scalar())
+    return _int(conn.execute(credit_sales_query(as_date(start), as_date(end), flt)).scalar())
 
 
 def write_offs(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerFilter = NO_FILTER) -> int:
     """Write-offs in cents (positive) dated in [start, end], net of write-off reversals."""
     flt, _ = resolve_currency(conn, flt)
     stmt = (sa.select(sa.func.sum(-adj.c.amount_cents)).select_from(adj.join(inv, inv.c.id == adj.c.invoice_id))
-            .where(adj.c.kind == "write_off", adj.c.adj_date >= sa.literal(_as_date(start), sa.Date),
-                   adj.c.adj_date <= sa.literal(_as_date(end), sa.Date)))
+            .where(adj.c.kind == "write_off", adj.c.adj_date >= sa.literal(as_date(start), sa.Date),
+                   adj.c.adj_date <= sa.literal(as_date(end), sa.Date)))
     return _int(conn.execute(flt.apply_to_invoices(stmt)).scalar())
 
 
@@ -691,7 +643,7 @@ def unapplied_cash(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_F
     Unidentified receipts (no customer) count when the filter has no customer criteria (business unit,
     region, collector, customer), since they cannot be attributed.
     """
-    as_of = _as_date(as_of)
+    as_of = as_date(as_of)
     flt, _ = resolve_currency(conn, flt)
     d = sa.literal(as_of, sa.Date)
     applied = (sa.select(apps.c.receipt_id, sa.func.sum(apps.c.amount_cents).label("applied"))
@@ -699,10 +651,7 @@ def unapplied_cash(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_F
                .group_by(apps.c.receipt_id).subquery("applied"))
     stmt = (sa.select(sa.func.sum(rec.c.amount_cents - sa.func.coalesce(applied.c.applied, 0)))
             .select_from(rec.outerjoin(applied, applied.c.receipt_id == rec.c.id))
-            .where(rec.c.receipt_date <= d, rec.c.currency.in_(flt.currencies)))
-    clause = flt.customer_clause(rec.c.customer_id)
-    if clause is not None:
-        stmt = stmt.where(clause)
+            .where(rec.c.receipt_date <= d, *receipt_scope(flt)))
     return _int(conn.execute(stmt).scalar())
 
 
@@ -725,7 +674,7 @@ def payment_days(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerF
     >>> payment_days(conn, dt.date(2024, 3, 1), dt.date(2024, 3, 31))["avg_days_to_pay"]  # doctest: +SKIP
     34.5
     """
-    start, end = _as_date(start), _as_date(end)
+    start, end = as_date(start), as_date(end)
     flt, _ = resolve_currency(conn, flt)
     d = sa.literal(end, sa.Date)
     s = settlements()
@@ -739,7 +688,7 @@ def payment_days(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerF
     late = sa.case((late_raw > sa.literal_column("0"), late_raw), else_=sa.literal_column("0"))
     inner = (sa.select(inv.c.amount_cents.label("amt"), to_pay.label("to_pay"), late.label("late"))
              .select_from(inv.join(per, per.c.item_id == inv.c.id))
-             .where(inv.c.doc_type.in_(SALES_DOC_TYPES), inv.c.amount_cents + per.c.settled == 0,
+             .where(receivable(inv.c.doc_type), inv.c.amount_cents + per.c.settled == 0,
                     per.c.paid_on >= sa.literal(start, sa.Date), per.c.wo == 0))
     inner = flt.apply_to_invoices(inner).subquery("paid_items")
     r = conn.execute(sa.select(sa.func.count().label("n"), sa.func.sum(inner.c.amt).label("amt"),
@@ -769,7 +718,7 @@ def _roll_query(dates: Sequence[dt.date], flt: LedgerFilter, buckets) -> sa.Sele
     o = open_items_over(dates, flt).element.subquery("roll_items")
     aged = (sa.select(o.c.as_of, o.c.invoice_id, o.c.open_cents,
                       bucket_order_expr(o.c.days_past_due, buckets).label("b"))
-            .where(o.c.doc_type.in_(SALES_DOC_TYPES)).cte("aged"))
+            .where(receivable(o.c.doc_type)).cte("aged"))
     b0, b1 = aged.alias("b0"), aged.alias("b1")
     wo = (sa.select(pairs.c.m0, adj.c.invoice_id, sa.func.sum(-adj.c.amount_cents).label("wo"))
           .select_from(pairs.join(adj, sa.and_(adj.c.adj_date > pairs.c.m0, adj.c.adj_date <= pairs.c.m1)))
@@ -819,7 +768,7 @@ def roll_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter 
         return _frame([], cols, cur)
     got = {}
     for chunk in date_chunks(dates, dates_per_query(conn), overlap=True):
-        got.update({(_as_date(r.m0), int(r.b)): r for r in conn.execute(_roll_query(chunk, flt, buckets))})
+        got.update({(as_date(r.m0), int(r.b)): r for r in conn.execute(_roll_query(chunk, flt, buckets))})
     rows = []
     for m0, m1 in zip(dates, dates[1:]):
         for b in buckets:
@@ -892,7 +841,7 @@ def provision_matrix(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO
     >>> provision_matrix(conn, dt.date(2024, 3, 31)).provision_cents.sum()  # doctest: +SKIP
     """
     buckets = _buckets(buckets)
-    as_of = _as_date(as_of)
+    as_of = as_date(as_of)
     flt, cur = resolve_currency(conn, flt)
     hist = last_month_ends(as_of, int(lookback) + 1)
     rr = roll_rates(conn, hist, flt, buckets)
@@ -919,17 +868,20 @@ def provision_matrix(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO
 # Snapshot
 # ----------------------------------------------------------------------------------------------
 def latest_date(conn: sa.Connection) -> dt.date | None:
-    """The latest invoice or receipt date in the ledger (None when empty): the CLI's default as-of."""
-    a = conn.execute(sa.select(sa.func.max(inv.c.invoice_date))).scalar()
-    b = conn.execute(sa.select(sa.func.max(rec.c.receipt_date))).scalar()
-    got = [_as_date(x) for x in (a, b) if x is not None]
-    return max(got) if got else None
+    """The ledger's last business date (:func:`analytics.ledger.default_as_of`), None when it is empty.
+
+    Example
+    -------
+    >>> latest_date(conn)  # doctest: +SKIP
+    datetime.date(2026, 10, 31)
+    """
+    return default_as_of(conn, today_if_empty=False)
 
 
 def customers_with_balance(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> int:
     """Customers whose net open balance at ``as_of`` is non-zero."""
     flt, _ = resolve_currency(conn, flt)
-    o = open_items(_as_date(as_of), flt)
+    o = open_items(as_date(as_of), flt)
     per = sa.select(o.c.customer_id).group_by(o.c.customer_id) \
         .having(sa.func.sum(o.c.open_cents) != sa.literal_column("0")).subquery("balances")
     return _int(conn.execute(sa.select(sa.func.count()).select_from(per)).scalar())
@@ -956,7 +908,7 @@ def snapshot(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER,
     >>> snapshot(conn, dt.date(2024, 3, 31))["dso_standard"]  # doctest: +SKIP
     69.0
     """
-    as_of = _as_date(as_of)
+    as_of = as_date(as_of)
     flt, cur = resolve_currency(conn, flt)
     buckets = _buckets(buckets)
     begin = as_of.replace(day=1) - dt.timedelta(days=1)
@@ -965,7 +917,7 @@ def snapshot(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER,
     monthly = _monthly_sales(conn, as_of, flt)
     f = _dso(p, window, monthly)
     ag = aging(conn, as_of, flt, buckets)
-    cei_m = _cei_fraction(p0.ar, p.sales_mtd, p.ar, p.current)
+    cei_m = cei_fraction(p0.ar, p.sales_mtd, p.ar, p.current)
     return {
         "as_of": as_of.isoformat(),
         "currency": cur,

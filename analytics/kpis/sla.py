@@ -45,21 +45,30 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.errors import UserError
+from analytics import metrics
 from analytics.kpis import ar
 from analytics.kpis import operations as ops
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items, open_items_over
+from analytics.kpis.common import isum, pct, sum_if
+from analytics.ledger import (NO_FILTER, LedgerFilter, credit_sales, open_items, open_items_over, resolve_currency,
+                              to_units)
 
 inv = schema.invoices
 cust = schema.customers
 
 METRICS: tuple[str, ...] = ("dso", "cei", "disputes_resolved_in_time", "past_due_contacted", "ptp_kept")
-LABELS: dict[str, str] = {
-    "dso": "DSO (days)",
-    "cei": "Collection effectiveness (CEI %)",
-    "disputes_resolved_in_time": "Disputes resolved in time (%)",
-    "past_due_contacted": "Past-due accounts contacted (%)",
-    "ptp_kept": "Promises kept (%)",
-}
+#: Labels of the SLA metrics, from the metric catalogue (:mod:`analytics.metrics`, keys ``sla.<metric>``).
+LABELS: dict[str, str] = {m: metrics.get(f"sla.{m}").label for m in METRICS}
+
+
+def definition(metric: str) -> str:
+    """What an SLA metric measures and where it is computed, from the metric catalogue (for help texts).
+
+    Example
+    -------
+    >>> definition("ptp_kept").startswith("Kept / (kept + broken)")
+    True
+    """
+    return metrics.help_text(f"sla.{metric}")
 STATUSES = ("met", "breached", "not defined")
 BREACH_COLUMNS = ("customer_id", "customer_name", "collector_id", "amount_cents", "days", "detail")
 
@@ -204,7 +213,7 @@ def _num(value) -> float | None:
 
 
 def _money(cents: int, currency: str) -> str:
-    return f"{ar.to_units(cents):,.2f} {currency}"
+    return f"{to_units(cents):,.2f} {currency}"
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -242,7 +251,7 @@ def sla_status(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTE
     3         past_due_contacted  breached
     4                   ptp_kept       met
     """
-    flt, currency = ar.resolve_currency(conn, flt or NO_FILTER)
+    flt, currency = resolve_currency(conn, flt or NO_FILTER)
     t = targets
     start, end = t.period(as_of)
     period = f"{start.isoformat()}..{end.isoformat()}"
@@ -268,7 +277,7 @@ def sla_status(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTE
 
     cc = ops.contact_coverage(conn, as_of, flt, dpd_over=t.contact_dpd_over, within_days=t.contact_within_days)
     n, hit = len(cc), int(cc["contacted"].sum())
-    cov = _num(ops._pct(hit, n))
+    cov = _num(pct(hit, n))
     rows.append(("past_due_contacted", t.contact_share_min, cov, _status(cov, t.contact_share_min, True),
                  f"{hit} of {n} accounts more than {t.contact_dpd_over} days past due contacted in the last "
                  f"{t.contact_within_days} days"))
@@ -296,15 +305,12 @@ def _breach_frame(rows: list[tuple]) -> pd.DataFrame:
 def _dso_accounts(conn, as_of: dt.date, flt: LedgerFilter, t: SlaTargets, currency: str) -> pd.DataFrame:
     """Accounts whose own standard DSO (AR_i / S_i × N) exceeds the target, or with AR and no sales."""
     oi = open_items(as_of, flt)
-    bal = sa.select(oi.c.customer_id, ops._isum(oi.c.open_cents).label("ar")).group_by(oi.c.customer_id) \
+    bal = sa.select(oi.c.customer_id, isum(oi.c.open_cents).label("ar")).group_by(oi.c.customer_id) \
         .subquery("bal")
     lo = as_of - dt.timedelta(days=t.dso_window)
-    sales_stmt = sa.select(inv.c.customer_id, ops._isum(inv.c.amount_cents).label("sales")).where(
-        inv.c.doc_type.in_(ar.SALES_DOC_TYPES), inv.c.invoice_date > sa.literal(lo, sa.Date),
-        inv.c.invoice_date <= sa.literal(as_of, sa.Date))
-    sales = flt.apply_to_invoices(sales_stmt).group_by(inv.c.customer_id).subquery("sales")
+    sales = credit_sales(lo + dt.timedelta(days=1), as_of, flt, by=(inv.c.customer_id,)).subquery("sales")
     stmt = (sa.select(bal.c.customer_id, cust.c.name, cust.c.collector_id, bal.c.ar,
-                      sa.func.coalesce(sales.c.sales, 0).label("sales"))
+                      sa.func.coalesce(sales.c.sales_cents, 0).label("sales"))
             .select_from(bal.join(cust, cust.c.id == bal.c.customer_id)
                          .outerjoin(sales, sales.c.customer_id == bal.c.customer_id))
             .where(bal.c.ar > 0))
@@ -330,19 +336,17 @@ def _cei_accounts(conn, start: dt.date, end: dt.date, flt: LedgerFilter, t: SlaT
     o = open_items_over([begin, end], flt)
     e = sa.literal(end, sa.Date)
     bal = (sa.select(o.c.customer_id,
-                     ops._sum_if(o.c.as_of == sa.literal(begin, sa.Date), o.c.open_cents).label("b"),
-                     ops._sum_if(o.c.as_of == e, o.c.open_cents).label("e"),
-                     ops._sum_if(sa.and_(o.c.as_of == e, o.c.days_past_due <= 0), o.c.open_cents).label("c"),
+                     sum_if(o.c.as_of == sa.literal(begin, sa.Date), o.c.open_cents).label("b"),
+                     sum_if(o.c.as_of == e, o.c.open_cents).label("e"),
+                     sum_if(sa.and_(o.c.as_of == e, o.c.days_past_due <= 0), o.c.open_cents).label("c"),
                      sa.func.max(sa.case((sa.and_(o.c.as_of == e, o.c.days_past_due > 0), o.c.days_past_due)))
                      .label("dpd"))
            .group_by(o.c.customer_id).subquery("bal"))
-    sales_stmt = sa.select(inv.c.customer_id, ops._isum(inv.c.amount_cents).label("s")).where(
-        inv.c.doc_type.in_(ar.SALES_DOC_TYPES), inv.c.invoice_date >= sa.literal(start, sa.Date),
-        inv.c.invoice_date <= e)
-    sales = flt.apply_to_invoices(sales_stmt).group_by(inv.c.customer_id).subquery("sales")
+    sales = credit_sales(start, end, flt, by=(inv.c.customer_id,)).subquery("sales")
     ids = sa.union(sa.select(bal.c.customer_id), sa.select(sales.c.customer_id)).subquery("ids")
     stmt = (sa.select(ids.c.customer_id, cust.c.name, cust.c.collector_id, sa.func.coalesce(bal.c.b, 0),
-                      sa.func.coalesce(sales.c.s, 0), sa.func.coalesce(bal.c.e, 0), sa.func.coalesce(bal.c.c, 0),
+                      sa.func.coalesce(sales.c.sales_cents, 0), sa.func.coalesce(bal.c.e, 0),
+                      sa.func.coalesce(bal.c.c, 0),
                       bal.c.dpd)
             .select_from(ids.join(cust, cust.c.id == ids.c.customer_id)
                          .outerjoin(bal, bal.c.customer_id == ids.c.customer_id)
@@ -350,7 +354,7 @@ def _cei_accounts(conn, start: dt.date, end: dt.date, flt: LedgerFilter, t: SlaT
     rows = []
     for cid, name, col, b, s, e_, c, dpd in conn.execute(stmt):
         b, s, e_, c = int(b), int(s), int(e_), int(c)
-        value = ar._cei_fraction(b, s, e_, c)
+        value = ar.cei_fraction(b, s, e_, c)
         if value is None or value >= Fraction(t.cei_min):
             continue
         rows.append((cid, name, col, e_ - c, None if dpd is None else int(dpd),
@@ -400,7 +404,7 @@ def sla_breaches(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FIL
     >>> sla_breaches(conn, dt.date(2024, 3, 31))["past_due_contacted"]["customer_id"].tolist()  # doctest: +SKIP
     ['K2']
     """
-    flt, currency = ar.resolve_currency(conn, flt or NO_FILTER)
+    flt, currency = resolve_currency(conn, flt or NO_FILTER)
     t = targets
     if status is None:
         status = sla_status(conn, as_of, flt, t)

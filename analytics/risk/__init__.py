@@ -21,11 +21,10 @@ CLI
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-from decimal import ROUND_HALF_UP, Decimal
 
 from analytics.errors import UserError
+from analytics.ledger import default_as_of, parse_date, to_units
 from analytics.risk.card import evaluate
 from analytics.risk.features import ACCOUNT_FEATURES, INVOICE_FEATURES
 from analytics.risk.models import (BANDS, SCHEMA_VERSION, DaysToPayRegressor, DelinquencyClassifier,
@@ -40,16 +39,9 @@ __all__ = [
 ]
 
 
-def money(cents) -> float:
-    """Cents -> currency units rounded half up to 2 decimals (for JSON/display)."""
-    return float((Decimal(int(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+#: Cents -> currency units rounded half up to 2 decimals (for JSON/display): :func:`analytics.ledger.to_units`.
+money = to_units
+_date = parse_date
 
 
 def _max_rows(text: str) -> int | None:
@@ -69,7 +61,7 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics risk [score|invoices|evaluate|train]``."""
     parser.add_argument("action", nargs="?", default="score", choices=("score", "invoices", "evaluate", "train"),
                         help="score accounts (default), score open invoices, print the model card, or train+save")
-    parser.add_argument("--as-of", type=_date, default=None, help="scoring date YYYY-MM-DD (default: today)")
+    parser.add_argument("--as-of", type=_date, default=None, help="scoring date YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
     parser.add_argument("--model", default=None,
                         help="saved model file (default: train on the ledger's own history before --as-of)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL_PATH), help="where `risk train` writes the model")
@@ -86,7 +78,7 @@ def _run(args) -> int:
     from analytics import db
 
     engine = db.connect(args.db)
-    as_of = args.as_of or dt.date.today()
+    as_of = args.as_of or default_as_of(engine)
     if args.late_days < 0:
         raise UserError("--late-days must be 0 or more")
     if args.action == "evaluate":

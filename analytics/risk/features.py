@@ -27,9 +27,10 @@ late_share           share of paid items paid after the due date
 severe_share         share of items paid 30+ days late or written off
 partial_share        share of items paid in several instalments (or part-paid and still open)
 dispute_rate         disputes opened / items issued
-open_disputes        disputes open at the date; open_disputed_cents their amount
-broken_promises_90   promises due in the last 90 days that were not kept (customer receipts between
-                     the promise and the promised date below the promised amount)
+open_disputes        disputes open at the end of the day before the date
+                     (:func:`analytics.ledger.dispute_is_open`); open_disputed_cents their amount
+broken_promises_90   promises due in the last 90 days that are broken before the date
+                     (:func:`analytics.ledger.promise_outcomes`, the KPI rule, point-in-time)
 promises_90          promises due in the last 90 days
 open_cents           open balance (debit items) at the date; overdue_share the part past due
 share_31_60, share_61_90, share_90p   aging profile of the open balance
@@ -52,7 +53,8 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.db import days_between
-from analytics.ledger import NO_FILTER, LedgerFilter, settlements
+from analytics.ledger import (DEFAULT_GRACE_DAYS, NO_FILTER, LedgerFilter, dispute_is_open, promise_outcomes,
+                              receivable, settlements)
 
 HISTORY_DAYS = 730
 """Only invoices issued within this many days before a point count towards its history."""
@@ -142,7 +144,7 @@ def invoice_points(start: dt.date | None = None, end: dt.date | None = None,
         Columns ``point_id`` (= invoice id), ``customer_id``, ``as_of`` (= invoice date).
     """
     stmt = sa.select(inv.c.id.label("point_id"), inv.c.customer_id, inv.c.invoice_date.label("as_of")).where(
-        inv.c.doc_type != "credit_memo")
+        receivable(inv.c.doc_type))
     if start is not None:
         stmt = stmt.where(inv.c.invoice_date >= _date(start))
     if end is not None:
@@ -257,7 +259,7 @@ def _point_items(points):
         )
         .select_from(
             p.join(j, sa.and_(j.c.customer_id == p.c.customer_id, j.c.invoice_date < p.c.as_of,
-                              j.c.doc_type != "credit_memo",
+                              receivable(j.c.doc_type),
                               days_between(j.c.invoice_date, p.c.as_of) <= HISTORY_DAYS))
             .outerjoin(st, state_before)
         )
@@ -329,8 +331,8 @@ def history_query(points) -> sa.Select:
     disp = (
         sa.select(
             p.c.pk, sa.func.count().label("n_disputes"),
-            n(sa.or_(d.c.resolved_date.is_(None), d.c.resolved_date >= p.c.as_of)).label("open_disputes"),
-            sa.func.sum(sa.case((sa.or_(d.c.resolved_date.is_(None), d.c.resolved_date >= p.c.as_of),
+            n(dispute_is_open(p.c.as_of, d, before=True)).label("open_disputes"),
+            sa.func.sum(sa.case((dispute_is_open(p.c.as_of, d, before=True),
                                  d.c.amount_cents), else_=0)).label("open_disputed_cents"),
         )
         .select_from(p.join(d, sa.and_(d.c.customer_id == p.c.customer_id, d.c.opened_date < p.c.as_of)))
@@ -338,14 +340,19 @@ def history_query(points) -> sa.Select:
         .subquery("disp")
     )
 
-    ps = promise_status()
-    since_promise = days_between(ps.c.promised_date, p.c.as_of)
+    # Promises due in the 90 days before the point, judged by the one "promise kept" rule with only what
+    # was known before the point's date (cutoff = as_of): pending ones (still within grace) are not broken.
+    pr = schema.promises
+    due = (sa.select(p.c.pk, pr.c.id, pr.c.customer_id, pr.c.invoice_id, pr.c.made_on, pr.c.promised_date,
+                     pr.c.amount_cents, p.c.as_of.label("cutoff"))
+           .select_from(p.join(pr, sa.and_(pr.c.customer_id == p.c.customer_id, pr.c.promised_date < p.c.as_of,
+                                           days_between(pr.c.promised_date, p.c.as_of) <= 90)))
+           .subquery("promises_due"))
+    ps = promise_outcomes(due, DEFAULT_GRACE_DAYS)
     prom = (
-        sa.select(p.c.pk, sa.func.count().label("promises_90"),
-                  n(ps.c.kept == 0).label("broken_promises_90"))
-        .select_from(p.join(ps, sa.and_(ps.c.customer_id == p.c.customer_id, ps.c.promised_date < p.c.as_of,
-                                        since_promise <= 90)))
-        .group_by(p.c.pk)
+        sa.select(ps.c.pk, sa.func.count().label("promises_90"),
+                  n(ps.c.status == "broken").label("broken_promises_90"))
+        .group_by(ps.c.pk)
         .subquery("prom")
     )
 
@@ -373,31 +380,6 @@ def history_query(points) -> sa.Select:
             .outerjoin(disp, disp.c.pk == p.c.pk)
             .outerjoin(prom, prom.c.pk == p.c.pk)
         )
-    )
-
-
-def promise_status() -> sa.Subquery:
-    """Every promise with ``kept`` = 1 when the customer's receipts dated from ``made_on`` to
-    ``promised_date`` (inclusive) reach the promised amount, else 0.
-
-    Only meaningful once ``promised_date`` is in the past; all receipts it looks at are dated on or
-    before ``promised_date``, so it never looks beyond a point whose date is after the promised date.
-
-    Returns
-    -------
-    sqlalchemy.Subquery
-        Columns ``id, customer_id, invoice_id, made_on, promised_date, amount_cents, paid_cents, kept``.
-    """
-    pr = schema.promises
-    r = schema.receipts
-    paid = sa.func.coalesce(sa.func.sum(r.c.amount_cents), 0)
-    return (
-        sa.select(pr.c.id, pr.c.customer_id, pr.c.invoice_id, pr.c.made_on, pr.c.promised_date, pr.c.amount_cents,
-                  paid.label("paid_cents"), sa.case((paid >= pr.c.amount_cents, 1), else_=0).label("kept"))
-        .select_from(pr.outerjoin(r, sa.and_(r.c.customer_id == pr.c.customer_id, r.c.receipt_date >= pr.c.made_on,
-                                             r.c.receipt_date <= pr.c.promised_date)))
-        .group_by(pr.c.id, pr.c.customer_id, pr.c.invoice_id, pr.c.made_on, pr.c.promised_date, pr.c.amount_cents)
-        .subquery("promise_status")
     )
 
 
@@ -569,7 +551,7 @@ def invoice_outcomes(conn: sa.Connection, cutoff: dt.date, ids=None, points=None
         days_between(inv.c.due_date, settled.c.last_move).label("late_move"),
         days_between(inv.c.due_date, c).label("days_due_to_cutoff"),
     ).select_from(inv.outerjoin(settled, settled.c.item_id == inv.c.id)).where(
-        inv.c.doc_type != "credit_memo", inv.c.invoice_date < c)
+        receivable(inv.c.doc_type), inv.c.invoice_date < c)
     if ids is not None:
         stmt = stmt.where(inv.c.id.in_(ids))
     if points is not None:
@@ -637,7 +619,7 @@ def account_labels(conn: sa.Connection, snaps) -> pd.DataFrame:
             sa.func.coalesce(sa.func.sum(sa.case((wo_in_window, 1), else_=0)), 0).label("n_wo"),
         )
         .select_from(
-            p.join(j, sa.and_(j.c.customer_id == p.c.customer_id, j.c.doc_type != "credit_memo",
+            p.join(j, sa.and_(j.c.customer_id == p.c.customer_id, receivable(j.c.doc_type),
                               j.c.invoice_date <= p.c.horizon_end,
                               days_between(j.c.due_date, p.c.horizon_end) >= 61))
             .outerjoin(s, sa.and_(s.c.item_id == j.c.id, s.c.move_date <= p.c.horizon_end))
