@@ -34,3 +34,8 @@ class ValidationFailed(UserError):
 class ReadOnlyDatabase(UserError):
     """A write was refused because the database is read-only (``AR_DB_READONLY``, a DuckDB file opened
     ``read_only``). Nothing was written."""
+
+
+class DatabaseBusy(UserError):
+    """The embedded ledger file stayed locked by another program (an import, a generation, another
+    command) for longer than the wait allowed (``AR_DB_LOCK_WAIT``). Nothing was read or written; try again."""
