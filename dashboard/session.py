@@ -103,10 +103,12 @@ def _current_version(engine: sa.Engine, url: str) -> int:
         with db.waiting_for_lock(_read_wait(url)):
             version = db.ledger_version(engine)
     except DatabaseBusy:
+        if url not in _BUSY_AT:
+            log.info("ledger file busy (another program holds it): showing figures cached for ledger version %s",
+                     _LAST_VERSION.get(url))
         _BUSY_AT[url] = time.monotonic()
         if url not in _LAST_VERSION:
             raise
-        log.info("ledger file busy: showing figures cached for ledger version %s", _LAST_VERSION[url])
         busy_notice()
         return _LAST_VERSION[url]
     _LAST_VERSION[url] = version
