@@ -12,7 +12,8 @@ real processes on real files, never a mock:
 - the real ``streamlit run`` server in Chromium, signed in, pages loaded: ``kpis --json``,
   ``kpis --read-only``, ``export``, ``load`` and ``users add`` on the same file succeed; pages opened
   during a long write from another process show the notice, never an error, and refresh by themselves
-  afterwards; then a real ``generate --replace`` runs while pages are reloaded (screenshots in
+  afterwards; a command started during that write waits and succeeds, one given a 1 s wait exits 2
+  with the plain "busy" sentence; then a real ``generate --replace`` runs while pages are reloaded (screenshots in
   ``tests/artifacts/shared_file/``);
 - eight processes released at the same instant each write to the file; all succeed.
 """
@@ -205,13 +206,19 @@ def test_dashboard_and_commands_share_the_file(small_ledger_copy, tmp_path):
     log_path = tmp_path / "streamlit.log"
     timings: dict[str, float] = {}
 
-    def command(name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def commands(*specs: tuple) -> list[subprocess.CompletedProcess]:
+        """Run ``(name, args, stdin)`` commands at the same time (they take turns on the file); all must succeed."""
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "analytics", *args], cwd=ROOT, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=180)
-        timings[name] = round(time.monotonic() - started, 2)
-        assert done.returncode == 0, f"{name}: exit {done.returncode}\n{done.stderr[-2000:]}"
-        assert "Traceback" not in done.stderr, done.stderr[-2000:]
+        procs = [subprocess.Popen([sys.executable, "-m", "analytics", *args], cwd=ROOT, env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _, args, _ in specs]
+        done = []
+        for (name, args, stdin), proc in zip(specs, procs):
+            out, err = proc.communicate(stdin, timeout=180)
+            timings[name] = round(time.monotonic() - started, 2)
+            assert proc.returncode == 0, f"{name}: exit {proc.returncode}\n{err[-2000:]}"
+            assert "Traceback" not in err, err[-2000:]
+            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
         return done
 
     with dashboard_server(url, log_path) as base, chromium() as browser:
@@ -226,14 +233,14 @@ def test_dashboard_and_commands_share_the_file(small_ledger_copy, tmp_path):
         _open(page, "Overview")
 
         # The dashboard is up, signed in, pages loaded: the commands work on the same file.
-        kpis = json.loads(command("kpis --json", "kpis", "--json").stdout)
-        assert kpis["ar_total"] > 0
-        assert json.loads(command("kpis --read-only", "kpis", "--json", "--read-only").stdout) == kpis
-        command("export", "export", str(tmp_path / "backup.zip"))
+        kpis, kpis_ro, _ = commands(("kpis --json", ["kpis", "--json"], None),
+                                    ("kpis --read-only", ["kpis", "--json", "--read-only"], None),
+                                    ("export", ["export", str(tmp_path / "backup.zip")], None))
+        assert json.loads(kpis.stdout)["ar_total"] > 0 and json.loads(kpis_ro.stdout) == json.loads(kpis.stdout)
         assert (tmp_path / "backup.zip").stat().st_size > 10_000
-        command("load", "load", *_file_to_load(tmp_path))
-        command("users add", "users", "add", "ops", "--role", "admin", "--password-stdin",
-                stdin="a-long-enough-password\n")
+        commands(("load", ["load", *_file_to_load(tmp_path)], None),
+                 ("users add", ["users", "add", "ops", "--role", "admin", "--password-stdin"],
+                  "a-long-enough-password\n"))
         _open(page, "Aging")
         _open(page, "Overview")
         _shot(page, "02_after_the_commands")
@@ -252,6 +259,16 @@ def test_dashboard_and_commands_share_the_file(small_ledger_copy, tmp_path):
             settle(fresh)
             check_page(fresh, "sign-in during a long write")
             _shot(fresh, "05_new_session_during_a_long_write")
+            # a command past its wait says so plainly; one with the default wait runs once the write ends
+            refused = subprocess.run([sys.executable, "-m", "analytics", "kpis", "--json"], cwd=ROOT,
+                                     env={**env, "AR_DB_LOCK_WAIT": "1"}, capture_output=True, text=True)
+            assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+            assert "the ledger file is busy (another program is writing to it); try again" in refused.stderr.lower()
+            waiting = subprocess.Popen([sys.executable, "-m", "analytics", "kpis", "--json"], cwd=ROOT, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+        out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0 and json.loads(out)["ar_total"] > 0, err[-2000:]
         started = time.monotonic()
         page.get_by_text(NOTICE).first.wait_for(state="detached", timeout=30_000)  # refreshes by itself
         fresh.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
@@ -283,7 +300,8 @@ def test_dashboard_and_commands_share_the_file(small_ledger_copy, tmp_path):
         _shot(page, "08_after_generate_replace")
     log = log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
-    print(f"\ncommand seconds with the dashboard up: {timings}; page runs during generate: {runs}, "
+    print(f"\nseconds with the dashboard up (commands started together, from their start): {timings}; "
+          f"page runs during generate: {runs}, "
           f"with the notice: {notices}")
 
 
