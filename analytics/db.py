@@ -12,10 +12,14 @@ Example
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
+import logging
 import os
+import random
 import threading
 import time
 import weakref
@@ -28,7 +32,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from analytics import schema
-from analytics.errors import ReadOnlyDatabase, UserError
+from analytics.errors import DatabaseBusy, ReadOnlyDatabase, UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = ROOT / "data" / "demo.db"
@@ -47,6 +51,19 @@ READONLY_ENV = "AR_DB_READONLY"
 #: Seconds a cached figure may live when a read-only database has no readable ledger version (default 300).
 READONLY_TTL_ENV = "AR_READONLY_CACHE_SECONDS"
 DEFAULT_READONLY_TTL = 300
+#: Seconds a command (or a dashboard write) waits for another program's lock on a DuckDB file before
+#: it gives up with :data:`BUSY_MESSAGE` (default 30).
+LOCK_WAIT_ENV = "AR_DB_LOCK_WAIT"
+DEFAULT_LOCK_WAIT = 30.0
+#: Seconds a DuckDB file stays open in this process after its last query ended (default 0.5). DuckDB
+#: locks the file for the whole process while it is open, so a short idle time lets the dashboard, the
+#: command line and other programs take turns on one file; a page run or a burst of queries keeps it.
+IDLE_RELEASE_ENV = "AR_DB_IDLE_RELEASE"
+DEFAULT_IDLE_RELEASE = 0.5
+#: What a user sees when the file stayed locked longer than the wait.
+BUSY_MESSAGE = "the ledger file is busy (another program is writing to it); try again"
+
+log = logging.getLogger(__name__)
 
 
 def default_url() -> str:
@@ -105,10 +122,274 @@ def bulk_write(engine: sa.Engine):
                 c.exec_driver_sql("SET memory_limit = $1", (duckdb_memory_limit(),))
 
 
+# --------------------------------------------------------------------------------------------
+# One DuckDB file, several programs. DuckDB locks a file for the whole process while any connection
+# to it is open (exclusively for a read-write open: another process cannot even read it). So every
+# DuckDB file engine (1) closes the file once it has been idle for AR_DB_IDLE_RELEASE seconds and
+# (2) waits, with backoff, up to AR_DB_LOCK_WAIT seconds for another program's lock when it opens it.
+# --------------------------------------------------------------------------------------------
+_LOCK_WAIT: contextvars.ContextVar[float | None] = contextvars.ContextVar("ar_lock_wait", default=None)
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, "").strip() or default))
+    except ValueError:
+        return default
+
+
+def lock_wait_seconds() -> float:
+    """How long opening a DuckDB file waits for another program's lock: the innermost
+    :func:`waiting_for_lock`, else ``$AR_DB_LOCK_WAIT``, else :data:`DEFAULT_LOCK_WAIT` (30 s).
+
+    Returns
+    -------
+    float
+        Seconds (0 = one attempt, no wait).
+
+    Example
+    -------
+    >>> with waiting_for_lock(2):
+    ...     lock_wait_seconds()
+    2.0
+    """
+    override = _LOCK_WAIT.get()
+    return override if override is not None else _float_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT)
+
+
+@contextlib.contextmanager
+def waiting_for_lock(seconds: float):
+    """Within the block (this thread / context only), opening a DuckDB file waits at most ``seconds``
+    for another program's lock, then raises :class:`~analytics.errors.DatabaseBusy`.
+
+    The dashboard reads with a short wait (it then shows the last cached figures) and writes with the
+    full :func:`lock_wait_seconds`.
+
+    Parameters
+    ----------
+    seconds : float
+        Maximum wait; 0 tries once.
+
+    Example
+    -------
+    >>> with waiting_for_lock(0):
+    ...     lock_wait_seconds()
+    0.0
+    """
+    token = _LOCK_WAIT.set(max(0.0, float(seconds)))
+    try:
+        yield
+    finally:
+        _LOCK_WAIT.reset(token)
+
+
+def idle_release_seconds() -> float:
+    """Seconds an idle DuckDB file stays open in this process: ``$AR_DB_IDLE_RELEASE`` (default 0.5).
+
+    Example
+    -------
+    >>> os.environ.pop(IDLE_RELEASE_ENV, None) and None; idle_release_seconds()
+    0.5
+    """
+    return _float_env(IDLE_RELEASE_ENV, DEFAULT_IDLE_RELEASE)
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """True when ``exc`` (or the driver error it wraps) is DuckDB refusing a file another process holds.
+
+    Example
+    -------
+    >>> is_lock_conflict(OSError('IO Error: Could not set lock on file "x.db": Conflicting lock is held'))
+    True
+    """
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "could not set lock on file" in text or "conflicting lock is held" in text
+
+
+_READ_WAITS: "weakref.WeakKeyDictionary[sa.Engine, float]" = weakref.WeakKeyDictionary()
+
+
+def set_read_wait(engine: sa.Engine, seconds: float) -> sa.Engine:
+    """Make reads through ``engine`` wait at most ``seconds`` for another program's lock on its file,
+    while a write path (:func:`require_writable`, inside :func:`noting_writes`) still waits the full
+    :func:`lock_wait_seconds`. The dashboard reads with a short wait and shows the last cached figures.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    seconds : float
+
+    Returns
+    -------
+    sqlalchemy.Engine
+        The same engine.
+
+    Example
+    -------
+    >>> set_read_wait(make_engine("duckdb:///:memory:"), 2).dialect.name
+    'duckdb'
+    """
+    _READ_WAITS[engine] = max(0.0, float(seconds))
+    return engine
+
+
+def _wait_for(engine: sa.Engine) -> float:
+    """The lock wait for a connection opened now: :func:`waiting_for_lock`, else the engine's read
+    wait unless a write path was entered, else :func:`lock_wait_seconds`."""
+    if _LOCK_WAIT.get() is None and engine in _READ_WAITS and not _WRITES_SEEN.get():
+        return _READ_WAITS[engine]
+    return lock_wait_seconds()
+
+
+def _busy(path: str, waited: float) -> DatabaseBusy:
+    return DatabaseBusy(f"{BUSY_MESSAGE[:1].upper()}{BUSY_MESSAGE[1:]} (waited {waited:.0f} s for {path}; "
+                        f"{LOCK_WAIT_ENV} sets how long).")
+
+
+def _wait_for_file_lock(engine: sa.Engine, path: str) -> None:
+    """Open the DuckDB file with retries while another process holds its lock (bounded, backoff)."""
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect_waiting(dialect, _record, cargs, cparams):
+        wait = _wait_for(engine)
+        start = time.monotonic()
+        delay = 0.01
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except Exception as exc:
+                if not is_lock_conflict(exc):
+                    raise
+                left = wait - (time.monotonic() - start)
+                if left <= 0:
+                    log.info("gave up waiting %.1f s for the lock on %s: %s", wait, path, exc)
+                    raise _busy(path, wait) from None
+                time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
+                delay = min(delay * 2, 0.2)
+
+
+class _IdleRelease:
+    """Closes an engine's pooled DuckDB connections (so the process lets go of the file's lock) once
+    none has been checked out for ``idle`` seconds. One timer thread at a time, only while idle."""
+
+    def __init__(self, engine: sa.Engine, idle: float):
+        self._engine = weakref.ref(engine)
+        self._idle = idle
+        self._lock = threading.Lock()
+        self._out = 0
+        self._last = time.monotonic()
+        self._timer: threading.Timer | None = None
+        sa.event.listen(engine, "checkout", self._checkout)
+        sa.event.listen(engine, "checkin", self._checkin)
+
+    def _checkout(self, *_args) -> None:
+        with self._lock:
+            self._out += 1
+
+    def _checkin(self, *_args) -> None:
+        with self._lock:
+            self._out = max(0, self._out - 1)
+            self._last = time.monotonic()
+            if self._out == 0 and self._timer is None:
+                self._arm(self._idle)
+
+    def _arm(self, seconds: float) -> None:  # caller holds self._lock
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._out:
+                return
+            left = self._last + self._idle - time.monotonic()
+            if left > 0:
+                self._arm(left)
+                return
+        engine = self._engine()
+        if engine is not None:
+            engine.pool.dispose()  # closes the idle connections; one checked out meanwhile is kept
+
+    def stop(self) -> None:
+        """Cancel the timer and close the idle connections now (at interpreter exit)."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            timer.join(1.0)
+        engine = self._engine()
+        if engine is not None:
+            engine.pool.dispose()
+
+
+@atexit.register
+def _stop_idle_timers() -> None:
+    """A timer thread left sleeping at exit makes DuckDB's bindings report leaks; stop them first."""
+    for release in list(_IDLE_RELEASE.values()):
+        release.stop()
+
+
+def releases_when_idle(engine: sa.Engine) -> bool:
+    """Whether ``engine`` closes its file when idle (a DuckDB file engine from :func:`make_engine`).
+
+    Example
+    -------
+    >>> releases_when_idle(make_engine("duckdb:///:memory:"))
+    False
+    """
+    return engine in _IDLE_RELEASE
+
+
+_IDLE_RELEASE: "weakref.WeakKeyDictionary[sa.Engine, _IdleRelease]" = weakref.WeakKeyDictionary()
+
+
+def _duckdb_file(engine: sa.Engine) -> str | None:
+    """The file path of a DuckDB file engine (None for in-memory and MotherDuck databases)."""
+    path = engine.url.database
+    if engine.dialect.name != "duckdb" or not path or path == ":memory:" or path.startswith("md:"):
+        return None
+    return path
+
+
+def share_file(engine: sa.Engine) -> sa.Engine:
+    """Let other programs use a DuckDB file ``engine`` also uses: wait for their lock, release when idle.
+
+    Installed by :func:`make_engine` on every DuckDB file engine; a no-op for other engines. Opening the
+    file then waits (with backoff) up to :func:`lock_wait_seconds` while another process holds it and
+    raises :class:`~analytics.errors.DatabaseBusy` (:data:`BUSY_MESSAGE`) after that; the pooled
+    connections are closed once none has been used for :func:`idle_release_seconds`, which releases the
+    file's lock (0 = keep the file open, as DuckDB does by default).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+
+    Returns
+    -------
+    sqlalchemy.Engine
+        The same engine.
+
+    Example
+    -------
+    >>> share_file(make_engine("sqlite://")).dialect.name
+    'sqlite'
+    """
+    path = _duckdb_file(engine)
+    if path is None or engine in _IDLE_RELEASE:
+        return engine
+    _wait_for_file_lock(engine, path)
+    idle = idle_release_seconds()
+    if idle > 0:
+        _IDLE_RELEASE[engine] = _IdleRelease(engine, idle)
+    return engine
+
+
 def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
     """Create an engine for ``url`` (default :func:`default_url`) with per-dialect settings.
 
-    DuckDB gets a memory limit (:func:`duckdb_memory_limit`) and no progress bar. SQLite gets ``PRAGMA foreign_keys=ON`` on every connection so foreign keys are enforced as on
+    DuckDB gets a memory limit (:func:`duckdb_memory_limit`) and no progress bar; a DuckDB *file* is
+    shared with other programs (:func:`share_file`: wait for their lock, release it when idle). SQLite gets ``PRAGMA foreign_keys=ON`` on every connection so foreign keys are enforced as on
     the other databases. PostgreSQL URLs without a driver use psycopg 3.
 
     Parameters
@@ -141,6 +422,8 @@ def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
             except Exception as exc:  # duckdb.ParserException / InvalidInputException
                 raise UserError(f"{DUCKDB_MEMORY_ENV}={limit!r} is not a DuckDB memory size such as 1GB or "
                                 f"512MB ({exc})") from None
+
+        share_file(engine)
 
     if engine.dialect.name == "sqlite":
 
@@ -310,8 +593,35 @@ def require_writable(conn_or_engine: sa.Engine | sa.Connection, action: str | No
     -------
     >>> require_writable(make_engine("sqlite://"), "log an activity")  # writable: no error
     """
+    seen = _WRITES_SEEN.get()
+    if seen is not None:
+        seen.append(action or "write")
     if is_readonly(conn_or_engine):
         raise ReadOnlyDatabase(readonly_message(action))
+
+
+_WRITES_SEEN: contextvars.ContextVar[list | None] = contextvars.ContextVar("ar_writes_seen", default=None)
+
+
+@contextlib.contextmanager
+def noting_writes():
+    """Within the block, collect the actions of the write paths entered (each calls
+    :func:`require_writable` first). The dashboard uses it to tell a refused write (say "try again")
+    from a read (show the last figures) when the ledger file is busy.
+
+    Example
+    -------
+    >>> with noting_writes() as writes:
+    ...     require_writable(make_engine("sqlite://"), "add users")
+    >>> writes
+    ['add users']
+    """
+    seen: list[str] = []
+    token = _WRITES_SEEN.set(seen)
+    try:
+        yield seen
+    finally:
+        _WRITES_SEEN.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,3 +46,8 @@ class LedgerIntegrityError(UserError):
         more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
         super().__init__(f"the ledger is not consistent, so the roll-forward cannot be trusted: {shown}{more}. "
                          "Reverse the extra postings (unapply, or an adjustment) and run it again.")
+
+
+class DatabaseBusy(UserError):
+    """The embedded ledger file stayed locked by another program (an import, a generation, another
+    command) for longer than the wait allowed (``AR_DB_LOCK_WAIT``). Nothing was read or written; try again."""

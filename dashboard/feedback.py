@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import streamlit as st
 
 from analytics import db
-from analytics.errors import UserError
-from dashboard.session import read_only
+from analytics.errors import DatabaseBusy, UserError
+from dashboard.session import busy_notice, read_only
 
 log = logging.getLogger("dashboard")
 # Tests set this so a bug in a page surfaces as an exception (AppTest.exception) instead of the
@@ -28,13 +28,21 @@ def _raise_in_tests() -> bool:
 def attempt(fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
     """Call ``fn``; returns ``(True, result)``, or ``(False, None)`` after showing why it failed.
 
-    A :class:`UserError` is shown as it is (it is written for people). On a read-only database a
+    A :class:`UserError` is shown as it is (it is written for people). While another program holds
+    the ledger file (:class:`~analytics.errors.DatabaseBusy`) a write says "busy; try again" and a read
+    shows the "new data is loading" notice (:func:`~dashboard.session.busy_notice`). On a read-only database a
     write the database itself refused (permission denied, read-only transaction) is shown as
     "this database is read-only". Anything else shows a short message with a reference; the
     traceback goes to the server log, never to the page.
     """
     try:
-        return True, fn(*args, **kwargs)
+        with db.noting_writes() as writes:
+            return True, fn(*args, **kwargs)
+    except DatabaseBusy as exc:  # another program holds the ledger file longer than the wait
+        if writes:  # nothing was written: say so plainly, the form stays as typed
+            st.error(str(exc), icon=":material/hourglass_top:")
+        else:  # a read with nothing cached: the notice is the page's empty state
+            busy_notice()
     except UserError as exc:
         st.error(str(exc), icon=":material/error:")
     except sa.exc.DBAPIError as exc:

@@ -1,10 +1,18 @@
 """The dashboard's database session: one engine per URL and server process, the ledger version, and
 ``cached`` (an ``analytics`` call cached on the query, its arguments and the ledger version).
+
+On an embedded DuckDB file the engine opens the file only while queries run and lets go of it after
+``AR_DB_IDLE_RELEASE`` seconds (:func:`analytics.db.share_file`), so the command line, backups and
+imports can use the same file. While another program holds the file (an import, a generation), pages
+keep showing the figures cached for the last ledger version they saw, under :data:`BUSY_NOTICE`, and
+rerun by themselves when the file is free again.
 """
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import time
 from typing import Callable
 from pathlib import Path
 
@@ -16,9 +24,21 @@ import sqlalchemy as sa  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from analytics import db  # noqa: E402
-from analytics.errors import UserError  # noqa: E402
+from analytics.errors import DatabaseBusy, UserError  # noqa: E402
+from streamlit.errors import StreamlitAPIException  # noqa: E402
 
 log = logging.getLogger("dashboard")
+#: Seconds a page waits for another program's lock on the ledger file before it shows the last figures.
+READ_WAIT = 2.0
+#: After the file was found busy, reads in the next few seconds do not wait again (a page run makes
+#: many reads; each would otherwise wait READ_WAIT).
+_BUSY_MEMORY = 3.0
+#: What pages show while another program holds the ledger file.
+BUSY_NOTICE = ("New data is loading — figures as of the last load; this page refreshes when it finishes.")
+#: Seconds between checks, while the notice shows, whether the file is free again.
+BUSY_POLL_SECONDS = 2.0
+_LAST_VERSION: dict[str, int] = {}  # per URL: the ledger version last read (cache entries exist for it)
+_BUSY_AT: dict[str, float] = {}  # per URL: when a read last found the file busy (monotonic)
 
 
 def db_url() -> str:
@@ -27,7 +47,7 @@ def db_url() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _engine_for(url: str) -> sa.Engine:
-    return db.connect(url)
+    return db.set_read_wait(db.connect(url), READ_WAIT)  # writes (require_writable) wait AR_DB_LOCK_WAIT
 
 
 def get_engine() -> sa.Engine:
@@ -38,7 +58,12 @@ def get_engine() -> sa.Engine:
     """
     url = db_url()
     try:
-        return _engine_for(url)
+        with db.waiting_for_lock(_read_wait(url)):
+            return _engine_for(url)
+    except DatabaseBusy:  # first start while an import holds the file: nothing to show yet
+        _BUSY_AT[url] = time.monotonic()
+        busy_notice()
+        st.stop()
     except UserError as exc:  # read-only and a table is missing: the message says which and what to do
         log.error("cannot use database %s: %s", _safe_url(url), exc)
         st.error(str(exc), icon=":material/database:")
@@ -62,8 +87,63 @@ def _safe_url(url: str) -> str:
         return "configured database"
 
 
+def _read_wait(url: str) -> float:
+    """How long a read waits for the file's lock now: none if it was found busy a moment ago."""
+    if time.monotonic() - _BUSY_AT.get(url, -math.inf) < _BUSY_MEMORY:
+        return 0.0
+    return min(READ_WAIT, db.lock_wait_seconds())
+
+
+def _current_version(engine: sa.Engine, url: str) -> int:
+    """The ledger version; while another program holds the file, the last one read (with the notice).
+
+    Raises :class:`~analytics.errors.DatabaseBusy` when the file is busy and no version was ever read.
+    """
+    try:
+        with db.waiting_for_lock(_read_wait(url)):
+            version = db.ledger_version(engine)
+    except DatabaseBusy:
+        if url not in _BUSY_AT:
+            log.info("ledger file busy (another program holds it): showing figures cached for ledger version %s",
+                     _LAST_VERSION.get(url))
+        _BUSY_AT[url] = time.monotonic()
+        if url not in _LAST_VERSION:
+            raise
+        busy_notice()
+        return _LAST_VERSION[url]
+    _LAST_VERSION[url] = version
+    _BUSY_AT.pop(url, None)
+    return version
+
+
 def ledger_version() -> int:
-    return db.ledger_version(get_engine())
+    """The ledger version (the last one read while another program holds the ledger file)."""
+    return _current_version(get_engine(), db_url())
+
+
+def busy_notice() -> None:
+    """Say (once per page run) that another program holds the ledger file and figures are the last
+    ones loaded; the page reruns by itself once the file is free. Also the empty state of a page with
+    nothing cached."""
+    try:
+        with st.container(key="ledger_busy_notice"):
+            st.info(BUSY_NOTICE, icon=":material/hourglass_top:")
+            _refresh_when_free()
+    except StreamlitAPIException:  # the key is taken: already shown in this run
+        pass
+
+
+@st.fragment(run_every=BUSY_POLL_SECONDS)
+def _refresh_when_free() -> None:
+    """Every few seconds while the notice shows: once the file opens again, rerun the whole page."""
+    url = db_url()
+    try:
+        with db.waiting_for_lock(0):
+            db.ledger_version(_engine_for(url))
+    except Exception:  # still busy (or unreachable: the next full run says so)
+        return
+    _BUSY_AT.pop(url, None)
+    st.rerun(scope="app")
 
 
 @st.cache_data(show_spinner=False, max_entries=512, ttl=6 * 3600)
@@ -79,14 +159,23 @@ def cached(fn: Callable, *args, **kwargs):
     Arguments must be hashable values (dates, strings, tuples, :class:`LedgerFilter`...). A new
     import or a logged activity bumps the ledger version, so stale results are never shown. Not
     keyed on any global state: two sessions with the same arguments share the result.
+
+    While another program holds the embedded ledger file, the result cached for the last ledger
+    version read is returned under :data:`BUSY_NOTICE`; with nothing cached,
+    :class:`~analytics.errors.DatabaseBusy` is raised (pages show the notice as their empty state).
     """
     key = f"{fn.__module__}:{getattr(fn, '__qualname__', repr(fn))}"
     if "<" in key:  # lambdas and local functions share a name: they would share cache entries
         raise ValueError(f"cached() needs a module-level function, got {key}")
     engine = get_engine()
-    version = db.ledger_version(engine)
     url = engine.url.render_as_string(hide_password=False)
-    return _cached_call(key, url, version, tuple(args), tuple(sorted(kwargs.items())), _fn=fn)
+    version = _current_version(engine, db_url())
+    try:
+        with db.waiting_for_lock(_read_wait(db_url())):  # a miss while the file is busy: DatabaseBusy
+            return _cached_call(key, url, version, tuple(args), tuple(sorted(kwargs.items())), _fn=fn)
+    except DatabaseBusy:
+        _BUSY_AT[db_url()] = time.monotonic()
+        raise
 
 
 def clear_caches() -> None:

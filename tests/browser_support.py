@@ -1,0 +1,116 @@
+"""Helpers for the real-browser tests: start ``streamlit run dashboard/app.py`` on a free port, drive
+Debian's ``/usr/bin/chromium`` through Playwright (never downloads a browser), wait for a script run to
+settle and fail on any exception box or error text.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BAD_TEXT = ("Traceback", "Something went wrong", "This app has encountered an error")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dashboard_server(ledger_url: str, log_path: Path, extra_env: dict | None = None):
+    """A ``make run``-style server on ``ledger_url``; yields its base URL, stops it on exit."""
+    port = free_port()
+    env = {**os.environ, "AR_DB_URL": ledger_url, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env.pop("AR_DASHBOARD_RAISE", None)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+           "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+           "--browser.gatherUsageStats", "false"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium (Debian's); skips the test when it or Playwright is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium: make system-deps)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def settle(page, timeout: float = 20.0) -> None:
+    """Wait until the script run is over: no 'running' status widget for a short while."""
+    page.wait_for_load_state("domcontentloaded")
+    deadline = time.time() + timeout
+    quiet_since = None
+    while time.time() < deadline:
+        running = any(page.locator(f'[data-testid="{tid}"]').count() > 0
+                      for tid in ("stStatusWidget", "stSkeleton", "stSpinner"))
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since > 0.8:
+            return
+        time.sleep(0.15)
+
+
+def check_page(page, name: str) -> None:
+    """Fail on a Streamlit exception box, an error box or any of :data:`BAD_TEXT` on the page."""
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()[:500]}"
+    body = page.locator("body").inner_text()
+    for bad in BAD_TEXT:
+        assert bad not in body, f"{name}: page shows {bad!r}"
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"{name}: error box: {errors.first.inner_text()[:300]}"
+
+
+def sign_in(page, base: str, username: str, password: str) -> None:
+    """Open the dashboard and sign in; returns once the navigation is there and the run settled."""
+    page.goto(base)
+    page.get_by_role("button", name="Sign in").wait_for()
+    settle(page)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator('[data-testid="stSidebarNav"]').wait_for()
+    settle(page)
