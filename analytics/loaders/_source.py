@@ -174,6 +174,23 @@ class _Budget:
                             "split it or raise AR_LOAD_MAX_SECONDS")
 
 
+class _TimedBytes(io.BytesIO):
+    """The workbook bytes for openpyxl, checking the clock on every read of compressed data.
+
+    openpyxl may parse a whole sheet before yielding its first row (a sheet without a ``<dimension>``
+    element is scanned to find its size), so counting rows alone would not bound the time; zip reads
+    happen every few KB of compressed data (at most about a megabyte of XML at the allowed ratio).
+    """
+
+    def __init__(self, data: bytes, budget: "_Budget"):
+        super().__init__(data)
+        self.budget = budget
+
+    def read(self, *args):
+        self.budget.clock()
+        return super().read(*args)
+
+
 def _check_size(size: int, source: str, limits: Limits) -> None:
     if size > limits.max_bytes:
         raise UserError(f"{source}: the file is {_mb(size)}, more than the {_mb(limits.max_bytes)} allowed "
@@ -538,7 +555,7 @@ def read_excel(data: bytes, *, file_name: str | None = None, sheet: str | int | 
     check_xlsx_parts(data, source, limits)
     budget = _Budget(limits, source)
     try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        wb = openpyxl.load_workbook(_TimedBytes(data, budget), read_only=True, data_only=True)
     except _XLSX_ERRORS as exc:
         raise UserError(f"{source}: not a readable .xlsx workbook (truncated or corrupt?): {exc}") from None
     budget.clock()
