@@ -86,9 +86,14 @@ def to_cents(units) -> int:
 
 # Characters that start Markdown (or Streamlit's Markdown extensions) anywhere in a line: links and images
 # ``[..](..)``, HTML and autolinks ``<..>``, emphasis, strike-through, code, LaTeX ``$``, directives and
-# colours ``:red[..]``, emoji/icon shortcodes and ``http:`` autolinks ``:``, tables ``|``, e-mail autolinks ``@``.
-_MD_ANYWHERE = re.compile(r"([\\\[\]<>*_~`$:|@])")
-_MD_WWW = re.compile(r"(?i)\b(www)\.")  # GFM turns a bare www.host into a link
+# colours ``:red[..]``, tables ``|``. They get a backslash (a CommonMark escape).
+_MD_ANYWHERE = re.compile(r"([\\\[\]<>*_~`$|])")
+# Bare URLs, e-mail addresses and emoji/icon shortcodes (``:smile:``, ``:material/home:``) are found in the
+# text AFTER escapes are resolved (GFM autolink literals, Streamlit's emoji and icon plugins), so a
+# backslash cannot stop them; an invisible WORD JOINER (U+2060) does: after every ``:`` (``http:⁠//``,
+# ``:⁠smile:``), before ``@`` and between ``www`` and its dot. The text looks the same.
+WJ = "\u2060"
+_MD_WWW = re.compile(r"(?i)\b(www)\.")
 _MD_ENTITY = re.compile(r"&(?=#?\w+;)")  # &lt; &#91; ... would be decoded
 _MD_LINE_START = re.compile(r"^(\s*)([#>+-]|\d+(?=[.)]))")  # heading, quote, list item at the start
 
@@ -102,7 +107,8 @@ def plain(text) -> str:
     caption/markdown/info/success/warning/error``, metric and expander labels, tabs, ``help=`` and
     ``st.page_link`` labels. Plain widget option lists (``st.selectbox`` ``format_func``) do not need it.
     Line breaks become spaces (a name is one line). None and NaN give ``""``. Ordinary names keep
-    their look: only the characters above get a backslash (``Müller & Söhne GmbH`` is unchanged).
+    their look: only the characters above get a backslash or an invisible word joiner (U+2060) that
+    stops bare-URL, e-mail and emoji detection (``Müller & Söhne GmbH`` is unchanged).
 
     Parameters
     ----------
@@ -117,13 +123,14 @@ def plain(text) -> str:
     Example
     -------
     >>> plain("![b](http://host/b.png) [Click](http://x)")
-    '!\\[b\\](http\\://host/b.png) \\[Click\\](http\\://x)'
+    '!\\[b\\](http\\:\u2060//host/b.png) \\[Click\\](http\\:\u2060//x)'
     """
     if is_missing(text):
         return ""
     s = " ".join(str(text).splitlines())
     s = _MD_ANYWHERE.sub(r"\\\1", s)
-    s = _MD_WWW.sub(r"\1\\.", s)
+    s = s.replace(":", "\\:" + WJ).replace("@", WJ + "\\@")
+    s = _MD_WWW.sub(r"\1" + WJ + ".", s)
     s = _MD_ENTITY.sub(r"\\&", s)
     return _MD_LINE_START.sub(_escape_line_start, s, count=1)
 
