@@ -529,14 +529,13 @@ def read_excel(data: bytes, *, file_name: str | None = None, sheet: str | int | 
     file_name : str, optional
     sheet : str or int, optional
         Sheet name, or 0-based index; default the first sheet.
-    header_row : int
-        1-based.
-    limits : Limits, optional
-        Default :meth:`Limits.from_env`.
+    header_row, limits
+        As in :func:`read_csv`.
 
     Returns
     -------
     RawTable
+        Cells keep their Python types (numbers, datetimes).
 
     Raises
     ------
