@@ -42,6 +42,7 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.errors import UserError
+from analytics.exports import safe_csv
 from analytics.ledger import NO_FILTER, LedgerFilter, cents_to_decimal, open_disputes_at, open_items
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -462,6 +463,6 @@ def draft_letters(conn: sa.Connection | sa.Engine, customer_ids: Iterable[str], 
             fname = f"{as_of.isoformat()}_{_safe(cid)}_{_safe(step.replace(' ', '_'))}.{ext}"
             zf.writestr(fname, text)
             index.append({"customer_id": cid, "step": step, "file": fname, "skipped": ""})
-        zf.writestr("index.csv", pd.DataFrame(index, columns=["customer_id", "step", "file", "skipped"])
-                    .to_csv(index=False))
+        # Ids and skip reasons come from the ledger: a "=1+1" there must stay text in a spreadsheet.
+        zf.writestr("index.csv", safe_csv(pd.DataFrame(index, columns=["customer_id", "step", "file", "skipped"])))
     return buf.getvalue()

@@ -42,7 +42,8 @@ from dashboard.feedback import (  # noqa: E402,F401
     GENERIC_ERROR, RAISE_ENV, attempt, empty_state, flash, run_safely, show_flash, write_action)
 from dashboard.filters import (  # noqa: E402,F401
     PERIODS, LedgerFacts, filter_caption, frame_currency, ledger_facts, page_title, period_picker, sidebar_filters)
-from dashboard.formatting import DASH, cents, days, delta, is_missing, money, num, pct, to_cents  # noqa: E402,F401
+from dashboard.formatting import (  # noqa: E402,F401
+    DASH, cents, days, delta, is_missing, money, num, pct, plain, to_cents)
 from dashboard.session import (  # noqa: E402,F401
     cached, clear_caches, db_url, get_engine, ledger_version, read_only, readonly_notice)
 from dashboard.tables import (  # noqa: E402,F401
@@ -94,6 +95,7 @@ __all__ = [
     "num",
     "page_title",
     "pct",
+    "plain",
     "period_picker",
     "read_only",
     "readonly_notice",

@@ -12,6 +12,7 @@ import streamlit as st
 
 from analytics import db
 from analytics.errors import DatabaseBusy, UserError
+from dashboard.formatting import plain
 from dashboard.session import busy_notice, read_only
 
 log = logging.getLogger("dashboard")
@@ -44,7 +45,7 @@ def attempt(fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
         else:  # a read with nothing cached: the notice is the page's empty state
             busy_notice()
     except UserError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(str(exc)), icon=":material/error:")  # messages quote cells and ids: never Markdown
     except sa.exc.DBAPIError as exc:
         if _readonly_refusal(exc):
             log.warning("write refused by a read-only database: %s", exc)

@@ -14,6 +14,7 @@ import streamlit as st
 from analytics import schema
 from analytics.ledger import LedgerFilter
 from dashboard.access import current_user
+from dashboard.formatting import plain
 from dashboard.session import cached
 
 
@@ -149,7 +150,7 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
                 args=("w_collector", "f_collector"), format_func=lambda cid: names.get(cid, cid),
                 placeholder="All collectors"))
         elif is_collector:
-            st.caption(f"Portfolio: {dict(facts.collectors).get(user.collector_id, user.collector_id)}")
+            st.caption(f"Portfolio: {plain(dict(facts.collectors).get(user.collector_id, user.collector_id))}")
 
     flt = LedgerFilter(**flt_kwargs)
     if user is not None:
@@ -172,7 +173,7 @@ def filter_caption(as_of: dt.date, flt: LedgerFilter) -> str:
         parts.append(", ".join(flt.currencies))
     for label, values in (("BU", flt.business_units), ("region", flt.regions), ("collector", flt.collectors)):
         if values:
-            parts.append(f"{label}: {', '.join(values)}")
+            parts.append(f"{label}: {', '.join(plain(v) for v in values)}")
     return " · ".join(parts)
 
 

@@ -2,6 +2,8 @@
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 
@@ -80,3 +82,59 @@ def to_cents(units) -> int:
     return int((Decimal(str(units)) * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
+
+
+# Characters that start Markdown (or Streamlit's Markdown extensions) anywhere in a line: links and images
+# ``[..](..)``, HTML and autolinks ``<..>``, emphasis, strike-through, code, LaTeX ``$``, directives and
+# colours ``:red[..]``, tables ``|``. They get a backslash (a CommonMark escape).
+_MD_ANYWHERE = re.compile(r"([\\\[\]<>*_~`$|])")
+# Bare URLs, e-mail addresses and emoji/icon shortcodes (``:smile:``, ``:material/home:``) are found in the
+# text AFTER escapes are resolved (GFM autolink literals, Streamlit's emoji and icon plugins), so a
+# backslash cannot stop them; an invisible WORD JOINER (U+2060) does: after every ``:`` (``http:⁠//``,
+# ``:⁠smile:``), before ``@`` and between ``www`` and its dot. The text looks the same.
+WJ = "\u2060"
+_MD_WWW = re.compile(r"(?i)\b(www)\.")
+_MD_ENTITY = re.compile(r"&(?=#?\w+;)")  # &lt; &#91; ... would be decoded
+_MD_LINE_START = re.compile(r"^(\s*)([#>+-]|\d+(?=[.)]))")  # heading, quote, list item at the start
+
+
+def plain(text) -> str:
+    r"""``text`` escaped so that Markdown shows it exactly as written: no link, image, HTML, emphasis,
+    heading, list, colour or LaTeX.
+
+    Use it on every ledger or user string (customer names, ids, notes, file names, messages that
+    quote a cell) passed to anything Streamlit renders as Markdown: ``st.title/header/subheader/
+    caption/markdown/info/success/warning/error``, metric and expander labels, tabs, ``help=`` and
+    ``st.page_link`` labels. Plain widget option lists (``st.selectbox`` ``format_func``) do not need it.
+    Line breaks become spaces (a name is one line). None and NaN give ``""``. Ordinary names keep
+    their look: only the characters above get a backslash or an invisible word joiner (U+2060) that
+    stops bare-URL, e-mail and emoji detection (``Müller & Söhne GmbH`` is unchanged).
+
+    Parameters
+    ----------
+    text : str or any
+        Converted with ``str()``.
+
+    Returns
+    -------
+    str
+        Markdown source that renders as ``text``.
+
+    Example
+    -------
+    >>> plain("![b](http://host/b.png) [Click](http://x)")
+    '!\\[b\\](http\\:\u2060//host/b.png) \\[Click\\](http\\:\u2060//x)'
+    """
+    if is_missing(text):
+        return ""
+    s = " ".join(str(text).splitlines())
+    s = _MD_ANYWHERE.sub(r"\\\1", s)
+    s = s.replace(":", "\\:" + WJ).replace("@", WJ + "\\@")
+    s = _MD_WWW.sub(r"\1" + WJ + ".", s)
+    s = _MD_ENTITY.sub(r"\\&", s)
+    return _MD_LINE_START.sub(_escape_line_start, s, count=1)
+
+
+def _escape_line_start(m: re.Match) -> str:
+    lead, mark = m.group(1), m.group(2)
+    return lead + (mark + "\\" if mark.isdigit() else "\\" + mark)  # "1\. x" / "\# x"

@@ -8,7 +8,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from analytics.exports import neutralise_formulas, safe_csv  # noqa: F401  (re-exported as ui.neutralise_formulas)
 from dashboard.feedback import empty_state
+
+# Streamlit's own "Download as CSV" in every st.dataframe / st.data_editor toolbar writes cells as they are
+# (a customer named "=cmd|' /C calc'!A0" becomes a live formula). It is switched off for the whole app;
+# every table gets the product's own CSV/Excel buttons instead (:func:`download_buttons`, neutralised).
+# .streamlit/config.toml sets the same option for `streamlit run` from the repository root; setting it here
+# also covers any other launch (it reaches the browser from the session's next script run on).
+st.set_option("client.disableDataExport", True)
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -66,23 +74,9 @@ def excel_bytes(frame: pd.DataFrame, sheet: str = "data") -> bytes:
     return buf.getvalue()
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``frame`` whose text cells that a spreadsheet would run as a formula (starting with
-    ``= + - @``, tab or carriage return) are prefixed with ``'`` (CSV injection, OWASP advice).
-    Numeric columns are untouched."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
-            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
-    return out
-
-
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The frame as UTF-8 CSV, with formula-like text neutralised (:func:`neutralise_formulas`)."""
-    return neutralise_formulas(frame).to_csv(index=False).encode("utf-8")
+    """The frame as UTF-8 CSV, with formula-like text neutralised (:func:`analytics.exports.neutralise_formulas`)."""
+    return safe_csv(frame).encode("utf-8")
 
 
 def download_buttons(frame: pd.DataFrame, name: str, *, key: str | None = None) -> None:

@@ -69,7 +69,7 @@ by_customer = (detail.groupby(["customer_id", "customer_name"], as_index=False)
                .agg(open_cents=("open_cents", "sum"), items=("invoice_id", "count"),
                     max_days_past_due=("days_past_due", "max"))
                .sort_values(["open_cents", "customer_id"], ascending=[False, True], ignore_index=True))
-st.markdown(f"**Customers in {bucket}** · {len(by_customer):,} customers · "
+st.markdown(f"**Customers in {ui.plain(bucket)}** · {len(by_customer):,} customers · "
             f"{ui.cents(int(detail['open_cents'].sum()), cur)}. Select a row to see its invoices.")
 picked = ui.table(by_customer, f"aging_{bucket}_customers", key="aging_customers", on_select="rerun",
                   selection_mode="single-row")
@@ -82,7 +82,7 @@ if st.session_state.get("aging_customer") not in ids:
     st.session_state["aging_customer"] = ids[0]
 customer = st.selectbox("Customer", ids, key="aging_customer", format_func=lambda c: f"{names.get(c, c)} ({c})")
 invoices = detail[detail["customer_id"] == customer]
-st.markdown(f"**Open items of {names.get(customer, customer)} in {bucket}**")
+st.markdown(f"**Open items of {ui.plain(names.get(customer, customer))} in {ui.plain(bucket)}**")
 ui.table(invoices.drop(columns=["customer_id", "customer_name", "bucket_order"], errors="ignore"),
          f"aging_{bucket}_{customer}", key="aging_invoices")
-ui.customer_link(customer, names.get(customer, customer))
+ui.customer_link(customer, ui.plain(names.get(customer) or customer))

@@ -54,7 +54,7 @@ if not ok:
 
 profile = ui.cached(q.customer_profile, customer_id)
 if profile is None:
-    st.error(f"Unknown customer {customer_id!r}.")
+    st.error(f"Unknown customer {ui.plain(repr(customer_id))}.")
     st.stop()
 currency = profile["currency"]
 items = ui.cached(q.customer_items, customer_id, as_of)
@@ -66,10 +66,10 @@ activities = ui.cached(q.customer_activities, customer_id)
 writeoffs = ui.cached(q.customer_writeoffs, customer_id)
 
 # ---- header -------------------------------------------------------------------------------
-st.subheader(f"{profile['name']} · {customer_id}")
-facts = [f"{profile.get('business_unit') or '—'}", f"{profile.get('region') or '—'}",
-         f"{profile.get('country') or '—'}", f"terms {profile['payment_terms_days']} days", currency,
-         f"collector {profile.get('collector_name') or profile.get('collector_id') or 'unassigned'}"]
+st.subheader(f"{ui.plain(profile['name'])} · {ui.plain(customer_id)}")
+facts = [ui.plain(profile.get('business_unit') or '—'), ui.plain(profile.get('region') or '—'),
+         ui.plain(profile.get('country') or '—'), f"terms {profile['payment_terms_days']} days", ui.plain(currency),
+         f"collector {ui.plain(profile.get('collector_name') or profile.get('collector_id') or 'unassigned')}"]
 if profile.get("customer_since"):
     facts.append(f"customer since {profile['customer_since']:%b %Y}")
 st.caption(" · ".join(facts) + f" · figures as of {as_of:%d %b %Y}")
@@ -109,7 +109,7 @@ if ui.can(user, "draft_letters"):
             st.caption(f"Nothing overdue (outside disputes) at {as_of:%d %b %Y}: no letter is due.")
         else:
             worst = step_rows.iloc[0]
-            st.markdown(f"Next step: **{worst['step']}** — worst item {int(worst['max_days_past_due'])} days past "
+            st.markdown(f"Next step: **{ui.plain(worst['step'])}** — worst item {int(worst['max_days_past_due'])} days past "
                         f"due, {ui.cents(int(worst['overdue_cents']), worst['currency'], 2)} overdue"
                         + (" · credit hold" if bool(worst["credit_hold"]) else ""))
             ok, letter = ui.attempt(ui.cached, dunning.draft_letter, customer_id, as_of)
@@ -161,7 +161,7 @@ with tab_act:
     elif not any(ui.can(user, a) for a in ("write_activity", "record_promise", "manage_disputes", "propose_writeoff",
                                             "approve_writeoff")):
         st.info("Your role can view this account but not record work on it.", icon=":material/visibility:")
-    st.caption(f"Recorded today ({today:%d %b %Y}) as **{user.username}**; every change is kept in the audit log.")
+    st.caption(f"Recorded today ({today:%d %b %Y}) as **{ui.plain(user.username)}**; every change is kept in the audit log.")
     left, right = st.columns(2)
     if ui.can(user, "write_activity"):
         with left.form("c360_activity", clear_on_submit=True):

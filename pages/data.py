@@ -89,7 +89,9 @@ def _load_form() -> None:
         cached_preview = st.session_state.get("data_preview")
         if cached_preview and cached_preview[0] == file_key and cached_preview[1] == fmt:
             _, _, frame, errors = cached_preview
-            st.markdown(f"**Preview of {upload.name}** (first {len(frame)} rows, as they will be loaded)")
+            st.markdown(f"**Preview of {ui.plain(upload.name)}** (first {len(frame)} rows, as they will be loaded)")
+            for note in frame.attrs.get("notes", []):
+                st.warning(ui.plain(note), icon=":material/translate:")
             ui.table(frame, "preview", key="data_preview_table", downloads=False)
             if errors:
                 _show_errors(errors, f"{upload.name}_errors", "data_preview_errors")
@@ -98,7 +100,7 @@ def _load_form() -> None:
         if do_load:
             ok, mapping = ui.attempt(_parse_mapping, mapping_upload)
             if ok:
-                with st.status(f"Loading {upload.name}…", expanded=True) as status:
+                with st.status(f"Loading {ui.plain(upload.name)}…", expanded=True) as status:
                     st.write("Reading and validating every row, then writing in one transaction.")
                     try:
                         report = loaders.load(engine, fmt, upload.getvalue(), mapping, skip_invalid=skip_invalid,
@@ -116,9 +118,9 @@ def _load_form() -> None:
     if result:
         kind, name, errors, message = result
         if kind == "ok":
-            st.success(message.replace("\n", "  \n"), icon=":material/check_circle:")
+            st.success("  \n".join(ui.plain(line) for line in message.splitlines()), icon=":material/check_circle:")
         else:
-            st.error(message if kind == "error" else f"{name}: {len(errors)} bad row(s); nothing was loaded.",
+            st.error(ui.plain(message) if kind == "error" else f"{ui.plain(name)}: {len(errors)} bad row(s); nothing was loaded.",
                      icon=":material/error:")
         if errors:
             _show_errors(errors, f"{name}_errors", "data_load_errors")
@@ -232,4 +234,4 @@ with tab_users:
             if st.form_submit_button("Add user", type="primary"):
                 ui.write_action(auth.add_user, engine, new_name, new_pw, new_role,
                                 new_collector if new_role == "collector" else None, actor=user.username,
-                                success=f"User {new_name.strip()} added.")
+                                success=f"User {ui.plain(new_name.strip())} added.")

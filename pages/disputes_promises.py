@@ -51,7 +51,7 @@ with tab_d:
     rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
     if rows and rows[0] < len(open_list):
         row = open_list.iloc[rows[0]]
-        ui.customer_link(row["customer_id"], row.get("customer_name"))
+        ui.customer_link(row["customer_id"], ui.plain(row.get("customer_name") or row["customer_id"]))
     st.subheader("By reason")
     reasons = ui.cached(ops.disputes_by_reason, start, end, flt)
     if reasons.empty:
@@ -84,7 +84,7 @@ with tab_p:
     rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
     if rows and rows[0] < len(due):
         row = due.iloc[rows[0]]
-        ui.customer_link(row["customer_id"], row.get("customer_name"))
+        ui.customer_link(row["customer_id"], ui.plain(row.get("customer_name") or row["customer_id"]))
     with st.expander("Every promise made in the period"):
         detail = ui.cached(ops.promises_detail, start, end, flt)
         ui.table(detail, f"promises_{start}_{end}", key="dp_detail", empty="No promises made in this period.")

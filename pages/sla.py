@@ -98,7 +98,8 @@ else:
                               selection_mode="single-row", empty="No accounts behind this breach.")
             rows = list(getattr(getattr(picked, "selection", None), "rows", []) or [])
             if frame is not None and rows and rows[0] < len(frame):
-                ui.customer_link(frame.iloc[rows[0]]["customer_id"], frame.iloc[rows[0]]["customer_name"])
+                ui.customer_link(frame.iloc[rows[0]]["customer_id"],
+                                 ui.plain(frame.iloc[rows[0]]["customer_name"] or frame.iloc[rows[0]]["customer_id"]))
 
 with st.expander("Last six month ends"):
     dates = kpis_ar.last_month_ends(as_of, 6)

@@ -55,6 +55,6 @@ if not shown.empty:
     pick = st.selectbox("Account", ids, index=ids.index(default), key="wl_customer",
                         format_func=lambda c: f"{names.get(c) or c} ({c})")
     row = shown.set_index("customer_id").loc[pick]
-    st.markdown(f"**{row['customer_name']}** — {row['band']} risk, next step: **{row['next_step'] or 'none'}**  \n"
-                f"Why: {row['reasons']}")
-    ui.customer_link(pick, row["customer_name"])
+    st.markdown(f"**{ui.plain(row['customer_name'])}** — {ui.plain(row['band'])} risk, next step: "
+                f"**{ui.plain(row['next_step'] or 'none')}**  \nWhy: {ui.plain(row['reasons'])}")
+    ui.customer_link(pick, ui.plain(row["customer_name"] or pick))

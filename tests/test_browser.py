@@ -4,11 +4,21 @@ Starts the dashboard on a free localhost port against a small generated DuckDB l
 visits every page in the navigation, waits for each to settle, saves a screenshot in
 ``tests/artifacts/`` and fails on any Streamlit exception box or error text. Uses Debian's
 ``/usr/bin/chromium`` through Playwright (never downloads a browser); skips when it is missing.
+
+One customer's name is hostile Markdown (an image pointing at a local "beacon" server and a link) and
+one of its invoices has a formula as its reference: Customer 360 must show the name as plain text (no
+image fetched, no link), and the tables must offer no built-in "Download as CSV" (only the product's
+own CSV/Excel buttons, whose file keeps the formula inert).
 """
 from __future__ import annotations
 
+import csv
+import http.server
+import io
 import shutil
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,15 +29,50 @@ pytestmark = pytest.mark.browser
 PASSWORD = "browser-test-pw"
 
 
+FORMULA = "=cmd|' /C calc'!A0"
+
+
 @pytest.fixture(scope="module")
-def ledger_url(tmp_path_factory) -> str:
-    from analytics import auth, db, generator
+def beacon():
+    """A local HTTP server recording every request: an injected image or link must never reach it."""
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield {"name": f"![b]({base}/beacon.png) [Click to verify]({base}/phish) **bold** <b>x</b> :red[red]",
+           "base": base, "hits": hits}
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ledger_url(tmp_path_factory, beacon) -> str:
+    import sqlalchemy as sa
+
+    from analytics import auth, db, generator, schema
 
     path = tmp_path_factory.mktemp("browser") / "ledger.duckdb"
     url = f"duckdb:///{path}"
     engine = db.connect(url)
     generator.generate(engine, customers=40, invoices=1500, seed=5)
     auth.add_user(engine, "admin", PASSWORD, "admin")
+    inv = schema.invoices
+    with engine.begin() as conn:  # the latest invoice is open at the default as-of date
+        latest = conn.execute(sa.select(inv.c.id, inv.c.customer_id).order_by(inv.c.invoice_date.desc(), inv.c.id)
+                              .limit(1)).one()
+        conn.execute(schema.customers.update().where(schema.customers.c.id == latest.customer_id)
+                     .values(name=beacon["name"]))
+        conn.execute(inv.update().where(inv.c.id == latest.id).values(reference=FORMULA))
+    beacon["customer_id"], beacon["invoice_id"] = latest.customer_id, latest.id
     engine.dispose()  # DuckDB: one process at a time; the server opens it next
     return url
 
@@ -84,3 +129,60 @@ def test_sign_in_and_visit_every_page(server, browser):
     log = log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
     assert time.time() - started < 120
+
+
+def test_injected_name_is_plain_text_and_tables_have_no_builtin_csv_export(server, browser, beacon):
+    base, log_path = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{base}/customer_360?customer={beacon['customer_id']}")
+    page.get_by_role("textbox", name="Username").fill("admin")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator('[data-testid="stSidebarNav"]').wait_for()
+    settle(page, timeout=60.0)
+    if page.locator("h1", has_text="Customer 360").count() == 0:  # sign-in landed elsewhere: open the account
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Customer 360").first.click()
+        page.locator("h1", has_text="Customer 360").first.wait_for()
+        settle(page, timeout=60.0)
+    if page.locator("h3", has_text="Click to verify").count() == 0:
+        box = page.locator('[data-testid="stSelectbox"]', has_text="Customer").first
+        box.click()
+        page.get_by_role("option", name=beacon["customer_id"]).first.click()
+        settle(page, timeout=60.0)
+    page.screenshot(path=str(ARTIFACTS / "security_c360_injected_name.png"), full_page=True)
+    check_page(page, "Customer 360 with an injected name")
+
+    main = page.locator('[data-testid="stMain"]')
+    heading = main.locator("h3", has_text="Click to verify").first
+    shown = heading.inner_text().replace("\u2060", "").strip()  # the escape's invisible word joiners
+    assert shown == f"{beacon['name']} · {beacon['customer_id']}", shown
+    assert heading.locator("img, strong, b, a[href^='http']").count() == 0
+    assert main.locator("img[src*='beacon']").count() == 0
+    assert page.locator(f"a[href^='{beacon['base']}']").count() == 0
+    time.sleep(1.0)
+    assert beacon["hits"] == [], f"the browser fetched {beacon['hits']}"
+
+    # The toolbar of a table: search and fullscreen, but no built-in "Download as CSV".
+    grid = main.locator('[data-testid="stDataFrame"]').first
+    grid.hover()
+    toolbar = main.locator('[data-testid="stElementToolbar"]').first
+    toolbar.wait_for(state="attached")
+    time.sleep(0.5)
+    page.screenshot(path=str(ARTIFACTS / "security_c360_table_toolbar.png"))
+    labels = [(b.get_attribute("aria-label") or "") + " " + (b.get_attribute("title") or "") + " " + b.inner_text()
+              for b in toolbar.locator("button").all()]
+    assert labels, "no table toolbar found"
+    assert not any("download" in label.lower() for label in labels), labels
+
+    # The product's own CSV button: the formula arrives inert.
+    with page.expect_download() as info:
+        main.locator('[data-testid="stDownloadButton"] button', has_text="CSV").first.click()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    refs = [r.get("Reference") or r.get("reference") for r in rows]
+    assert "'" + FORMULA in refs and FORMULA not in refs, refs[:5]
+    context.close()
+    assert "Traceback" not in log_path.read_text(errors="replace")

@@ -44,6 +44,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import db
+from analytics.exports import safe_csv
 from analytics.errors import RowError, UserError, ValidationFailed
 from analytics.loaders._core import FIELDS, LoadReport, Staged, dumps, errors_frame, validate, write
 from analytics.loaders._source import Source, read_csv, read_excel, read_source
@@ -87,11 +88,13 @@ def stage(fmt: str, source: Source, mapping: Any = None, file_name: str | None =
     if fmt == "ibm":
         from analytics.loaders import ibm
 
-        st = ibm.stage(read_csv(data, file_name=name))
+        raw = read_csv(data, file_name=name)
+        st = ibm.stage(raw)
     elif fmt == "highradius":
         from analytics.loaders import highradius
 
-        st = highradius.stage(read_csv(data, file_name=name))
+        raw = read_csv(data, file_name=name)
+        st = highradius.stage(raw)
     else:
         from analytics.loaders import generic
 
@@ -101,6 +104,7 @@ def stage(fmt: str, source: Source, mapping: Any = None, file_name: str | None =
         else:
             raw = read_excel(data, file_name=name, sheet=m.sheet, header_row=m.header_row)
         st = generic.stage(raw, m, fmt)
+    st.notes.extend(raw.notes)
     validate(st)
     return st
 
@@ -123,7 +127,8 @@ def preview(fmt: str, source: Source, mapping: Any = None, nrows: int = 20) -> t
     -------
     (DataFrame, list of RowError)
         The frame has the columns of :data:`FIELDS` (``row`` = spreadsheet row number; money in
-        ``amount_cents``).
+        ``amount_cents``); ``frame.attrs["notes"]`` lists things to check that are not errors
+        (a file read as Windows-1252: which lines hold accented characters).
 
     Example
     -------
@@ -131,6 +136,7 @@ def preview(fmt: str, source: Source, mapping: Any = None, nrows: int = 20) -> t
     """
     st = stage(fmt, source, mapping)
     frame = st.frame().head(nrows).reset_index(drop=True)
+    frame.attrs["notes"] = list(st.notes)
     return frame, sorted(st.errors, key=lambda e: e.row)
 
 
@@ -195,9 +201,8 @@ def _write_errors(path: str | None, errors: list[RowError]) -> None:
     if path:
         frame = errors_frame(errors)
         # The values are the file's own cells: keep a formula-like one ("=cmd|...") inert in a spreadsheet.
-        frame["value"] = [("'" + v) if isinstance(v, str) and v.startswith(("=", "+", "-", "@", "\t", "\r")) else v
-                          for v in frame["value"]]
-        frame.to_csv(path, index=False)
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            out.write(safe_csv(frame))
 
 
 def _run(args) -> int:

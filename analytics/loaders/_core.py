@@ -68,6 +68,7 @@ class Staged:
     file_name: str | None
     sha256: str
     ignored: int = 0  # rows left out on purpose (a doc type mapped to ``skip``)
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. "read as Windows-1252, check lines ..."
 
     def col(self, field: str) -> str:
         return self.columns.get(field, field)
@@ -100,6 +101,8 @@ class LoadReport:
     rows_ignored : int
         File rows left out on purpose (document types the mapping marks ``skip``).
     errors : list of RowError
+    notes : list of str
+        Things to check that are not errors (a file read as Windows-1252: which lines to look at).
     batch_id : int or None
         ``import_batches.id`` of this load; None when nothing was new.
     already_loaded : bool
@@ -118,6 +121,7 @@ class LoadReport:
     rows_invalid: int = 0
     rows_ignored: int = 0
     errors: list[RowError] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
     batch_id: int | None = None
     already_loaded: bool = False
     ledger_version: int = 0
@@ -141,12 +145,14 @@ class LoadReport:
             "batch_id": self.batch_id, "already_loaded": self.already_loaded,
             "ledger_version": self.ledger_version,
             "errors": [dataclasses.asdict(e) for e in self.errors],
+            "notes": list(self.notes),
         }
 
     def summary(self) -> str:
         """A few human-readable lines."""
         ins = ", ".join(f"{n} {t}" for t, n in self.inserted.items())
         lines = [f"{self.file_name or 'input'} ({self.fmt}): {self.rows_read} rows read; inserted {ins}."]
+        lines += [f"Note: {n}" for n in self.notes]
         if self.rows_duplicate:
             lines.append(f"{self.rows_duplicate} rows already in the ledger (identical), skipped.")
         if self.rows_ignored:
@@ -196,6 +202,11 @@ def validate(st: Staged) -> list[RowError]:
                 errors.append(RowError(n, st.col("amount_cents"), cents_to_str(amt),
                                        f"amount must be greater than 0 for {_article(kind)}"
                                        if amt else "amount is zero"))
+        if r["clear_date"] is not None and inv is not None and r["clear_date"] < inv:
+            # A receipt dated before the document it pays would sit in no balance at dates in between (the
+            # application reduces an invoice that does not exist yet), so the row is refused.
+            errors.append(RowError(n, st.col("clear_date"), str(r["clear_date"]),
+                                   f"cleared (paid) before the document date {inv.isoformat()}"))
         if r["dispute_opened"] is not None and r["dispute_resolved"] is not None \
                 and r["dispute_resolved"] < r["dispute_opened"]:
             errors.append(RowError(n, st.col("dispute_resolved"), str(r["dispute_resolved"]),
@@ -220,6 +231,14 @@ def validate(st: Staged) -> list[RowError]:
                 if r["currency"] != rows[0]["currency"]:
                     errors.append(RowError(r["row"], st.col("currency"), str(r["currency"]),
                                            f"cleared by {rid} together with {rows[0]['currency']} items"))
+            continue
+        latest_invoice = max((r["invoice_date"] for r in rows if r["amount_cents"] > 0), default=None)
+        early = [r for r in rows if r["amount_cents"] < 0 and latest_invoice and r["clear_date"] < latest_invoice]
+        for r in early:  # its credit would be applied to an invoice before that invoice exists
+            errors.append(RowError(r["row"], st.col("clear_date"), str(r["clear_date"]),
+                                   f"credit memo cleared under {rid} before the document date "
+                                   f"{latest_invoice.isoformat()} of an invoice cleared with it"))
+        if early:
             continue
         debit = sum(r["amount_cents"] for r in rows if r["amount_cents"] > 0)
         credit = -sum(r["amount_cents"] for r in rows if r["amount_cents"] < 0)
@@ -404,7 +423,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 def write(engine: sa.Engine, st: Staged, *, skip_invalid: bool = False, rows_read: int | None = None) -> LoadReport:
     """Validate against the ledger and write ``st`` in one transaction. See the module docstring."""
     report = LoadReport(st.fmt, st.file_name, st.sha256, rows_read=len(st.rows) if rows_read is None else rows_read,
-                        rows_ignored=st.ignored)
+                        rows_ignored=st.ignored, notes=list(st.notes))
     batches = schema.import_batches
     db.require_writable(engine, "load data")
     with db.bulk_write(engine) as conn:

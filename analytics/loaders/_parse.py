@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Callable, Sequence
@@ -14,9 +15,12 @@ from typing import Any, Callable, Sequence
 from analytics.errors import RowError
 
 CENT = Decimal("0.01")
-# Largest amount accepted: 10 trillion currency units. Keeps every amount (and sums of many) inside the
-# databases' 64-bit integers; larger values are typing errors, refused as row errors.
-MAX_ABS_CENTS = 10**15
+# Largest amount one row may carry: 10,000,000,000.00 (ten billion) currency units = 10**12 cents. Money is
+# summed as 64-bit integers (SQLite's SUM overflows past 2**63 - 1 = 9.22e18 cents), so any 9.2 million rows
+# all at this maximum still add up exactly on every backend; a ledger of 10,000 rows at the maximum sums to
+# 1e16 cents. Even yen invoices stay far below it; larger values are typing errors, refused as row errors.
+MAX_ABS_CENTS = 10**12
+MAX_TERMS_DAYS = 3650  # payment terms longer than ten years are a typing error (and overflow date arithmetic)
 
 
 def is_blank(value: Any) -> bool:
@@ -40,15 +44,59 @@ _FLOAT_ID = re.compile(r"^(\d+)\.0*$")
 _SCI_ID = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$")
 
 
+# Unicode categories that must not appear inside an id: format characters (zero-width space/joiners,
+# bidi marks, soft hyphen), controls, private use, unassigned, and line/paragraph separators. Together with
+# NFC they make two ids that look the same on screen the same string, or a row error.
+_INVISIBLE = {"Cf", "Cc", "Co", "Cn", "Cs", "Zl", "Zp"}
+
+
+def check_visible(s: str) -> str:
+    """``s`` in Unicode NFC, refused (``ValueError``) when it holds an invisible or look-alike character.
+
+    Ids are compared as strings, so ``"C-001"`` and ``"C-0\u200b01"`` (a zero-width space) or
+    ``"C\u00a0001"`` (a no-break space) would be two customers that look like one. Such ids are refused
+    naming the character; composed and decomposed accents (``é`` vs ``e`` + U+0301) are made the same by NFC.
+
+    Parameters
+    ----------
+    s : str
+
+    Returns
+    -------
+    str
+        The NFC form of ``s``.
+
+    Example
+    -------
+    >>> check_visible("CUST-1")
+    'CUST-1'
+    """
+    s = unicodedata.normalize("NFC", s)
+    for pos, ch in enumerate(s, start=1):
+        cat = unicodedata.category(ch)
+        if cat in _INVISIBLE or (cat == "Zs" and ch != " "):
+            name = unicodedata.name(ch, "unnamed character")
+            raise ValueError(f"contains an invisible character U+{ord(ch):04X} ({name.lower()}) at position {pos}: "
+                             "ids must be visible text so that two ids never look alike")
+    return s
+
+
 def normalise_id(value: Any) -> str | None:
     """A document/customer number as text: ``1930438491.0`` -> ``1930438491``; ``1.930438491E9`` too.
 
     Leading zeros are kept (``0000611365`` stays as it is); use :func:`strip_zeros` where the source
-    writes the same number with and without them.
+    writes the same number with and without them. The id is put in Unicode NFC; an id holding an
+    invisible character (zero-width space, bidi mark, no-break space...) is refused (:func:`check_visible`).
+
+    Example
+    -------
+    >>> normalise_id("1930438491.0")
+    '1930438491'
     """
     s = text(value)
     if s is None:
         return None
+    s = check_visible(s)
     m = _FLOAT_ID.match(s)
     if m:
         return m.group(1)
@@ -134,20 +182,54 @@ def _pattern(decimal: str, thousands: str | None) -> re.Pattern:
 # must be the declared thousands separator (with three-digit groups) or the amount is refused.
 _CURRENCY_MARKS = re.compile(r"[$€£¥]|^[A-Z]{3}(?=[\s\d(+-])|(?<=[\s\d)-])[A-Z]{3}$")
 _SPACES = " \t\u00a0\u202f"
+# Which row currencies a symbol may stand for. "$" is written for many dollars and pesos.
+SYMBOL_CURRENCIES = {
+    "€": {"EUR"}, "£": {"GBP"}, "¥": {"JPY", "CNY"},
+    "$": {"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "ARS", "CLP", "COP", "TWD", "BRL"},
+}
 
 
-def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",") -> int:
+def _check_marks(marks: list[str], currency: str | None) -> None:
+    """Refuse an amount whose currency code or symbol contradicts the row's currency."""
+    if not currency:
+        return
+    for mark in marks:
+        allowed = SYMBOL_CURRENCIES.get(mark, {mark})
+        if currency not in allowed:
+            raise ValueError(f"the amount is written in {mark} but the row's currency is {currency}")
+
+
+def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",", currency: str | None = None) -> int:
     """Integer cents from a cell, rounded half up to the cent.
 
     Text may carry a sign in front (``-1,234.50``), behind (SAP: ``1.234,50-``) or parentheses
     (``(1,234.50)``), currency symbols and spaces. ``thousands`` groups must be of three digits, so
     ``1,23`` with thousands ``,`` is refused rather than read as 123.
 
+    A currency code or symbol written in the amount must agree with ``currency`` (the row's currency,
+    when known): ``EUR 100.00`` in a USD row is refused, ``USD 100.00`` or ``$100.00`` in a USD row is
+    accepted (see :data:`SYMBOL_CURRENCIES`). Amounts beyond :data:`MAX_ABS_CENTS` (and 40-digit or
+    ``1e308`` values) are refused with ``ValueError``, never a ``decimal`` exception.
+
+    Parameters
+    ----------
+    value : str, int, float or Decimal
+    decimal, thousands : str
+        The separators the file uses (``thousands`` None: no grouping).
+    currency : str, optional
+        The row's ISO currency code.
+
+    Returns
+    -------
+    int
+        Cents.
+
     Example
     -------
     >>> parse_amount("1.234,50-", decimal=",", thousands=".")
     -123450
     """
+    marks: list[str] = []
     if isinstance(value, bool):
         raise ValueError("not a number")
     if isinstance(value, (int, float, Decimal)):
@@ -159,6 +241,7 @@ def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",") ->
         negative = False
         if s.startswith("(") and s.endswith(")"):
             negative, s = True, s[1:-1]
+        marks += _CURRENCY_MARKS.findall(s)
         s = _CURRENCY_MARKS.sub("", s).strip(_SPACES)
         if s.endswith("-"):
             negative, s = not negative, s[:-1]
@@ -166,6 +249,7 @@ def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",") ->
             negative, s = not negative, s[1:]
         elif s.startswith("+"):
             s = s[1:]
+        marks += _CURRENCY_MARKS.findall(s)
         s = _CURRENCY_MARKS.sub("", s).strip(_SPACES)
         if not s or not _pattern(decimal, thousands or None).match(s):
             hint = f" (decimal separator {decimal!r}" + (f", thousands {thousands!r})" if thousands else ")")
@@ -181,9 +265,13 @@ def parse_amount(value: Any, decimal: str = ".", thousands: str | None = ",") ->
             d = -d
     if not d.is_finite():
         raise ValueError("not a number")
+    too_large = f"amount too large (more than {MAX_ABS_CENTS // 100:,} in absolute value)"
+    if abs(d) > MAX_ABS_CENTS // 100 + 1:  # before any arithmetic: 1e308 or 40 digits exceed Decimal's precision
+        raise ValueError(too_large)
     cents = int((d / CENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if abs(cents) > MAX_ABS_CENTS:
-        raise ValueError(f"amount too large (more than {MAX_ABS_CENTS // 100:,} in absolute value)")
+        raise ValueError(too_large)
+    _check_marks(marks, currency)
     return cents
 
 
@@ -225,6 +313,6 @@ class Checker:
     def date(self, row, rec, column, formats, *, required=False, what="date"):
         return self.parse(row, rec, column, lambda v: parse_date(v, formats), required=required, what=what)
 
-    def amount(self, row, rec, column, *, decimal=".", thousands=",", required=True, what="amount"):
-        return self.parse(row, rec, column, lambda v: parse_amount(v, decimal, thousands),
+    def amount(self, row, rec, column, *, decimal=".", thousands=",", required=True, what="amount", currency=None):
+        return self.parse(row, rec, column, lambda v: parse_amount(v, decimal, thousands, currency),
                           required=required, what=what)

@@ -58,7 +58,7 @@ import yaml
 
 from analytics.errors import UserError
 from analytics.loaders._core import Staged, blank_row
-from analytics.loaders._parse import Checker, is_blank, normalise_id, parse_amount, parse_date, text
+from analytics.loaders._parse import MAX_TERMS_DAYS, Checker, is_blank, normalise_id, parse_amount, parse_date, text
 from analytics.loaders._source import RawTable
 
 REQUIRED_FIELDS = ("customer_id", "invoice_id", "invoice_date", "amount")
@@ -99,6 +99,7 @@ class Mapping:
             named = "; ".join(f"column {c!r} for field {f!r}" for f, c in missing)
             raise UserError(f"{raw.file_name or 'input'}: the mapping names {named}, but the file has no such "
                             f"column. The file's columns are: {', '.join(map(repr, raw.columns))}")
+        raw.refuse_duplicates(self.columns.values())
 
 
 def _read_mapping_file(path: Path) -> dict:
@@ -238,13 +239,17 @@ def _currency(value) -> str:
 
 def _days(value) -> int:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if float(value).is_integer() and value >= 0:
-            return int(value)
-        raise ValueError("payment terms must be a whole number of days >= 0")
-    m = re.search(r"\d+", str(value))
-    if not m:
-        raise ValueError("no number of days in the payment terms")
-    return int(m.group(0))
+        if not (float(value).is_integer() and value >= 0):
+            raise ValueError("payment terms must be a whole number of days >= 0")
+        days = int(value)
+    else:
+        m = re.search(r"\d+", str(value))
+        if not m:
+            raise ValueError("no number of days in the payment terms")
+        days = int(m.group(0))
+    if days > MAX_TERMS_DAYS:
+        raise ValueError(f"payment terms longer than {MAX_TERMS_DAYS} days")
+    return days
 
 
 def stage(raw: RawTable, m: Mapping, fmt: str = "csv") -> Staged:
@@ -276,7 +281,9 @@ def stage(raw: RawTable, m: Mapping, fmt: str = "csv") -> Staged:
         r["invoice_id"] = ck.ident(n, rec, c("invoice_id"), required=True, what="document number")
         r["reference"] = ck.text(n, rec, c("reference"))
         r["invoice_date"] = ck.date(n, rec, c("invoice_date"), m.date_format, required=True, what="document date")
-        amount = ck.amount(n, rec, c("amount"), decimal=m.decimal, thousands=m.thousands)
+        r["currency"] = (ck.parse(n, rec, c("currency"), _currency, required=True, what="currency")
+                         if c("currency") else m.default_currency)
+        amount = ck.amount(n, rec, c("amount"), decimal=m.decimal, thousands=m.thousands, currency=r["currency"])
         if amount is not None:
             if m.sign == "doc_type" and kind is not None:
                 if amount < 0:
@@ -287,8 +294,6 @@ def stage(raw: RawTable, m: Mapping, fmt: str = "csv") -> Staged:
             if kind is None and not c("doc_type"):
                 kind = "credit_memo" if amount < 0 else "invoice"
         r["amount_cents"], r["doc_type"] = amount, kind
-        r["currency"] = (ck.parse(n, rec, c("currency"), _currency, required=True, what="currency")
-                         if c("currency") else m.default_currency)
         terms = ck.parse(n, rec, c("terms_days"), _days) if c("terms_days") else None
         due = ck.date(n, rec, c("due_date"), m.date_format) if c("due_date") else None
         if due is None and not (c("due_date") and not is_blank(rec.get(c("due_date")))):  # blank, not bad

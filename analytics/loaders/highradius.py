@@ -121,9 +121,9 @@ def stage(raw: RawTable) -> Staged:
             ck.error(n, "baseline_create_date", "", "missing date (baseline_create_date, document_create_date.1 "
                                                     "and posting_date are all empty)")
         r["due_date"] = ck.parse(n, rec, "due_in_date", parse_mixed_date, required=True, what="due date")
-        r["amount_cents"] = ck.parse(n, rec, "total_open_amount", lambda v: parse_amount(v, ".", None),
-                                     required=True, what="amount")
         r["currency"] = ck.parse(n, rec, "invoice_currency", _currency, required=True, what="currency")
+        r["amount_cents"] = ck.parse(n, rec, "total_open_amount",
+                                     lambda v: parse_amount(v, ".", None, r["currency"]), required=True, what="amount")
         code = ck.text(n, rec, "cust_payment_terms")
         days = terms_days(code)
         if days is None and r["invoice_date"] and r["due_date"] and r["due_date"] >= r["invoice_date"]:

@@ -59,7 +59,7 @@ def stage(raw: RawTable) -> Staged:
         r["doc_type"] = "invoice"
         r["invoice_date"] = ck.date(n, rec, "InvoiceDate", US_DATE, required=True)
         r["due_date"] = ck.date(n, rec, "DueDate", US_DATE, required=True)
-        r["amount_cents"] = ck.amount(n, rec, "InvoiceAmount", decimal=".", thousands=",")
+        r["amount_cents"] = ck.amount(n, rec, "InvoiceAmount", decimal=".", thousands=",", currency="USD")
         r["currency"] = "USD"
         r["clear_date"] = ck.date(n, rec, "SettledDate", US_DATE)
         if r["clear_date"] is not None and r["invoice_id"]:
