@@ -94,7 +94,7 @@ def test_parallel_guesses_are_all_counted(alice):
     results = []
 
     def guess(i):
-        results.append(auth.sign_in(alice, "alice", f"guess-{i}").status)
+        results.append(auth.sign_in(alice, "alice", f"guess-{i}", now=T0).status)  # all at the same instant
 
     threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
     for t in threads:
@@ -104,7 +104,7 @@ def test_parallel_guesses_are_all_counted(alice):
     assert len(results) == 20
     checked = [s for s in results if s in ("wrong", "locked")]
     assert _actions(alice).count("signin_failed") == len(checked) <= auth.LOCKOUT_FAILURES
-    assert auth.sign_in(alice, "alice", "alice-password-1").status in ("locked", "wait")
+    assert auth.sign_in(alice, "alice", "alice-password-1", now=T0).status in ("locked", "wait")
     assert audit.verify_chain(alice).ok
 
 
