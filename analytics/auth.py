@@ -587,16 +587,17 @@ def issue_first_admin_token(engine: sa.Engine) -> str | None:
 
     Only while the database has no users: written (mode 0600) to :func:`first_admin_token_path` and
     to the server log (warning) the first time; the same token until it is used. None once there
-    are users.
+    are users (a leftover token file is then removed).
 
     Example
     -------
     >>> token = issue_first_admin_token(engine)  # doctest: +SKIP
     """
+    path = first_admin_token_path()
     with engine.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar():
+            path.unlink(missing_ok=True)  # the first user came from the CLI: the token is void
             return None
-    path = first_admin_token_path()
     if path.is_file():
         return path.read_text().strip()
     token = secrets.token_urlsafe(24)

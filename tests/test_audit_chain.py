@@ -299,3 +299,5 @@ def test_replace_keeps_the_log_and_appends_foreign_history(chained_backup, engin
     assert json.loads(entry["before"])["rows"]["customers"] == 4
     assert json.loads(entry["after"])["rows"]["customers"] == 5
     assert audit.verify_chain(engine).ok
+    _append(engine, 1)  # ids continue after the appended rows (sequences moved past them)
+    assert audit.verify_chain(engine).ok
