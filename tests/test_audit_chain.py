@@ -154,12 +154,12 @@ def test_append_only_triggers_exist_right_after_migrate(engine):
     assert len(_rows(engine)) == 1
 
 
-def _alembic(engine, target: str) -> None:
+def _alembic(engine, target: str, action: str = "upgrade") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, target)
+        getattr(command, action)(cfg, target)
 
 
 def test_migration_0004_chains_existing_rows_and_installs_the_guard(db_url):
@@ -189,6 +189,22 @@ def test_migration_0004_chains_existing_rows_and_installs_the_guard(db_url):
             with engine.connect() as conn:
                 cols = set(conn.execute(sa.text("SELECT * FROM " + table.name)).keys())
             assert cols == set(table.c.keys()), table.name
+    finally:
+        engine.dispose()
+
+
+def test_migration_0004_downgrades_and_upgrades_again(db_url):
+    engine = db.connect(db_url)
+    _append(engine, 2)
+    engine.dispose()
+    engine = db.make_engine(db_url)
+    try:
+        _alembic(engine, "0003", action="downgrade")
+        names = set(sa.inspect(engine).get_table_names()) if engine.dialect.name != "duckdb" else None
+        if names is not None:
+            assert "audit_head" not in names and "login_throttle" not in names
+        _alembic(engine, "head")
+        assert audit.verify_chain(engine).ok and audit.verify_chain(engine).rows == 2
     finally:
         engine.dispose()
 
