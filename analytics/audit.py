@@ -197,7 +197,9 @@ def append_rows(conn: sa.Connection, rows: Iterable[Mapping]) -> int:
     """Append copies of existing audit rows (their fields, not their ids or hashes) to the chain.
 
     Used by a restore that keeps the database's own audit log and adds a backup's history after it
-    (:func:`analytics.backup.import_ledger`). Returns the number of rows appended.
+    (:func:`analytics.backup.import_ledger`). The rows get the ids after the last one, written in one
+    bulk insert; the caller moves the id sequence past them (the restore does,
+    ``backup._advance_sequences``). Returns the number of rows appended.
 
     Example
     -------
@@ -206,15 +208,29 @@ def append_rows(conn: sa.Connection, rows: Iterable[Mapping]) -> int:
     ...     append_rows(conn, [dict(logged_at=dt.datetime(2024, 1, 1), actor="a", action="x", table_name="t")])
     1
     """
-    n = 0
+    from analytics.db import bulk_insert
+
+    lock_chain(conn)
+    found = conn.execute(sa.select(audit.c.id, audit.c.row_hash).order_by(audit.c.id.desc()).limit(1)).all()
+    last = found[0] if found else None  # .all(): DuckDB needs the result consumed before the bulk insert
+    next_id, prev = (int(last[0]) + 1, last[1] or GENESIS) if last else (1, GENESIS)
+    out = []
     for row in rows:
         fields = {f: _missing_as_none(row.get(f)) for f in HASHED_FIELDS}
         fields["logged_at"] = pd.Timestamp(fields["logged_at"]).to_pydatetime().replace(tzinfo=None)
         for f in HASHED_FIELDS[1:]:
             fields[f] = None if fields[f] is None else str(fields[f])
-        _chain_insert(conn, fields)
-        n += 1
-    return n
+        digest = row_hash(fields, prev)
+        out.append({"id": next_id, **fields, "prev_hash": prev, "row_hash": digest})
+        prev, next_id = digest, next_id + 1
+    if not out:
+        return 0
+    frame = pd.DataFrame(out, columns=["id", *HASHED_FIELDS, "prev_hash", "row_hash"]).astype(
+        {f: object for f in HASHED_FIELDS[1:]})
+    bulk_insert(conn, audit, frame[[c for c in frame.columns if frame[c].notna().any()]])  # all-NULL: untyped
+    conn.execute(head.update().where(head.c.name == HEAD_NAME).values(
+        last_id=out[-1]["id"], last_hash=prev, row_count=head.c.row_count + len(out)))
+    return len(out)
 
 
 def _missing_as_none(value):

@@ -532,6 +532,38 @@ def sign_in(engine: sa.Engine, username: str, password: str, now: dt.datetime | 
     return SignInResult(user, "must_change_password" if must_change and not _for_change else "ok")
 
 
+def unlock(engine: sa.Engine, username: str, actor: str = "system") -> bool:
+    """Clear a user name's failed sign-ins and lockout (audited). CLI: ``users unlock NAME``.
+
+    Returns
+    -------
+    bool
+        True when the name had failures recorded.
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> unlock(db.connect("sqlite://"), "nobody")
+    False
+    """
+    from analytics.db import require_writable
+
+    require_writable(engine, "unlock users")
+    key, t = _throttle_key(username), schema.login_throttle
+
+    def write(conn):
+        row = conn.execute(sa.select(t.c.failures, t.c.locked_until).where(t.c.username == key)).first()
+        if row is None or (not row.failures and row.locked_until is None):
+            return False
+        conn.execute(t.update().where(t.c.username == key).values(failures=0, last_failure_at=None,
+                                                                   locked_until=None))
+        append_audit(conn, actor, "unlock_user", "users", key, {"failures": row.failures,
+                                                                "locked_until": row.locked_until}, None)
+        return True
+
+    return run_write(engine, write)
+
+
 def _user_row(engine: sa.Engine, name: str):
     t = schema.users
     with engine.connect() as conn:
@@ -587,16 +619,17 @@ def issue_first_admin_token(engine: sa.Engine) -> str | None:
 
     Only while the database has no users: written (mode 0600) to :func:`first_admin_token_path` and
     to the server log (warning) the first time; the same token until it is used. None once there
-    are users.
+    are users (a leftover token file is then removed).
 
     Example
     -------
     >>> token = issue_first_admin_token(engine)  # doctest: +SKIP
     """
+    path = first_admin_token_path()
     with engine.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar():
+            path.unlink(missing_ok=True)  # the first user came from the CLI: the token is void
             return None
-    path = first_admin_token_path()
     if path.is_file():
         return path.read_text().strip()
     token = secrets.token_urlsafe(24)
@@ -851,6 +884,15 @@ def _run_passwd(args) -> int:
     return 0
 
 
+def _run_unlock(args) -> int:
+    done = unlock(_engine(args), args.name, actor="cli")
+    if args.json:
+        print(json.dumps({"username": args.name, "unlocked": done}))
+    else:
+        print(f"{args.name}: failed sign-ins cleared" if done else f"{args.name}: nothing to clear")
+    return 0
+
+
 def _run_list(args) -> int:
     users = list_users(_engine(args))
     if args.json:
@@ -875,7 +917,7 @@ def _run_demo(args) -> int:
 
 
 def configure_cli(parser) -> None:
-    """Add ``users add|passwd|list|demo`` to the ``users`` command parser."""
+    """Add ``users add|passwd|unlock|list|demo`` to the ``users`` command parser."""
     sub = parser.add_subparsers(dest="users_command", metavar="ACTION")
 
     def _common(p):
@@ -893,6 +935,10 @@ def configure_cli(parser) -> None:
     add.set_defaults(run=_run_add)
     passwd.add_argument("name")
     passwd.set_defaults(run=_run_passwd)
+    unl = sub.add_parser("unlock", help="clear a user name's failed sign-ins and lockout")
+    unl.add_argument("name")
+    _common(unl)
+    unl.set_defaults(run=_run_unlock)
     lst = sub.add_parser("list", help="list users (never the hashes)")
     _common(lst)
     lst.set_defaults(run=_run_list)

@@ -24,8 +24,9 @@ Guarantees
   (ids and hashes; the chain continues from it). Into one that has an audit log (``--replace``),
   that log is kept: the backup's rows the log already holds (same position, same hash: a backup of
   this same database) are skipped, the others are appended after it as new chained rows (their
-  time, actor, action and content kept). Every replacement or forced import then appends an
-  ``import_replace`` / ``import_forced`` entry: who, when, the file and its SHA-256, the backup's
+  time, actor, action and content kept). Every import but a verbatim restore into an empty log
+  (which stays an exact copy of the source) then appends an ``import_replace`` / ``import_forced`` /
+  ``import`` entry: who, when, the file and its SHA-256, the backup's
   chain head, row counts before and after per table, the chain problem when forced.
 * **Older backups.** Revisions 0002/0003 (no hash columns) import too: their audit rows are chained
   on import.
@@ -480,14 +481,14 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
                 raise UserError(f"{path.name}: restored {table.name} differs from the backup "
                                 f"({n} rows vs {entry['rows']}); nothing was imported")
         forced = chain is not None and not chain.ok
-        if busy or forced:
+        if busy or forced or not verbatim:  # only a verbatim restore into an empty log stays a pure copy
             after = {"file": path.name, "sha256": _file_sha256(path), "rows": rows,
                      "backup_audit_rows": len(audit_rows), "backup_audit_head": chain.head_hash if chain else None,
                      "audit_rows": "restored" if verbatim else "appended"}
             if forced:
                 after["chain_problem"] = f"row {chain.broken_id}: {chain.problem}"
-            audit.append_audit(conn, actor, "import_forced" if forced else "import_replace", "ledger", path.name,
-                               {"rows": busy}, after)
+            action = "import_forced" if forced else "import_replace" if busy else "import"
+            audit.append_audit(conn, actor, action, "ledger", path.name, {"rows": busy}, after)
         version = db.ledger_version(conn)
         if busy and version <= previous_version:
             t = schema.ledger_meta

@@ -58,6 +58,18 @@ def test_delay_and_lockout_are_counted_in_the_database(alice, db_url):
     assert auth.LOCKOUT_FAILURES == 5 and auth.LOCKOUT_MINUTES == 15
 
 
+def test_an_admin_unlocks_from_the_cli(alice, db_url, capsys):
+    from analytics.cli import main as cli_main
+
+    for t in range(5):
+        auth.sign_in(alice, "alice", "nope", now=_at(t * 10))
+    assert auth.sign_in(alice, "alice", "alice-password-1", now=_at(60)).status == "locked"
+    assert cli_main(["users", "--db", db_url, "unlock", "alice"]) == 0
+    assert "failed sign-ins cleared" in capsys.readouterr().out
+    assert auth.sign_in(alice, "alice", "alice-password-1", now=_at(61)).status == "ok"
+    assert "unlock_user" in _actions(alice)
+
+
 def test_a_new_session_does_not_reset_the_count(alice, db_url):
     """The counter is in the database: another engine (another server process/session) sees it."""
     for t in (0, 0.1, 0.2):
@@ -94,7 +106,7 @@ def test_parallel_guesses_are_all_counted(alice):
     results = []
 
     def guess(i):
-        results.append(auth.sign_in(alice, "alice", f"guess-{i}").status)
+        results.append(auth.sign_in(alice, "alice", f"guess-{i}", now=T0).status)  # all at the same instant
 
     threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
     for t in threads:
@@ -104,7 +116,7 @@ def test_parallel_guesses_are_all_counted(alice):
     assert len(results) == 20
     checked = [s for s in results if s in ("wrong", "locked")]
     assert _actions(alice).count("signin_failed") == len(checked) <= auth.LOCKOUT_FAILURES
-    assert auth.sign_in(alice, "alice", "alice-password-1").status in ("locked", "wait")
+    assert auth.sign_in(alice, "alice", "alice-password-1", now=T0).status in ("locked", "wait")
     assert audit.verify_chain(alice).ok
 
 

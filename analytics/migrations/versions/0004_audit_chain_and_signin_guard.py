@@ -21,6 +21,9 @@ Create Date: 2026-12-01
 from alembic import op
 import sqlalchemy as sa
 
+import pandas as pd
+
+from analytics import db
 from analytics.audit import GENESIS, HASHED_FIELDS, append_only_ddl, row_hash
 
 
@@ -45,11 +48,16 @@ def _hash_existing_rows(conn) -> tuple[int | None, str, int]:
     prev, last_id, updates = GENESIS, None, []
     for row in rows:
         digest = row_hash(row, prev)
-        updates.append({"i": row["id"], "p": prev, "h": digest})
+        updates.append({"id": row["id"], "prev_hash": prev, "row_hash": digest})
         prev, last_id = digest, row["id"]
-    for start in range(0, len(updates), 5000):
-        conn.execute(sa.text("UPDATE audit_log SET prev_hash = :p, row_hash = :h WHERE id = :i"),
-                     updates[start:start + 5000])
+    if updates:  # one set-based UPDATE from a scratch table (row-by-row took 140 s for 100,000 rows on DuckDB)
+        scratch = sa.Table("_migration_0004_hashes", sa.MetaData(), sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+                           sa.Column("prev_hash", sa.String(64)), sa.Column("row_hash", sa.String(64)))
+        scratch.create(conn)
+        db.bulk_insert(conn, scratch, pd.DataFrame(updates))
+        conn.execute(sa.text("UPDATE audit_log SET prev_hash = h.prev_hash, row_hash = h.row_hash "
+                             "FROM _migration_0004_hashes AS h WHERE audit_log.id = h.id"))
+        scratch.drop(conn)
     return last_id, prev, len(rows)
 
 
