@@ -131,9 +131,9 @@ def customer_disputes(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
 
 
 def customer_promises(conn: sa.Connection, customer_id: str, as_of: dt.date | None = None) -> pd.DataFrame:
-    """Every promise to pay of the customer, newest first; with ``as_of``, only those made by then and
-    each with its status at the end of ``as_of`` (:func:`analytics.ledger.promise_outcomes`, the one
-    "promise kept" rule).
+    """Every promise to pay of the customer, newest first; with ``as_of``, each with its status at the end
+    of ``as_of`` (:func:`analytics.ledger.promise_outcomes`, the one "promise kept" rule; a promise
+    recorded after ``as_of`` is listed too, as ``pending``).
 
     Returns ``promise_id, invoice_id, made_on, promised_date, amount_cents, recorded_by`` (+ ``status``,
     ``collected_cents`` with ``as_of``).
@@ -151,7 +151,7 @@ def customer_promises(conn: sa.Connection, customer_id: str, as_of: dt.date | No
             .order_by(prom.c.made_on.desc(), prom.c.id.desc())
         )
         return _frame(conn.execute(stmt))
-    ev = _promise_outcomes(customer_id, as_of)
+    ev = _promise_outcomes(customer_id, as_of, made_to=_NEVER)
     stmt = (
         sa.select(ev.c.id.label("promise_id"), ev.c.invoice_id, ev.c.made_on, ev.c.promised_date, ev.c.amount_cents,
                   prom.c.recorded_by, ev.c.status, ev.c.collected_cents)
@@ -162,11 +162,15 @@ def customer_promises(conn: sa.Connection, customer_id: str, as_of: dt.date | No
 
 
 _EPOCH = dt.date(1900, 1, 1)
+_NEVER = dt.date(9999, 12, 30)
 
 
-def _promise_outcomes(customer_id: str, as_of: dt.date) -> sa.Subquery:
-    made = promise_candidates(periods_table([(_EPOCH, as_of)]), LedgerFilter(customers=(customer_id,)))
-    return promise_outcomes(made, DEFAULT_GRACE_DAYS)
+def _promise_outcomes(customer_id: str, as_of: dt.date, made_to: dt.date | None = None) -> sa.Subquery:
+    """The customer's promises made up to ``made_to`` (default ``as_of``), judged at the end of ``as_of``."""
+    made = periods_table([(_EPOCH, made_to or as_of)])
+    judged = sa.select(made.c.period_start, made.c.period_end,
+                       sa.literal(as_of + dt.timedelta(days=1), sa.Date).label("cutoff")).subquery("judged")
+    return promise_outcomes(promise_candidates(judged, LedgerFilter(customers=(customer_id,))), DEFAULT_GRACE_DAYS)
 
 
 def customer_facts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dict:

@@ -288,3 +288,16 @@ def test_catalogue_keys_are_the_cli_json_keys_and_labels_feed_sla(engine, capsys
     for m in metrics.CATALOGUE:  # every source names a real function
         module, _, name = m.source.rpartition(".")
         assert callable(getattr(__import__(module, fromlist=[name]), name)), m.source
+
+
+def test_customer_360_lists_a_promise_recorded_after_the_as_of_date_as_pending(engine):
+    with engine.begin() as conn:
+        _seed(conn)
+        _promise(conn)
+        conn.execute(schema.promises.insert(), [dict(customer_id="K1", made_on=D(2024, 5, 2),
+                                                     promised_date=D(2024, 5, 9), amount_cents=5_000)])
+    with engine.connect() as conn:
+        promises = accounts.customer_promises(conn, "K1", AS_OF)
+        facts = accounts.customer_facts(conn, "K1", AS_OF)
+    assert promises["status"].tolist() == ["pending", "broken"]  # newest first; 04-05 + 3 days passed unpaid
+    assert (facts["promises_broken"], facts["promises_pending"]) == (1, 0)  # facts: promises made by as-of
