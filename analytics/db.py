@@ -203,6 +203,18 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return "could not set lock on file" in text or "conflicting lock is held" in text
 
 
+_FILE_GUARDS: dict[str, threading.Lock] = {}
+_FILE_GUARDS_LOCK = threading.Lock()
+
+
+def _file_guard(path: str) -> threading.Lock:
+    """One lock per file in this process: opening the file never overlaps the idle release closing it
+    (DuckDB's lock is per process; a close finishing after a new open must not drop the new open's lock)."""
+    key = os.path.realpath(path)
+    with _FILE_GUARDS_LOCK:
+        return _FILE_GUARDS.setdefault(key, threading.Lock())
+
+
 _READ_WAITS: "weakref.WeakKeyDictionary[sa.Engine, float]" = weakref.WeakKeyDictionary()
 
 
@@ -253,7 +265,8 @@ def _wait_for_file_lock(engine: sa.Engine, path: str) -> None:
         delay = 0.01
         while True:
             try:
-                return dialect.connect(*cargs, **cparams)
+                with _file_guard(path):
+                    return dialect.connect(*cargs, **cparams)
             except Exception as exc:
                 if not is_lock_conflict(exc):
                     raise
@@ -306,7 +319,8 @@ class _IdleRelease:
                 return
         engine = self._engine()
         if engine is not None:
-            engine.pool.dispose()  # closes the idle connections; one checked out meanwhile is kept
+            with _file_guard(_duckdb_file(engine) or ""):  # no open of this file while it closes
+                engine.pool.dispose()  # closes the idle connections; one checked out meanwhile is kept
 
     def stop(self) -> None:
         """Cancel the timer and close the idle connections now (at interpreter exit)."""
