@@ -289,6 +289,8 @@ class _IdleRelease:
         self._out = 0
         self._last = time.monotonic()
         self._timer: threading.Timer | None = None
+        self._stopped = False
+        _RELEASES.add(self)  # alive while its engine or a pending timer is
         sa.event.listen(engine, "checkout", self._checkout)
         sa.event.listen(engine, "checkin", self._checkin)
 
@@ -300,7 +302,7 @@ class _IdleRelease:
         with self._lock:
             self._out = max(0, self._out - 1)
             self._last = time.monotonic()
-            if self._out == 0 and self._timer is None:
+            if self._out == 0 and self._timer is None and not self._stopped:
                 self._arm(self._idle)
 
     def _arm(self, seconds: float) -> None:  # caller holds self._lock
@@ -325,7 +327,7 @@ class _IdleRelease:
     def stop(self) -> None:
         """Cancel the timer and close the idle connections now (at interpreter exit)."""
         with self._lock:
-            timer, self._timer = self._timer, None
+            timer, self._timer, self._stopped = self._timer, None, True
         if timer is not None:
             timer.cancel()
             timer.join(1.0)
@@ -334,10 +336,13 @@ class _IdleRelease:
             engine.pool.dispose()
 
 
+_RELEASES: "weakref.WeakSet[_IdleRelease]" = weakref.WeakSet()
+
+
 @atexit.register
 def _stop_idle_timers() -> None:
     """A timer thread left sleeping at exit makes DuckDB's bindings report leaks; stop them first."""
-    for release in list(_IDLE_RELEASE.values()):
+    for release in list(_RELEASES):
         release.stop()
 
 
