@@ -167,6 +167,11 @@ def waiting_for_lock(seconds: float):
     seconds : float
         Maximum wait; 0 tries once.
 
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields nothing; the previous wait is back after the block.
+
     Example
     -------
     >>> with waiting_for_lock(0):
@@ -183,6 +188,11 @@ def waiting_for_lock(seconds: float):
 def idle_release_seconds() -> float:
     """Seconds an idle DuckDB file stays open in this process: ``$AR_DB_IDLE_RELEASE`` (default 0.5).
 
+    Returns
+    -------
+    float
+        Seconds; 0 keeps the file open until the engine is disposed (DuckDB's default).
+
     Example
     -------
     >>> os.environ.pop(IDLE_RELEASE_ENV, None) and None; idle_release_seconds()
@@ -193,6 +203,15 @@ def idle_release_seconds() -> float:
 
 def is_lock_conflict(exc: BaseException) -> bool:
     """True when ``exc`` (or the driver error it wraps) is DuckDB refusing a file another process holds.
+
+    Parameters
+    ----------
+    exc : BaseException
+        A driver error or SQLAlchemy's wrapper of one.
+
+    Returns
+    -------
+    bool
 
     Example
     -------
@@ -348,6 +367,14 @@ def _stop_idle_timers() -> None:
 
 def releases_when_idle(engine: sa.Engine) -> bool:
     """Whether ``engine`` closes its file when idle (a DuckDB file engine from :func:`make_engine`).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+
+    Returns
+    -------
+    bool
 
     Example
     -------
@@ -624,6 +651,11 @@ def noting_writes():
     """Within the block, collect the actions of the write paths entered (each calls
     :func:`require_writable` first). The dashboard uses it to tell a refused write (say "try again")
     from a read (show the last figures) when the ledger file is busy.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields the list of actions (empty when the block only read).
 
     Example
     -------
