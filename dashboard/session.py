@@ -25,7 +25,7 @@ import streamlit as st  # noqa: E402
 
 from analytics import db  # noqa: E402
 from analytics.errors import DatabaseBusy, UserError  # noqa: E402
-from streamlit.errors import StreamlitAPIException  # noqa: E402
+from streamlit.errors import StreamlitDuplicateElementKey  # noqa: E402
 
 log = logging.getLogger("dashboard")
 #: Seconds a page waits for another program's lock on the ledger file before it shows the last figures.
@@ -162,7 +162,7 @@ def busy_notice() -> None:
         with st.container(key="ledger_busy_notice"):
             st.info(BUSY_NOTICE, icon=":material/hourglass_top:")
             _refresh_when_free()
-    except StreamlitAPIException:  # the key is taken: already shown in this run
+    except StreamlitDuplicateElementKey:  # already shown in this run
         pass
 
 
