@@ -170,6 +170,11 @@ def waiting_for_lock(seconds: float):
     seconds : float
         Maximum wait; 0 tries once.
 
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields nothing; the previous wait is back after the block.
+
     Example
     -------
     >>> with waiting_for_lock(0):
@@ -186,6 +191,11 @@ def waiting_for_lock(seconds: float):
 def idle_release_seconds() -> float:
     """Seconds an idle DuckDB file stays open in this process: ``$AR_DB_IDLE_RELEASE`` (default 0.5).
 
+    Returns
+    -------
+    float
+        Seconds; 0 keeps the file open until the engine is disposed (DuckDB's default).
+
     Example
     -------
     >>> os.environ.pop(IDLE_RELEASE_ENV, None) and None; idle_release_seconds()
@@ -197,6 +207,15 @@ def idle_release_seconds() -> float:
 def is_lock_conflict(exc: BaseException) -> bool:
     """True when ``exc`` (or the driver error it wraps) is DuckDB refusing a file another process holds.
 
+    Parameters
+    ----------
+    exc : BaseException
+        A driver error or SQLAlchemy's wrapper of one.
+
+    Returns
+    -------
+    bool
+
     Example
     -------
     >>> is_lock_conflict(OSError('IO Error: Could not set lock on file "x.db": Conflicting lock is held'))
@@ -204,6 +223,18 @@ def is_lock_conflict(exc: BaseException) -> bool:
     """
     text = str(getattr(exc, "orig", None) or exc).lower()
     return "could not set lock on file" in text or "conflicting lock is held" in text
+
+
+_FILE_GUARDS: dict[str, threading.Lock] = {}
+_FILE_GUARDS_LOCK = threading.Lock()
+
+
+def _file_guard(path: str) -> threading.Lock:
+    """One lock per file in this process: opening the file never overlaps the idle release closing it
+    (DuckDB's lock is per process; a close finishing after a new open must not drop the new open's lock)."""
+    key = os.path.realpath(path)
+    with _FILE_GUARDS_LOCK:
+        return _FILE_GUARDS.setdefault(key, threading.Lock())
 
 
 _READ_WAITS: "weakref.WeakKeyDictionary[sa.Engine, float]" = weakref.WeakKeyDictionary()
@@ -256,7 +287,8 @@ def _wait_for_file_lock(engine: sa.Engine, path: str) -> None:
         delay = 0.01
         while True:
             try:
-                return dialect.connect(*cargs, **cparams)
+                with _file_guard(path):
+                    return dialect.connect(*cargs, **cparams)
             except Exception as exc:
                 if not is_lock_conflict(exc):
                     raise
@@ -279,6 +311,8 @@ class _IdleRelease:
         self._out = 0
         self._last = time.monotonic()
         self._timer: threading.Timer | None = None
+        self._stopped = False
+        _RELEASES.add(self)  # alive while its engine or a pending timer is
         sa.event.listen(engine, "checkout", self._checkout)
         sa.event.listen(engine, "checkin", self._checkin)
 
@@ -290,7 +324,7 @@ class _IdleRelease:
         with self._lock:
             self._out = max(0, self._out - 1)
             self._last = time.monotonic()
-            if self._out == 0 and self._timer is None:
+            if self._out == 0 and self._timer is None and not self._stopped:
                 self._arm(self._idle)
 
     def _arm(self, seconds: float) -> None:  # caller holds self._lock
@@ -309,12 +343,13 @@ class _IdleRelease:
                 return
         engine = self._engine()
         if engine is not None:
-            engine.pool.dispose()  # closes the idle connections; one checked out meanwhile is kept
+            with _file_guard(_duckdb_file(engine) or ""):  # no open of this file while it closes
+                engine.pool.dispose()  # closes the idle connections; one checked out meanwhile is kept
 
     def stop(self) -> None:
         """Cancel the timer and close the idle connections now (at interpreter exit)."""
         with self._lock:
-            timer, self._timer = self._timer, None
+            timer, self._timer, self._stopped = self._timer, None, True
         if timer is not None:
             timer.cancel()
             timer.join(1.0)
@@ -323,15 +358,26 @@ class _IdleRelease:
             engine.pool.dispose()
 
 
+_RELEASES: "weakref.WeakSet[_IdleRelease]" = weakref.WeakSet()
+
+
 @atexit.register
 def _stop_idle_timers() -> None:
     """A timer thread left sleeping at exit makes DuckDB's bindings report leaks; stop them first."""
-    for release in list(_IDLE_RELEASE.values()):
+    for release in list(_RELEASES):
         release.stop()
 
 
 def releases_when_idle(engine: sa.Engine) -> bool:
     """Whether ``engine`` closes its file when idle (a DuckDB file engine from :func:`make_engine`).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+
+    Returns
+    -------
+    bool
 
     Example
     -------
@@ -608,6 +654,11 @@ def noting_writes():
     """Within the block, collect the actions of the write paths entered (each calls
     :func:`require_writable` first). The dashboard uses it to tell a refused write (say "try again")
     from a read (show the last figures) when the ledger file is busy.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields the list of actions (empty when the block only read).
 
     Example
     -------

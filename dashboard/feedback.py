@@ -40,7 +40,7 @@ def attempt(fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
         with db.noting_writes() as writes:
             return True, fn(*args, **kwargs)
     except DatabaseBusy as exc:  # another program holds the ledger file longer than the wait
-        if writes:  # nothing was written: say so plainly, the form stays as typed
+        if writes:  # a write path was entered: nothing was written, say so plainly
             st.error(str(exc), icon=":material/hourglass_top:")
         else:  # a read with nothing cached: the notice is the page's empty state
             busy_notice()

@@ -25,14 +25,15 @@ import streamlit as st  # noqa: E402
 
 from analytics import db  # noqa: E402
 from analytics.errors import DatabaseBusy, UserError  # noqa: E402
-from streamlit.errors import StreamlitAPIException  # noqa: E402
+from streamlit.errors import StreamlitDuplicateElementKey  # noqa: E402
 
 log = logging.getLogger("dashboard")
 #: Seconds a page waits for another program's lock on the ledger file before it shows the last figures.
 READ_WAIT = 2.0
-#: After the file was found busy, reads in the next few seconds do not wait again (a page run makes
-#: many reads; each would otherwise wait READ_WAIT).
-_BUSY_MEMORY = 3.0
+#: After the file was found busy, page runs in the next few seconds use the last version without
+#: knocking again (a page run makes many reads; each would wait). The notice's poll keeps this fresh while
+#: the file stays busy; any connection this process gets to the file ends it.
+BUSY_MEMORY_SECONDS = 3.0
 #: What pages show while another program holds the ledger file.
 BUSY_NOTICE = ("New data is loading — figures as of the last load; this page refreshes when it finishes.")
 #: Seconds between checks, while the notice shows, whether the file is free again.
@@ -47,7 +48,10 @@ def db_url() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _engine_for(url: str) -> sa.Engine:
-    return db.set_read_wait(db.connect(url), READ_WAIT)  # writes (require_writable) wait AR_DB_LOCK_WAIT
+    engine = db.set_read_wait(db.connect(url), READ_WAIT)  # writes (require_writable) wait AR_DB_LOCK_WAIT
+    # a connection checked out means this process has the file: it is not busy any more
+    sa.event.listen(engine, "checkout", lambda *_: (_BUSY_AT.pop(url, None), _BUSY_AT.pop(db_url(), None)))
+    return engine
 
 
 def get_engine() -> sa.Engine:
@@ -87,11 +91,13 @@ def _safe_url(url: str) -> str:
         return "configured database"
 
 
+def _busy_recently(url: str) -> bool:
+    return time.monotonic() - _BUSY_AT.get(url, -math.inf) < BUSY_MEMORY_SECONDS
+
+
 def _read_wait(url: str) -> float:
     """How long a read waits for the file's lock now: none if it was found busy a moment ago."""
-    if time.monotonic() - _BUSY_AT.get(url, -math.inf) < _BUSY_MEMORY:
-        return 0.0
-    return min(READ_WAIT, db.lock_wait_seconds())
+    return 0.0 if _busy_recently(url) else min(READ_WAIT, db.lock_wait_seconds())
 
 
 def _current_version(engine: sa.Engine, url: str) -> int:
@@ -99,6 +105,9 @@ def _current_version(engine: sa.Engine, url: str) -> int:
 
     Raises :class:`~analytics.errors.DatabaseBusy` when the file is busy and no version was ever read.
     """
+    if _busy_recently(url) and url in _LAST_VERSION:  # don't knock again: the notice's poll does
+        busy_notice()
+        return _LAST_VERSION[url]
     try:
         with db.waiting_for_lock(_read_wait(url)):
             version = db.ledger_version(engine)
@@ -117,19 +126,43 @@ def _current_version(engine: sa.Engine, url: str) -> int:
 
 
 def ledger_version() -> int:
-    """The ledger version (the last one read while another program holds the ledger file)."""
+    """The ledger version of the dashboard's database (the last one read while another program holds
+    the ledger file, under :data:`BUSY_NOTICE`).
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> key = ("my_table", ledger_version())  # doctest: +SKIP
+    """
     return _current_version(get_engine(), db_url())
 
 
 def busy_notice() -> None:
     """Say (once per page run) that another program holds the ledger file and figures are the last
     ones loaded; the page reruns by itself once the file is free. Also the empty state of a page with
-    nothing cached."""
+    nothing cached.
+
+    Returns
+    -------
+    None
+        Renders :data:`BUSY_NOTICE` (an info box) and a fragment that checks every
+        :data:`BUSY_POLL_SECONDS` whether the file is free, then reruns the page.
+
+    Example
+    -------
+    >>> try:  # doctest: +SKIP
+    ...     rows = cached(kpis.snapshot, as_of, flt)
+    ... except DatabaseBusy:
+    ...     busy_notice()
+    """
     try:
         with st.container(key="ledger_busy_notice"):
             st.info(BUSY_NOTICE, icon=":material/hourglass_top:")
             _refresh_when_free()
-    except StreamlitAPIException:  # the key is taken: already shown in this run
+    except StreamlitDuplicateElementKey:  # already shown in this run
         pass
 
 
@@ -140,7 +173,10 @@ def _refresh_when_free() -> None:
     try:
         with db.waiting_for_lock(0):
             db.ledger_version(_engine_for(url))
-    except Exception:  # still busy (or unreachable: the next full run says so)
+    except DatabaseBusy:  # still busy: page runs meanwhile keep showing the last figures without waiting
+        _BUSY_AT[url] = time.monotonic()
+        return
+    except Exception:  # unreachable: the next full run says so
         return
     _BUSY_AT.pop(url, None)
     st.rerun(scope="app")
