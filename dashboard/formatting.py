@@ -93,7 +93,7 @@ _MD_ANYWHERE = re.compile(r"([\\\[\]<>*_~`$|])")
 # backslash cannot stop them; an invisible WORD JOINER (U+2060) does: after every ``:`` (``http:⁠//``,
 # ``:⁠smile:``), before ``@`` and between ``www`` and its dot. The text looks the same.
 WJ = "\u2060"
-_MD_WWW = re.compile(r"(?i)\b(www)\.")
+_MD_WWW = re.compile(r"(?i)(www)\.")
 _MD_ENTITY = re.compile(r"&(?=#?\w+;)")  # &lt; &#91; ... would be decoded
 _MD_LINE_START = re.compile(r"^(\s*)([#>+-]|\d+(?=[.)]))")  # heading, quote, list item at the start
 
