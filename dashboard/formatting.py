@@ -1,4 +1,5 @@
-"""How values look on screen: money with separators and currency, percentages, days, deltas; typed amounts to cents.
+"""How values look on screen: money with separators and currency, percentages, days, deltas; typed amounts to cents;
+ledger and user text made safe for Markdown (:func:`plain`).
 """
 from __future__ import annotations
 
