@@ -139,7 +139,7 @@ class Limits:
     variable                       bound                                                      default
     =============================  =========================================================  =======
     ``AR_LOAD_MAX_MB``             size of the file as given (CSV or .xlsx), MB               200
-    ``AR_LOAD_MAX_ROWS``           data rows (CSV and Excel)                                  500000
+    ``AR_LOAD_MAX_ROWS``           data rows (CSV and Excel)                                  300000
     ``AR_LOAD_MAX_XLSX_MB``        .xlsx: total uncompressed size its zip declares, MB        100
     ``AR_LOAD_MAX_XLSX_RATIO``     .xlsx: uncompressed / compressed size of any part > 1 MB   100
     ``AR_LOAD_MAX_SECONDS``        parsing time, seconds                                      120
@@ -151,7 +151,7 @@ class Limits:
     """
 
     max_bytes: int = 200 * 2**20
-    max_rows: int = 500_000
+    max_rows: int = 300_000
     max_xlsx_bytes: int = 100 * 2**20
     max_ratio: float = 100.0
     max_seconds: float = 120.0
@@ -167,7 +167,7 @@ class Limits:
         Example
         -------
         >>> Limits.from_env().max_rows  # doctest: +SKIP
-        500000
+        300000
         """
         def number(var: str, default: float, scale: float = 1) -> float:
             raw = os.environ.get(var, "").strip()
