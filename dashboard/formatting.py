@@ -83,8 +83,6 @@ def to_cents(units) -> int:
     return int((Decimal(str(units)) * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
-
-
 # Characters that start Markdown (or Streamlit's Markdown extensions) anywhere in a line: links and images
 # ``[..](..)``, HTML and autolinks ``<..>``, emphasis, strike-through, code, LaTeX ``$``, directives and
 # colours ``:red[..]``, tables ``|``. They get a backslash (a CommonMark escape).
