@@ -12,7 +12,7 @@ The helpers live in one module per job; this module only gathers their public na
 ``dashboard.access``   page registry, roles, sign-in / sign-out, idle expiry, customer links
 ``dashboard.feedback`` errors without tracebacks, empty states, one-shot messages after a write
 ``dashboard.filters``  the shared sidebar filters, page title, period picker
-``dashboard.formatting`` money, percentages, days, deltas; typed amounts to cents
+``dashboard.formatting`` money, percentages, days, deltas; typed amounts to cents; ``plain`` (Markdown-safe text)
 ``dashboard.tables``   tables with formatted money columns and safe CSV / Excel downloads
 =====================  ==========================================================================
 

@@ -1,4 +1,5 @@
-"""How values look on screen: money with separators and currency, percentages, days, deltas; typed amounts to cents.
+"""How values look on screen: money with separators and currency, percentages, days, deltas; typed amounts to cents;
+ledger and user text made safe for Markdown (:func:`plain`).
 """
 from __future__ import annotations
 
@@ -82,8 +83,6 @@ def to_cents(units) -> int:
     return int((Decimal(str(units)) * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
-
-
 # Characters that start Markdown (or Streamlit's Markdown extensions) anywhere in a line: links and images
 # ``[..](..)``, HTML and autolinks ``<..>``, emphasis, strike-through, code, LaTeX ``$``, directives and
 # colours ``:red[..]``, tables ``|``. They get a backslash (a CommonMark escape).
@@ -93,7 +92,7 @@ _MD_ANYWHERE = re.compile(r"([\\\[\]<>*_~`$|])")
 # backslash cannot stop them; an invisible WORD JOINER (U+2060) does: after every ``:`` (``http:⁠//``,
 # ``:⁠smile:``), before ``@`` and between ``www`` and its dot. The text looks the same.
 WJ = "\u2060"
-_MD_WWW = re.compile(r"(?i)\b(www)\.")
+_MD_WWW = re.compile(r"(?i)(www)\.")
 _MD_ENTITY = re.compile(r"&(?=#?\w+;)")  # &lt; &#91; ... would be decoded
 _MD_LINE_START = re.compile(r"^(\s*)([#>+-]|\d+(?=[.)]))")  # heading, quote, list item at the start
 

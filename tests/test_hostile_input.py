@@ -300,6 +300,36 @@ def test_a_currency_in_the_amount_must_be_the_rows_currency(engine, amount, curr
         assert f"currency is {currency}" in errors[0].reason
 
 
+@given(mark=st.sampled_from(["EUR", "USD", "GBP", "JPY", "CAD", "€", "$", "£", "¥", ""]),
+       row_currency=st.sampled_from(["EUR", "USD", "GBP", "JPY", "CAD", "CHF"]),
+       before=st.booleans(), cents=st.integers(1, 10**9))
+@settings(max_examples=60, deadline=None)
+def test_currency_marks_are_accepted_exactly_when_they_match_the_row(mark, row_currency, before, cents):
+    from analytics.loaders._parse import SYMBOL_CURRENCIES
+
+    amount = _amount_text(cents, ".", ",")
+    cell = (f"{mark} {amount}" if before else f"{amount} {mark}").strip() if len(mark) == 3 else \
+        (f"{mark}{amount}" if before else f"{amount}{mark}")
+    frame, errors = loaders.preview("csv", _csv(f'K1,D1,2024-01-05,"{cell}",Acme,r,{row_currency}',
+                                                 header=CUR_HEADER), CUR_MAPPING)
+    ok = not mark or row_currency in SYMBOL_CURRENCIES.get(mark, {mark})
+    if ok:
+        assert not errors and int(frame["amount_cents"][0]) == cents
+    else:
+        assert [(e.row, e.column) for e in errors] == [(2, "Amt")] and row_currency in errors[0].reason
+
+
+@given(column=st.sampled_from(["Cust", "Doc", "Name", "Ref"]), text=st.text(alphabet="abc xyz", max_size=8),
+       at=st.integers(0, 8))
+@settings(max_examples=40, deadline=None)
+def test_a_nul_anywhere_in_a_text_cell_is_a_row_error_naming_the_column(column, text, at):
+    cells = {"Cust": "K1", "Doc": "D1", "Name": "Acme", "Ref": "r"}
+    cells[column] = (text[:at] + "\x00" + text[at:]) or "\x00"
+    line = f'{cells["Cust"]},{cells["Doc"]},2024-01-05,10.00,{cells["Name"]},{cells["Ref"]}'
+    _, errors = loaders.preview("csv", _csv(line), MAPPING)
+    assert (2, column) in [(e.row, e.column) for e in errors if "NUL" in e.reason]
+
+
 def test_a_duplicated_header_of_a_used_column_is_refused_naming_it(engine):
     before = table_checksums(engine)
     data = ("Cust,Doc,Date,Amt,Name,Ref,Amt\r\nK1,D1,2024-01-05,10.00,A,r,99.00\r\n").encode()
@@ -491,7 +521,7 @@ def test_plain_escapes_every_markdown_construct_and_keeps_the_text(text):
     unescaped = re.sub(r"\\.", "", md)
     assert not re.search(r"[\[\]<>*_~`$|]", unescaped)  # no link, image, HTML, emphasis, code, LaTeX, table
     assert not re.search(r"(?i)https?:/|www\.|\w@|:\w", md)  # no bare URL, e-mail or :shortcode: to detect
-    assert not re.match(r"\s*([#>+-]|\d+[.)])", unescaped)  # no heading, quote or list at the start
+    assert not re.match(r"\s*([#>+-]|\d+[.)])", md)  # no heading, quote or list at the start
 
 
 def test_plain_keeps_ordinary_names_as_they_are():

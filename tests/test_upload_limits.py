@@ -202,3 +202,19 @@ def test_a_bad_limit_setting_is_a_clear_message(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     with pytest.raises(UserError, match=var):
         loaders.preview("csv", _csv_rows(3), MAPPING)
+
+
+def test_a_yaml_alias_bomb_mapping_is_refused(tmp_path):
+    """"Billion laughs": nine levels of nine aliases; a mapping never needs aliases, so they are refused."""
+    lines = ['a0: &a0 "lol"'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bomb = "\n".join(lines) + "\ncolumns:\n  customer_id: *a9\n  invoice_id: Doc\n  invoice_date: Date\n  amount: Amt\n"
+    for source in (bomb.encode(), io.BytesIO(bomb.encode())):
+        with pytest.raises(UserError, match=r"aliases \(\*a0\) are not allowed"):
+            loaders.load_mapping(source)
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb)
+    with pytest.raises(UserError, match="not allowed"):
+        loaders.preview("csv", _csv_rows(2), str(path))
+    path.write_text("# " + "x" * 300_000 + "\n")
+    with pytest.raises(UserError, match="a mapping file is at most"):
+        loaders.load_mapping(str(path))

@@ -102,27 +102,52 @@ class Mapping:
         raw.refuse_duplicates(self.columns.values())
 
 
+MAX_MAPPING_BYTES = 256 * 1024  # a mapping is a few dozen lines; anything near this is not a mapping
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors/aliases: a mapping never needs them, and nested aliases ("billion laughs")
+    make a few hundred bytes expand to gigabytes when the values are turned into text."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in a mapping file")
+        return super().compose_node(parent, index)
+
+
+def _yaml(text: str):
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _check_mapping_size(size: int, name: str) -> None:
+    if size > MAX_MAPPING_BYTES:
+        raise UserError(f"mapping {name} is {size:,} bytes; a mapping file is at most {MAX_MAPPING_BYTES:,}")
+
+
 def _read_mapping_file(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"mapping file not found: {path}")
+    _check_mapping_size(path.stat().st_size, path.name)
     data = path.read_bytes()
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
             return tomllib.loads(data.decode("utf-8-sig"))
-        return yaml.safe_load(data.decode("utf-8-sig"))
+        return _yaml(data.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UserError(f"mapping file {path.name} is not valid {'TOML' if suffix == '.toml' else 'YAML'}: "
                         f"{exc}") from None
 
 
 def _read_mapping_text(data: str) -> dict:
+    _check_mapping_size(len(data), "text")
     try:
         return tomllib.loads(data)
     except tomllib.TOMLDecodeError:
         pass
     try:
-        return yaml.safe_load(data)
+        return _yaml(data)
     except yaml.YAMLError as exc:
         raise UserError(f"mapping is neither valid TOML nor valid YAML: {exc}") from None
 
@@ -155,10 +180,12 @@ def load_mapping(mapping: Any) -> Mapping:
     if isinstance(mapping, (str, os.PathLike)):
         spec = _read_mapping_file(Path(mapping))
     elif isinstance(mapping, (bytes, bytearray)):
-        spec = _read_mapping_text(bytes(mapping).decode("utf-8-sig"))
+        _check_mapping_size(len(mapping), "text")
+        spec = _read_mapping_text(_decode_mapping(bytes(mapping)))
     elif hasattr(mapping, "read"):
-        data = mapping.read()
-        spec = _read_mapping_text(data.decode("utf-8-sig") if isinstance(data, bytes) else data)
+        data = mapping.read(MAX_MAPPING_BYTES + 1)
+        _check_mapping_size(len(data), getattr(mapping, "name", "file"))
+        spec = _read_mapping_text(_decode_mapping(data) if isinstance(data, bytes) else data)
     elif isinstance(mapping, dict):
         spec = mapping
     else:
@@ -228,6 +255,13 @@ def load_mapping(mapping: Any) -> Mapping:
                    encoding=spec.get("encoding"), header_row=header_row, sheet=spec.get("sheet"),
                    default_currency=currency, default_terms_days=terms, receipt_method=method,
                    name=spec.get("name"))
+
+
+def _decode_mapping(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"the mapping is not UTF-8 text (byte {exc.start})") from None
 
 
 def _currency(value) -> str:
