@@ -27,7 +27,8 @@ from analytics.errors import UserError
 from analytics.forecast.api import (PREFERENCE, backtest, backtest_summary, band_backtest, band_backtest_summary,
                                     band_calibration, beats_baselines, choose_method, eligible_origins, forecast)
 from analytics.forecast.conformal import BandCalibration, apply_calibration, band_scores, calibrate
-from analytics.forecast.bottom_up import BottomUpForecaster, BottomUpInputs, build_inputs, expected_by_week
+from analytics.forecast.bottom_up import BottomUpForecaster, build_inputs, expected_by_week
+from analytics.forecast.inputs import BottomUpInputs
 from analytics.forecast.data import (History, actual_receipts, ledger_end, load_history, open_by_customer,
                                      resolve_currency)
 from analytics.forecast.models import METHODS, NAIVE_METHODS, CombinedForecaster, fit_all
