@@ -228,10 +228,8 @@ def dunning_candidates(conn: sa.Connection | sa.Engine, as_of: dt.date, flt: Led
 
 
 def _bucket_label(days: int) -> str:
-    try:
-        from analytics.kpis import DEFAULT_BUCKETS
-    except ImportError:  # pragma: no cover - kpis is part of the product
-        DEFAULT_BUCKETS = ()
+    from analytics.kpis import DEFAULT_BUCKETS
+
     for b in DEFAULT_BUCKETS:
         if (b.min_days is None or days >= b.min_days) and (b.max_days is None or days <= b.max_days):
             return b.label

@@ -1015,17 +1015,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_users(engine: sa.Engine):
-    import sys
+def _demo_users(engine: sa.Engine) -> list[str]:
+    from analytics import auth
 
-    try:
-        from analytics import auth
-    except ImportError as exc:
-        print(f"warning: demo users not created ({exc})", file=sys.stderr)
-        return None
-    create = getattr(auth, "create_demo_users", None)
-    if create is None:
-        print("warning: demo users not created (analytics.auth has no create_demo_users)", file=sys.stderr)
-        return None
-    users = create(engine)
-    return [u.get("username") if isinstance(u, dict) else str(u) for u in users or []]
+    return [u["username"] for u in auth.create_demo_users(engine)]

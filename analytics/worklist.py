@@ -29,23 +29,10 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.db import days_between
+from analytics.dunning import next_step as _next_step
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items
 
-try:  # the workflow helper's ladder (shared with dunning letters)
-    from analytics.dunning import next_step as _next_step
-    DUNNING_SOURCE = "analytics.dunning"
-except ImportError:  # pragma: no cover - fallback when the dunning module is absent
-    _LADDER = ((121, "collection agency"), (91, "hold"), (61, "escalation"), (31, "call"), (16, "second notice"),
-               (1, "reminder"))
-    DUNNING_SOURCE = "local ladder"
-
-    def _next_step(days_past_due):
-        if days_past_due is None or pd.isna(days_past_due):
-            return None
-        for low, name in _LADDER:
-            if days_past_due >= low:
-                return name
-        return None
+DUNNING_SOURCE = "analytics.dunning"  # the one dunning ladder (JSON output names it)
 
 COLUMNS = [
     "rank", "customer_id", "customer_name", "collector_id", "currency", "band", "probability", "expected_loss_cents",

@@ -70,11 +70,9 @@ def ledger_facts() -> LedgerFacts:
 
 
 def _main_currency(facts: LedgerFacts) -> str | None:
-    try:
-        from analytics import kpis
-        return cached(kpis.main_currency, LedgerFilter())
-    except (ImportError, AttributeError):
-        return facts.currencies[0] if facts.currencies else None
+    from analytics import kpis
+
+    return cached(kpis.main_currency, LedgerFilter())
 
 
 def _persisted(widget_key: str, store_key: str, default):
