@@ -8,8 +8,10 @@ being run is imported, so ``python -m analytics --help`` is fast.
 Every command takes ``--db URL`` (default ``$AR_DB_URL`` or the embedded demo database) and
 ``--read-only`` (the same as ``AR_DB_READONLY=1``: no migration, the schema is checked instead, and
 commands that write refuse with "this database is read-only").
-Errors the user can fix (:class:`analytics.errors.UserError`) print a one-line message and exit 2,
-never a traceback.
+Errors the user can fix (:class:`analytics.errors.UserError`, and a malformed option value) print a
+one-line message and exit 2, never a traceback. Options shared by several commands (dates, the sidebar
+filters, ``--json`` / ``--csv`` / ``--out``) are parsed by :mod:`analytics.cli_support`; the commands that
+print a dashboard page live in :mod:`analytics.page_commands`.
 """
 from __future__ import annotations
 
@@ -23,7 +25,13 @@ from analytics.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("analytics.generator", "generate a seeded synthetic ledger into a database"),
     "load": ("analytics.loaders", "load an AR export (ibm, highradius, csv, excel) into a database"),
-    "kpis": ("analytics.kpis", "print the KPI set as of a date"),
+    "kpis": ("analytics.page_commands", "Overview: the KPI set as of a date"),
+    "aging": ("analytics.page_commands", "Aging: open amount by bucket, customer or invoice"),
+    "sla": ("analytics.page_commands", "SLA: status of each target and the accounts behind each breach"),
+    "collectors": ("analytics.page_commands", "Collectors: leaderboard for a period, or the monthly trend"),
+    "disputes": ("analytics.page_commands", "Disputes: figures for a period, open disputes, by reason"),
+    "promises": ("analytics.page_commands", "Promises to pay: figures for a period, due or broken promises"),
+    "dunning": ("analytics.page_commands", "Dunning: accounts due a letter, a letter draft, the letters' zip"),
     "risk": ("analytics.risk", "score accounts for delinquency risk; `risk evaluate` prints the model card"),
     "forecast": ("analytics.forecast", "13-week cash-receipts forecast; `forecast backtest` prints WAPE"),
     "cashapp": ("analytics.cash_app", "cash application: `cashapp match` proposes receipt-to-invoice matches"),
@@ -57,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         command = None
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (message already printed) or --help: return its code, don't raise
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "run", None):
         parser.print_help()
         return 0 if not argv or "-h" in argv or "--help" in argv else 2

@@ -4,10 +4,8 @@ The core API lives in :mod:`analytics.kpis.ar` and is re-exported here; collecti
 metrics are in :mod:`analytics.kpis.operations` and SLA tracking in :mod:`analytics.kpis.sla`
 (import those by module path). Definitions: ``docs/kpi_definitions.md``.
 
-CLI::
-
-    python -m analytics kpis [--db URL] [--as-of YYYY-MM-DD] [--window 90] [--currency CUR]
-                             [--business-unit X] [--region R] [--collector C] [--json]
+CLI: ``python -m analytics kpis [--as-of D] [--window 90] [filters] [--json|--csv]``
+(:mod:`analytics.page_commands`).
 
 Example
 -------
@@ -20,11 +18,6 @@ Example
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
-
-from analytics.errors import UserError
 from analytics.kpis.ar import (  # noqa: F401  (re-exported API)
     DEFAULT_BUCKETS,
     DEFAULT_EDGES,
@@ -65,88 +58,5 @@ __all__ = [
     "credit_sales", "customers_with_balance", "kpi_trend", "last_month_ends", "latest_date", "main_currency",
     "make_buckets", "month_ends", "payment_days", "provision_matrix", "resolve_currency", "roll_rates",
     "round_half_up", "snapshot", "to_units", "unapplied_cash", "write_off_ratio", "write_offs",
-    "configure_cli",
 ]
 
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of days: {text!r}")
-    return value
-
-
-def configure_cli(parser: argparse.ArgumentParser) -> None:
-    """Add the ``kpis`` command's arguments to ``parser`` and set its run function."""
-    parser.add_argument("--as-of", type=_date, default=None,
-                        help="as-of date YYYY-MM-DD (default: latest invoice/receipt date in the ledger)")
-    parser.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
-                        help="DSO window N in days (default 90)")
-    parser.add_argument("--currency", default=None, help="currency (default: the ledger's main currency)")
-    parser.add_argument("--business-unit", action="append", default=[], metavar="X", help="repeatable")
-    parser.add_argument("--region", action="append", default=[], metavar="R", help="repeatable")
-    parser.add_argument("--collector", action="append", default=[], metavar="C", help="repeatable")
-    parser.add_argument("--customer", action="append", default=[], metavar="ID", help="repeatable")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(run=run_cli)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Compute :func:`snapshot` for the CLI arguments and print it (JSON or a table)."""
-    import sqlalchemy as sa
-
-    from analytics import db
-
-    flt = LedgerFilter(business_units=tuple(args.business_unit), regions=tuple(args.region),
-                       currencies=(args.currency.upper(),) if args.currency else (),
-                       collectors=tuple(args.collector), customers=tuple(args.customer))
-    try:
-        engine = db.connect(args.db)
-    except sa.exc.SQLAlchemyError as exc:
-        raise UserError(f"cannot open database {args.db or db.default_url()}: {exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0]}") from None
-    try:
-        with engine.connect() as conn:
-            as_of = args.as_of or latest_date(conn) or dt.date.today()
-            snap = snapshot(conn, as_of, flt, window=args.window)
-    finally:
-        engine.dispose()
-    if args.json:
-        print(json.dumps(snap))
-    else:
-        print(format_snapshot(snap))
-    return 0
-
-
-def _num(value, suffix: str = "") -> str:
-    return "n/a" if value is None else f"{value:,.2f}{suffix}"
-
-
-def format_snapshot(snap: dict) -> str:
-    """A readable table of a :func:`snapshot` dict (what ``kpis`` prints without ``--json``)."""
-    cur = snap["currency"]
-    lines = [f"AR KPIs as of {snap['as_of']} ({cur}, DSO window {snap['window']} days)", ""]
-    rows = [
-        ("AR total", _num(snap["ar_total"])), ("Current", _num(snap["current_total"])),
-        ("Overdue", _num(snap["overdue_total"])), ("Over 90 days", _num(snap["over_90_total"])),
-        ("% current", _num(snap["pct_current"], " %")), ("Credit sales (window)", _num(snap["credit_sales"])),
-        ("DSO (standard)", _num(snap["dso_standard"], " d")), ("DSO (countback)", _num(snap["dso_countback"], " d")),
-        ("Best possible DSO", _num(snap["bpdso"], " d")), ("Average days delinquent", _num(snap["add"], " d")),
-        ("CEI (month to date)", _num(snap["cei_month"], " %")), ("Open items", f"{snap['open_items']:,}"),
-        ("Customers with balance", f"{snap['customers_with_balance']:,}"),
-        ("Unapplied cash", _num(snap["unapplied_cash"])),
-    ]
-    width = max(len(k) for k, _ in rows)
-    lines += [f"{k:<{width}}  {v:>18}" for k, v in rows]
-    lines += ["", "Aging", *[f"{k:<{width}}  {_num(v):>18}" for k, v in snap["aging"].items()]]
-    return "\n".join(lines)
