@@ -354,7 +354,7 @@ def _csv_text(rows: list[dict], columns: list[str]) -> str:
     # to analytics/exports.py; this call is the one to point at it).
     frame = pd.DataFrame(rows, columns=columns)
     for col in frame.columns:
-        if frame[col].dtype == object:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col].dtype):
             frame[col] = frame[col].map(
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(("=", "+", "-", "@", "\t", "\r")) else v)
     return frame.to_csv(index=False)
@@ -411,7 +411,8 @@ def emit(args: argparse.Namespace, payload: dict, table: pd.DataFrame, text: Cal
 def text_table(frame: pd.DataFrame, columns: dict[str, str], currency: str | None = None,
                limit: int | None = None) -> str:
     """A plain-text table for people: ``columns`` maps a frame column to its header; ``*_cents`` columns
-    are shown in currency units with separators (the header names the currency).
+    are shown in currency units with separators (the header names the currency). Without ``currency``, a
+    frame with a ``currency`` column names its one currency, or shows that column when there are several.
 
     Example
     -------
@@ -420,6 +421,15 @@ def text_table(frame: pd.DataFrame, columns: dict[str, str], currency: str | Non
     Customer  Open (USD)
     K1          1,234.56
     """
+    if currency is None and "currency" in frame.columns:
+        found = frame["currency"].dropna().unique()
+        if len(found) == 1:
+            currency = str(found[0])
+        elif "currency" not in columns:  # several currencies: name each row's, before its first amount
+            keys = list(columns)
+            at = next((i for i, k in enumerate(keys) if k.endswith("_cents")), len(keys))
+            columns = {**{k: columns[k] for k in keys[:at]}, "currency": "Currency",
+                       **{k: columns[k] for k in keys[at:]}}
     shown = frame.head(limit) if limit else frame
     headers, cells, right = [], [], []
     for col, header in columns.items():

@@ -486,17 +486,14 @@ def run_dunning(args: argparse.Namespace) -> int:
         print(f"wrote {args.zip} ({len(result):,} letters)", file=sys.stderr)
     sums = result.groupby("currency").agg(accounts=("customer_id", "count"), overdue_cents=("overdue_cents", "sum"),
                                           disputed_cents=("disputed_cents", "sum")).reset_index()
-    cur = sums["currency"].iloc[0] if len(sums) == 1 else None
     payload = {"as_of": day.isoformat(), "accounts": cs.records(result), "totals": cs.records(sums)}
     headers = {"customer_id": "Customer", "customer_name": "Name", "step": "Step", "max_days_past_due": "Worst DPD",
                "bucket": "Bucket", "overdue_items": "Items", "overdue_cents": "Overdue",
                "disputed_cents": "Disputed", "collector_id": "Collector"}
-    if cur is None:
-        headers["currency"] = "Currency"
 
     def text() -> str:
         totals = "; ".join(f"{t.accounts:,} accounts, {cs.money(t.overdue_cents, t.currency)} overdue not in dispute"
                            for t in sums.itertuples()) or "no account due a letter"
-        return (f"Dunning as of {day.isoformat()}: {totals}\n\n" + cs.text_table(result, headers, cur, args.limit))
+        return (f"Dunning as of {day.isoformat()}: {totals}\n\n" + cs.text_table(result, headers, limit=args.limit))
 
     return cs.emit(args, payload, result, text)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 
 import numpy as np
 import pandas as pd
@@ -130,30 +129,31 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
     return frame[COLUMNS]
 
 
-# ------------------------------------------------------------------------------------------------
-# CLI: python -m analytics worklist --as-of D [--collector C] [--limit N] [--json]
+# CLI: python -m analytics worklist [--as-of D] [filters] [--limit N] [--json|--csv] [--out FILE]
 # ------------------------------------------------------------------------------------------------
 def configure_cli(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m analytics worklist``."""
-    parser.add_argument("--as-of", default=None, help="date YYYY-MM-DD (default: today)")
-    parser.add_argument("--collector", action="append", default=[], help="collector id (repeatable)")
-    parser.add_argument("--limit", type=int, default=None, help="print only the first N accounts")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    """Arguments of ``python -m analytics worklist`` (the Worklist page: :func:`worklist`)."""
+    from analytics import cli_support as cs
+
+    cs.add_filter_arguments(parser)
+    parser.add_argument("--limit", type=cs.positive_int, default=None, help="only the first N accounts")
+    cs.add_output_arguments(parser)
     parser.set_defaults(run=_run)
 
 
 def _run(args) -> int:
-    from analytics import db
-    from analytics.errors import UserError
+    from analytics import cli_support as cs
     from analytics.risk import money
 
+    flt = cs.ledger_filter(args)
+    engine = cs.open_engine(args)
     try:
-        as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
-    except ValueError:
-        raise UserError(f"--as-of: not a date (YYYY-MM-DD): {args.as_of!r}") from None
-    engine = db.connect(args.db)
-    flt = LedgerFilter(collectors=tuple(args.collector))
-    frame = worklist(engine, as_of, flt)
+        with engine.connect() as conn:
+            cs.check_filter(conn, flt)
+            as_of = cs.as_of(conn, args)
+        frame = worklist(engine, as_of, flt)
+    finally:
+        engine.dispose()
     if args.limit:
         frame = frame.head(args.limit)
     rows = []
@@ -169,10 +169,11 @@ def _run(args) -> int:
             "last_contact": r.last_contact.isoformat() if isinstance(r.last_contact, dt.date) else None,
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
-    if args.json:
-        print(json.dumps({"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}, indent=2))
-    else:
-        for r in rows:
-            print(f"{r['rank']:>3} {r['customer_id']:<16} {r['band']:<8} EL {r['expected_loss']:>12,.2f}  "
-                  f"{r['next_step'] or '-':<17} {r['reasons']}")
-    return 0
+    payload = {"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}
+    headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name", "band": "Band",
+               "p_pct": "P %", "expected_loss_cents": "Expected loss", "overdue_cents": "Overdue",
+               "worst_days_past_due": "Worst DPD", "next_step": "Next step", "promises_due_today": "PTP due",
+               "open_disputes": "Disputes", "days_since_contact": "Days since contact", "reasons": "Reasons"}
+    shown = frame.assign(p_pct=frame["probability"] * 100)
+    return cs.emit(args, payload, pd.DataFrame(rows), lambda: f"Worklist as of {as_of.isoformat()}\n\n"
+                   + cs.text_table(shown, headers))

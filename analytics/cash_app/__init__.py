@@ -19,7 +19,6 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 
 from analytics.cash_app.evaluation import evaluate_matching
@@ -29,6 +28,7 @@ from analytics.cash_app.posting import (accept_proposal, accept_proposals, apply
                                         unapply)
 from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, pending_proposals, refund_package,
                                         rollforward, ties_out, unapplied_aging, unapplied_cash)
+from analytics.cli_support import date_arg, month_arg
 
 __all__ = [
     "UNAPPLIED_BUCKETS", "accept_proposal", "accept_proposals", "apply", "cash_app_kpis", "default_as_of",
@@ -44,27 +44,12 @@ def _units(cents) -> float:
     return float((Decimal(int(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def _date_arg(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
-def _month_arg(text: str) -> str:
-    try:
-        dt.date.fromisoformat(f"{text}-01")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {text!r}") from None
-    return text
-
-
 def configure_cashapp_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics cashapp match``."""
     sub = parser.add_subparsers(dest="cashapp_command", metavar="ACTION")
     p = sub.add_parser("match", help="propose receipt-to-invoice matches (and apply the confident ones)")
     p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (default: $AR_DB_URL or data/demo.db)")
-    p.add_argument("--as-of", type=_date_arg, default=None, help="date of the run (default today)")
+    p.add_argument("--as-of", type=date_arg, default=None, help="date of the run (default today)")
     p.add_argument("--apply", action="store_true",
                    help="write the proposals and auto-apply lines at or above --threshold (as user 'cli')")
     p.add_argument("--threshold", type=float, default=0.95, help="auto-apply confidence threshold (default 0.95)")
@@ -131,8 +116,8 @@ def _run_match(args: argparse.Namespace) -> int:
 
 def configure_rollforward_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics rollforward``."""
-    parser.add_argument("--from", dest="start", type=_month_arg, required=True, help="first month (YYYY-MM)")
-    parser.add_argument("--to", dest="end", type=_month_arg, required=True, help="last month (YYYY-MM)")
+    parser.add_argument("--from", dest="start", type=month_arg, required=True, help="first month (YYYY-MM)")
+    parser.add_argument("--to", dest="end", type=month_arg, required=True, help="last month (YYYY-MM)")
     parser.add_argument("--currency", action="append", default=[], help="only this currency (repeatable)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=_run_rollforward)

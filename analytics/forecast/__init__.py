@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from analytics.errors import UserError
+from analytics.cli_support import date_arg
 from analytics.forecast.api import (PREFERENCE, backtest, backtest_summary, band_backtest, band_backtest_summary,
                                     band_calibration, beats_baselines, choose_method, eligible_origins, forecast)
 from analytics.forecast.conformal import BandCalibration, apply_calibration, band_scores, calibrate
@@ -45,18 +45,11 @@ __all__ = [
 ]
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def configure_cli(parser) -> None:
     """Arguments of ``python -m analytics forecast [backtest]``."""
     parser.add_argument("action", nargs="?", default="run", choices=["run", "backtest"],
                         help="run (default): the weekly forecast; backtest: WAPE/bias per method and horizon")
-    parser.add_argument("--as-of", type=_date, default=None,
+    parser.add_argument("--as-of", type=date_arg, default=None,
                         help="forecast date (default: the ledger's last date); backtest: its end date")
     parser.add_argument("--weeks", type=int, default=13, help="horizon in weeks (default 13)")
     parser.add_argument("--method", default="auto", help=f"auto or one of {', '.join(METHODS)}")

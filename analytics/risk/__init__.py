@@ -21,10 +21,10 @@ CLI
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 from decimal import ROUND_HALF_UP, Decimal
 
+from analytics.cli_support import date_arg
 from analytics.errors import UserError
 from analytics.risk.card import evaluate
 from analytics.risk.features import ACCOUNT_FEATURES, INVOICE_FEATURES
@@ -45,13 +45,6 @@ def money(cents) -> float:
     return float((Decimal(int(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def _max_rows(text: str) -> int | None:
     """``--max-training-rows``: a positive integer, or ``none`` for no bound."""
     if text.strip().lower() in ("none", "all"):
@@ -69,12 +62,13 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics risk [score|invoices|evaluate|train]``."""
     parser.add_argument("action", nargs="?", default="score", choices=("score", "invoices", "evaluate", "train"),
                         help="score accounts (default), score open invoices, print the model card, or train+save")
-    parser.add_argument("--as-of", type=_date, default=None, help="scoring date YYYY-MM-DD (default: today)")
+    parser.add_argument("--as-of", type=date_arg, default=None,
+                        help="scoring date YYYY-MM-DD (default: the ledger's latest invoice or receipt date)")
     parser.add_argument("--model", default=None,
                         help="saved model file (default: train on the ledger's own history before --as-of)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL_PATH), help="where `risk train` writes the model")
     parser.add_argument("--late-days", type=int, default=30, help="T in 'paid more than T days late' (default 30)")
-    parser.add_argument("--split-date", type=_date, default=None, help="evaluate: train before, test on/after")
+    parser.add_argument("--split-date", type=date_arg, default=None, help="evaluate: train before, test on/after")
     parser.add_argument("--limit", type=int, default=None, help="print only the first N rows")
     parser.add_argument("--max-training-rows", type=_max_rows, default=MAX_TRAINING_ROWS,
                         help=f"train on at most N points per model (default {MAX_TRAINING_ROWS:,}; 'none' = all)")
@@ -83,10 +77,12 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args) -> int:
-    from analytics import db
+    from analytics.cli_support import as_of as cli_as_of
+    from analytics.cli_support import open_engine, text_table
 
-    engine = db.connect(args.db)
-    as_of = args.as_of or dt.date.today()
+    engine = open_engine(args)
+    with engine.connect() as conn:
+        as_of = cli_as_of(conn, args)
     if args.late_days < 0:
         raise UserError("--late-days must be 0 or more")
     if args.action == "evaluate":
@@ -136,7 +132,14 @@ def _run(args) -> int:
                 for r in frame.itertuples()]
     if args.json:
         print(json.dumps(rows, indent=2))
+    elif args.action == "invoices":
+        print(text_table(frame.assign(p_pct=frame["probability_late"] * 100),
+                         {"invoice_id": "Document", "customer_id": "Customer", "open_cents": "Open",
+                                 "days_past_due": "DPD", "p_pct": "P(late) %", "pay_date": "Pay date",
+                                 "pay_date_low": "Earliest", "pay_date_high": "Latest"}))
     else:
-        for r in rows:
-            print("  ".join(f"{k}={v}" for k, v in r.items()))
+        print(text_table(frame.assign(p_pct=frame["probability"] * 100),
+                         {"customer_id": "Customer", "band": "Band", "p_pct": "P %",
+                                 "expected_loss_cents": "Expected loss", "open_cents": "Open",
+                                 "max_days_past_due": "Worst DPD", "reasons": "Reasons"}))
     return 0
