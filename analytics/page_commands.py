@@ -44,21 +44,49 @@ def configure_kpis_cli(parser: argparse.ArgumentParser) -> None:
     cs.add_filter_arguments(parser)
     parser.add_argument("--window", type=cs.positive_int, default=DEFAULT_WINDOW,
                         help=f"DSO window N in days (default {DEFAULT_WINDOW})")
+    parser.add_argument("--trend", type=cs.positive_int, default=None, metavar="MONTHS",
+                        help="the Overview's trend instead: AR, DSO family and CEI at the last MONTHS month ends "
+                             "and the as-of date (the page shows 12)")
     cs.add_output_arguments(parser)
     parser.set_defaults(run=run_kpis)
 
 
+def month_ends_to(as_of: dt.date, months: int) -> list[dt.date]:
+    """The last ``months`` month ends up to ``as_of``, and ``as_of`` itself (the dates of the pages' trends).
+
+    Example
+    -------
+    >>> month_ends_to(dt.date(2026, 10, 15), 2)
+    [datetime.date(2026, 8, 31), datetime.date(2026, 9, 30), datetime.date(2026, 10, 15)]
+    """
+    from analytics.kpis import last_month_ends
+
+    dates = last_month_ends(as_of, months)
+    return dates if as_of in dates else [*dates, as_of]
+
+
 def run_kpis(args: argparse.Namespace) -> int:
     """Compute :func:`analytics.kpis.snapshot` for the CLI arguments and print it."""
-    from analytics.kpis import snapshot
+    from analytics.kpis import kpi_trend, snapshot
 
     flt = cs.ledger_filter(args)
 
     def compute(conn):
         cs.check_filter(conn, flt)
-        return snapshot(conn, cs.as_of(conn, args), flt, window=args.window)
+        day = cs.as_of(conn, args)
+        if args.trend:
+            return day, kpi_trend(conn, month_ends_to(day, args.trend), flt, window=args.window)
+        return day, snapshot(conn, day, flt, window=args.window)
 
-    snap = cs.run_on_ledger(args, compute)
+    day, snap = cs.run_on_ledger(args, compute)
+    if args.trend:
+        cur = snap.attrs.get("currency")
+        payload = {"as_of": day.isoformat(), "currency": cur, "window": args.window, "trend": cs.records(snap)}
+        headers = {"as_of": "Date", "ar_cents": "AR", "overdue_cents": "Overdue", "pct_current": "% current",
+                   "dso_standard": "DSO", "dso_countback": "DSO countback", "bpdso": "BPDSO", "add": "ADD",
+                   "cei_month": "CEI MTD %"}
+        return cs.emit(args, payload, snap, lambda: f"KPI trend ({cur}, DSO window {args.window} days)\n\n"
+                       + cs.text_table(snap, headers, cur))
     table = pd.DataFrame([(label, snap[key]) for label, key, _ in _SNAPSHOT_ROWS]
                          + [(f"Aging {k}", v) for k, v in snap["aging"].items()], columns=["metric", "value"])
     return cs.emit(args, snap, table, lambda: format_snapshot(snap))
@@ -99,6 +127,9 @@ def configure_aging_cli(parser: argparse.ArgumentParser) -> None:
                              "bucket; invoice: every open item")
     parser.add_argument("--bucket", default=None, metavar="LABEL",
                         help="only this bucket (Current, 1-30, 31-60, 61-90, 91-120, 120+) for --by customer|invoice")
+    parser.add_argument("--history", type=cs.positive_int, default=None, metavar="MONTHS",
+                        help="the page's history instead: open amount per bucket at the last MONTHS month ends and "
+                             "the as-of date, one column per bucket (the page shows 6, 12 or 24)")
     parser.add_argument("--limit", type=cs.positive_int, default=50, help="rows printed for people (default 50)")
     cs.add_output_arguments(parser)
     parser.set_defaults(run=run_aging)
@@ -144,24 +175,35 @@ def aging_by_customer(detail: pd.DataFrame, buckets) -> pd.DataFrame:
 def run_aging(args: argparse.Namespace) -> int:
     """Print the aging at the as-of date by bucket, customer or invoice."""
     from analytics.errors import UserError
-    from analytics.kpis import DEFAULT_BUCKETS, aging, aging_detail
+    from analytics.kpis import DEFAULT_BUCKETS, aging, aging_detail, aging_trend
 
     flt = cs.ledger_filter(args)
     labels = [b.label for b in DEFAULT_BUCKETS]
     if args.bucket is not None and args.bucket not in labels:
         raise UserError(f"--bucket {args.bucket!r}: not an aging bucket (one of {', '.join(labels)})")
-    if args.bucket is not None and args.by == "bucket":
+    if args.bucket is not None and (args.by == "bucket" or args.history):
         raise UserError("--bucket needs --by customer or --by invoice")
+    if args.history and args.by != "bucket":
+        raise UserError("--history is by bucket: leave out --by")
 
     def compute(conn):
         cs.check_filter(conn, flt)
         day = cs.as_of(conn, args)
+        if args.history:
+            return day, aging_trend(conn, month_ends_to(day, args.history), flt)
         if args.by == "bucket":
             return day, aging(conn, day, flt)
         return day, aging_detail(conn, day, flt, args.bucket)
 
     day, frame = cs.run_on_ledger(args, compute)
     cur = frame.attrs.get("currency")
+    if args.history:
+        table = (frame.pivot(index="as_of", columns="bucket", values="open_cents").reindex(columns=labels)
+                 .rename(columns=lambda b: f"{b}_cents").reset_index())
+        table["as_of"] = [d.date() if hasattr(d, "date") else d for d in table["as_of"]]
+        payload = {"as_of": day.isoformat(), "currency": cur, "history": cs.records(table)}
+        headers = {"as_of": "Date", **{f"{b}_cents": b for b in labels}}
+        return cs.emit(args, payload, table, lambda: f"Aging history ({cur})\n\n" + cs.text_table(table, headers, cur))
     if args.by == "bucket":
         table = frame[["bucket", "open_cents", "items", "customers"]]
         headers = {"bucket": "Bucket", "open_cents": "Open", "items": "Items", "customers": "Customers"}
@@ -305,126 +347,134 @@ def run_collectors(args: argparse.Namespace) -> int:
 # ================================================================================================
 # disputes and promises (the Disputes & Promises page)
 # ================================================================================================
-def _one_row(frame: pd.DataFrame) -> dict:
-    return cs.records(frame)[0] if len(frame) else {}
-
-
 def _figures(row: dict, spec: list[tuple[str, str]], cur: str) -> str:
+    """One figure a line: money keys (already in units, :func:`~analytics.cli_support.records`) with the
+    currency and separators, counts with separators, rates and days with one decimal."""
     lines = []
     for key, label in spec:
         value = row.get(key)
-        if key + "_cents" in row or key in ("open", "opened", "resolved", "promised", "collected"):
-            shown = "-" if value is None else f"{cur} {value:,.2f}"
-        elif value is None:
+        if value is None:
             shown = "n/a"
+        elif key in _MONEY_FIGURES:
+            shown = f"{cur} {value:,.2f}"
         else:
             shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
         lines.append(f"{label:<28}{shown:>20}")
     return "\n".join(lines)
 
 
-def configure_disputes_cli(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m analytics disputes`` (:func:`analytics.kpis.operations.dispute_stats`,
-    ``disputes_by_reason``, ``open_disputes``, ``disputes_over_target``)."""
+_MONEY_FIGURES = {"open", "opened", "resolved", "promised", "collected"}
+
+
+def _configure_period_report(parser: argparse.ArgumentParser, tables: dict, run) -> None:
+    """Filters with a period, ``--table`` (the list shown and written by --csv), ``--limit`` and the outputs."""
     cs.add_filter_arguments(parser, period=True)
-    parser.add_argument("--table", choices=("open", "by-reason", "over-target"), default="open",
-                        help="the list for --csv and for people: disputes open at the as-of date (default), "
-                             "figures per reason code, or the disputes that missed the 30-day target")
+    parser.add_argument("--table", choices=list(tables), default=next(iter(tables)),
+                        help="the list for --csv and for people: " + "; ".join(
+                            f"{key}{' (default)' if i == 0 else ''} = {title.lower()}"
+                            for i, (key, (title, _, _)) in enumerate(tables.items())))
     parser.add_argument("--limit", type=cs.positive_int, default=50, help="rows printed for people (default 50)")
     cs.add_output_arguments(parser)
-    parser.set_defaults(run=run_disputes)
+    parser.set_defaults(run=run)
+
+
+def _run_period_report(args: argparse.Namespace, name: str, stats_fn, figures: list[tuple[str, str]],
+                       tables: dict) -> int:
+    """A page of figures for a period (``stats_fn(conn, start, end, flt)``, one row) and lists
+    (``tables[key] = (title, fn(conn, as_of, start, end, flt), headers)``): every list in the JSON, the
+    ``--table`` one in the CSV and for people."""
+    flt = cs.ledger_filter(args)
+
+    def compute(conn):
+        cs.check_filter(conn, flt)
+        day = cs.as_of(conn, args)
+        start, end = cs.period(args, day)
+        return day, start, end, stats_fn(conn, start, end, flt), {
+            key: fn(conn, day, start, end, flt) for key, (_, fn, _) in tables.items()}
+
+    day, start, end, stats, lists = cs.run_on_ledger(args, compute)
+    cur = stats.attrs.get("currency")
+    stats_row = cs.records(stats)[0] if len(stats) else {}
+    payload = {"as_of": day.isoformat(), "from": start.isoformat(), "to": end.isoformat(), "currency": cur,
+               "stats": stats_row, **{key.replace("-", "_"): cs.records(frame) for key, frame in lists.items()}}
+    title, _, headers = tables[args.table]
+    table = lists[args.table]
+
+    def text() -> str:
+        return (f"{name} {start} .. {end}, as of {day} ({cur})\n\n{_figures(stats_row, figures, cur)}\n\n"
+                f"{title}:\n{cs.text_table(table, headers, cur, args.limit)}")
+
+    return cs.emit(args, payload, table, text)
+
+
+def _dispute_tables() -> dict:
+    from analytics.kpis import operations as ops
+
+    return {
+        "open": ("Disputes open at the as-of date", lambda conn, day, start, end, flt: ops.open_disputes(conn, day, flt),
+                 {"dispute_id": "Dispute", "customer_id": "Customer", "customer_name": "Name",
+                  "invoice_id": "Document", "reason_code": "Reason", "opened_date": "Opened", "age_days": "Age",
+                  "amount_cents": "Amount"}),
+        "by-reason": ("Figures per reason code",
+                      lambda conn, day, start, end, flt: ops.disputes_by_reason(conn, start, end, flt),
+                      {"reason_code": "Reason", "open_count": "Open", "open_cents": "Open amount",
+                       "opened_count": "Opened", "resolved_count": "Resolved",
+                       "median_days_to_resolve": "Median days", "within_target_pct": "In time %"}),
+        "over-target": ("Disputes that missed the 30-day target",
+                        lambda conn, day, start, end, flt: ops.disputes_over_target(conn, start, end, flt),
+                        {"dispute_id": "Dispute", "customer_id": "Customer", "invoice_id": "Document",
+                         "reason_code": "Reason", "opened_date": "Opened", "resolved_date": "Resolved",
+                         "days": "Days", "amount_cents": "Amount"}),
+    }
+
+
+def configure_disputes_cli(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m analytics disputes`` (:func:`analytics.kpis.operations.dispute_stats`,
+    ``open_disputes``, ``disputes_by_reason``, ``disputes_over_target``)."""
+    _configure_period_report(parser, _dispute_tables(), run_disputes)
 
 
 def run_disputes(args: argparse.Namespace) -> int:
     """Print the dispute figures for the period and the chosen list."""
     from analytics.kpis import operations as ops
 
-    flt = cs.ledger_filter(args)
+    return _run_period_report(args, "Disputes", ops.dispute_stats, [
+        ("open_count", "Open at period end"), ("open", "Open amount"), ("opened_count", "Opened in period"),
+        ("resolved_count", "Resolved in period"), ("median_days_to_resolve", "Median days to resolve"),
+        ("avg_days_to_resolve", "Average days to resolve"), ("within_target_pct", "Resolved within target %")],
+        _dispute_tables())
 
-    def compute(conn):
-        cs.check_filter(conn, flt)
-        day = cs.as_of(conn, args)
-        start, end = cs.period(args, day)
-        return (day, start, end, ops.dispute_stats(conn, start, end, flt),
-                {"open": ops.open_disputes(conn, day, flt), "by-reason": ops.disputes_by_reason(conn, start, end, flt),
-                 "over-target": ops.disputes_over_target(conn, start, end, flt)})
 
-    day, start, end, stats, lists = cs.run_on_ledger(args, compute)
-    cur = stats.attrs.get("currency")
-    stats_row = _one_row(stats)
-    payload = {"as_of": day.isoformat(), "from": start.isoformat(), "to": end.isoformat(), "currency": cur,
-               "stats": stats_row, "by_reason": cs.records(lists["by-reason"]),
-               "open": cs.records(lists["open"]), "over_target": cs.records(lists["over-target"])}
-    table = lists[args.table]
-    headers = {
-        "open": {"dispute_id": "Dispute", "customer_id": "Customer", "customer_name": "Name",
-                 "invoice_id": "Document", "reason_code": "Reason", "opened_date": "Opened", "age_days": "Age",
-                 "amount_cents": "Amount"},
-        "by-reason": {"reason_code": "Reason", "open_count": "Open", "open_cents": "Open amount",
-                      "opened_count": "Opened", "resolved_count": "Resolved",
-                      "median_days_to_resolve": "Median days", "within_target_pct": "In time %"},
-        "over-target": {"dispute_id": "Dispute", "customer_id": "Customer", "invoice_id": "Document",
-                        "reason_code": "Reason", "opened_date": "Opened", "resolved_date": "Resolved",
-                        "days": "Days", "amount_cents": "Amount"},
-    }[args.table]
+_PROMISE_HEADERS = {"promise_id": "Promise", "customer_id": "Customer", "customer_name": "Name",
+                    "invoice_id": "Document", "made_on": "Made", "promised_date": "Promised", "amount_cents": "Amount",
+                    "collected_cents": "Collected", "status": "Status", "days_past_promise": "Days past"}
 
-    def text() -> str:
-        figures = _figures(stats_row, [("open_count", "Open at period end"), ("open", "Open amount"),
-                                       ("opened_count", "Opened in period"), ("resolved_count", "Resolved in period"),
-                                       ("median_days_to_resolve", "Median days to resolve"),
-                                       ("avg_days_to_resolve", "Average days to resolve"),
-                                       ("within_target_pct", "Resolved within target %")], cur)
-        return (f"Disputes {start} .. {end}, open list as of {day} ({cur})\n\n{figures}\n\n"
-                f"{args.table.replace('-', ' ').capitalize()}:\n{cs.text_table(table, headers, cur, args.limit)}")
 
-    return cs.emit(args, payload, table, text)
+def _promise_tables() -> dict:
+    from analytics.kpis import operations as ops
+
+    return {
+        "due": ("Promises due or broken at the as-of date",
+                lambda conn, day, start, end, flt: ops.promises_due(conn, day, flt), _PROMISE_HEADERS),
+        "made": ("Every promise made in the period",
+                 lambda conn, day, start, end, flt: ops.promises_detail(conn, start, end, flt), _PROMISE_HEADERS),
+    }
 
 
 def configure_promises_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics promises`` (:func:`analytics.kpis.operations.promise_stats`,
     ``promises_due``, ``promises_detail``)."""
-    cs.add_filter_arguments(parser, period=True)
-    parser.add_argument("--table", choices=("due", "made"), default="due",
-                        help="the list for --csv and for people: promises due or broken at the as-of date "
-                             "(default), or every promise made in the period")
-    parser.add_argument("--limit", type=cs.positive_int, default=50, help="rows printed for people (default 50)")
-    cs.add_output_arguments(parser)
-    parser.set_defaults(run=run_promises)
+    _configure_period_report(parser, _promise_tables(), run_promises)
 
 
 def run_promises(args: argparse.Namespace) -> int:
     """Print the promise-to-pay figures for the period and the chosen list."""
     from analytics.kpis import operations as ops
 
-    flt = cs.ledger_filter(args)
-
-    def compute(conn):
-        cs.check_filter(conn, flt)
-        day = cs.as_of(conn, args)
-        start, end = cs.period(args, day)
-        return (day, start, end, ops.promise_stats(conn, start, end, flt),
-                {"due": ops.promises_due(conn, day, flt), "made": ops.promises_detail(conn, start, end, flt)})
-
-    day, start, end, stats, lists = cs.run_on_ledger(args, compute)
-    cur = stats.attrs.get("currency")
-    stats_row = _one_row(stats)
-    payload = {"as_of": day.isoformat(), "from": start.isoformat(), "to": end.isoformat(), "currency": cur,
-               "stats": stats_row, "due": cs.records(lists["due"]), "made": cs.records(lists["made"])}
-    table = lists[args.table]
-    headers = {"promise_id": "Promise", "customer_id": "Customer", "customer_name": "Name", "invoice_id": "Document",
-               "made_on": "Made", "promised_date": "Promised", "amount_cents": "Amount",
-               "collected_cents": "Collected", "status": "Status", "days_past_promise": "Days past"}
-
-    def text() -> str:
-        figures = _figures(stats_row, [("made_count", "Promises made"), ("promised", "Promised"),
-                                       ("kept_count", "Kept"), ("broken_count", "Broken"),
-                                       ("pending_count", "Pending"), ("kept_pct", "Kept rate %"),
-                                       ("collected", "Collected on promises")], cur)
-        which = "Due or broken at " + day.isoformat() if args.table == "due" else "Made in the period"
-        return (f"Promises to pay {start} .. {end} ({cur})\n\n{figures}\n\n{which}:\n"
-                f"{cs.text_table(table, headers, cur, args.limit)}")
-
-    return cs.emit(args, payload, table, text)
+    return _run_period_report(args, "Promises to pay", ops.promise_stats, [
+        ("made_count", "Promises made"), ("promised", "Promised"), ("kept_count", "Kept"),
+        ("broken_count", "Broken"), ("pending_count", "Pending"), ("kept_pct", "Kept rate %"),
+        ("collected", "Collected on promises")], _promise_tables())
 
 
 # ================================================================================================

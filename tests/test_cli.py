@@ -276,3 +276,19 @@ def test_csv_keeps_formula_like_text_inert(capsys):
     args = argparse.Namespace(json=False, csv=True, out=None)
     cs.emit(args, {}, pd.DataFrame({"customer_name": ["=HYPERLINK(\"x\")", "ACME"], "open_cents": [-100, 5]}), str)
     assert capsys.readouterr().out.splitlines() == ["customer_name,open", "\"'=HYPERLINK(\"\"x\"\")\",-1.0", "ACME,0.05"]
+
+
+def test_trends_of_the_overview_and_aging_pages(ledger, capsys):
+    url, conn, as_of = ledger
+    dates = kpis.last_month_ends(as_of, 3)
+    dates = dates if as_of in dates else [*dates, as_of]
+    trend = kpis.kpi_trend(conn, dates)
+    out = _json(capsys, "kpis", "--db", url, "--trend", "3")
+    assert [r["as_of"] for r in out["trend"]] == [d.isoformat() for d in dates]
+    assert _cents(r["ar"] for r in out["trend"]) == list(trend["ar_cents"])
+    assert [r["dso_standard"] for r in out["trend"]] == list(trend["dso_standard"])
+    history = kpis.aging_trend(conn, dates)
+    table = _csv(capsys, "aging", "--db", url, "--history", "3")
+    assert list(table["as_of"]) == [d.isoformat() for d in dates]
+    for b in kpis.DEFAULT_BUCKETS:
+        assert _cents(table[b.label]) == list(history.loc[history["bucket"] == b.label, "open_cents"])
