@@ -213,8 +213,8 @@ def as_of(conn: sa.Connection, args: argparse.Namespace) -> dt.date:
     return getattr(args, "as_of", None) or default_as_of(conn)
 
 
-def period(args: argparse.Namespace, as_of_date: dt.date) -> tuple[dt.date, dt.date]:
-    """``(--from, --to)``: by default the 90 days ending at the as-of date (the pages' default period).
+def period(args: argparse.Namespace, as_of_date: dt.date, days: int = DEFAULT_PERIOD_DAYS) -> tuple[dt.date, dt.date]:
+    """``(--from, --to)``: by default the ``days`` (90) days ending at the as-of date (the pages' default period).
 
     Raises
     ------
@@ -227,7 +227,7 @@ def period(args: argparse.Namespace, as_of_date: dt.date) -> tuple[dt.date, dt.d
     (datetime.date(2026, 8, 3), datetime.date(2026, 10, 31))
     """
     end = getattr(args, "end", None) or as_of_date
-    start = getattr(args, "start", None) or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    start = getattr(args, "start", None) or end - dt.timedelta(days=days - 1)
     if start > end:
         raise UserError(f"--from {start.isoformat()} is after --to {end.isoformat()}")
     return start, end

@@ -292,3 +292,35 @@ def test_trends_of_the_overview_and_aging_pages(ledger, capsys):
     assert list(table["as_of"]) == [d.isoformat() for d in dates]
     for b in kpis.DEFAULT_BUCKETS:
         assert _cents(table[b.label]) == list(history.loc[history["bucket"] == b.label, "open_cents"])
+
+
+def test_cash_application_reports(ledger, capsys):
+    from analytics import cash_app
+
+    url, conn, as_of = ledger
+    start = as_of - dt.timedelta(days=29)  # the page's default period: the last 30 days
+    k = cash_app.cash_app_kpis(conn, start, as_of)
+    out = _json(capsys, "cashapp", "kpis", "--db", url)
+    assert out["from"] == start.isoformat() and round(out["unapplied"] * 100) == k["unapplied_cents"]
+    assert out["receipts"] == k["receipts"] and out["applied_share"] == k["applied_share"]
+    aging = cash_app.unapplied_aging(conn, as_of)
+    table = _csv(capsys, "cashapp", "unapplied", "--db", url)
+    assert list(table["bucket"]) == list(aging["bucket"]) and _cents(table["unapplied"]) == list(aging["unapplied_cents"])
+    receipts = cash_app.unapplied_cash(conn, as_of)
+    out = _json(capsys, "cashapp", "unapplied", "--db", url, "--table", "receipts")
+    assert [r["receipt_id"] for r in out["unapplied"]] == list(receipts["receipt_id"])
+    refunds = cash_app.refund_package(conn, None, as_of)
+    out = _json(capsys, "cashapp", "refunds", "--db", url)
+    assert _cents(r["refundable"] for r in out["refunds"]) == list(refunds["refundable_cents"])
+    assert _json(capsys, "cashapp", "queue", "--db", url)["queue"] == []  # nothing proposed in a fresh ledger
+
+
+def test_risk_review_lists_the_risk_pages_flagged_accounts(ledger, capsys, tmp_path):
+    from analytics import risk
+
+    url, conn, as_of = ledger
+    path = risk.save_model(risk.train(conn, as_of, max_iter=30), tmp_path / "risk.model")
+    flagged = risk.credit_review(risk.score_accounts(conn, as_of, model=risk.load_model(path)))
+    out = _json(capsys, "risk", "review", "--db", url, "--model", str(path))
+    assert [r["customer_id"] for r in out] == list(flagged["customer_id"])
+    assert [r["flag"] for r in out] == list(flagged["flag"])

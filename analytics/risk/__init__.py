@@ -15,6 +15,7 @@ CLI
 ---
 ``python -m analytics risk --as-of 2026-10-31 --json``          per-account scores
 ``python -m analytics risk invoices --as-of 2026-10-31 --json`` per-invoice scores and payment dates
+``python -m analytics risk review --json``                      accounts flagged for credit review
 ``python -m analytics risk evaluate --json``                    model card figures
 ``python -m analytics risk train --as-of 2026-10-31 --out data/models/risk.model``
 """
@@ -60,10 +61,14 @@ def _max_rows(text: str) -> int | None:
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics risk [score|invoices|evaluate|train]``."""
-    parser.add_argument("action", nargs="?", default="score", choices=("score", "invoices", "evaluate", "train"),
-                        help="score accounts (default), score open invoices, print the model card, or train+save")
-    parser.add_argument("--as-of", type=date_arg, default=None,
-                        help="scoring date YYYY-MM-DD (default: the ledger's latest invoice or receipt date)")
+    from analytics.cli_support import add_filter_arguments
+
+    parser.add_argument("action", nargs="?", default="score",
+                        choices=("score", "invoices", "review", "evaluate", "train"),
+                        help="score accounts (default), score open invoices, list the accounts flagged for credit "
+                             "review (the Risk page), print the model card, or train+save")
+    add_filter_arguments(parser, as_of_help="scoring date YYYY-MM-DD (default: the ledger's latest invoice or "
+                                            "receipt date); the filters select the accounts scored")
     parser.add_argument("--model", default=None,
                         help="saved model file (default: train on the ledger's own history before --as-of)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL_PATH), help="where `risk train` writes the model")
@@ -78,10 +83,12 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
 def _run(args) -> int:
     from analytics.cli_support import as_of as cli_as_of
-    from analytics.cli_support import open_engine, text_table
+    from analytics.cli_support import check_filter, ledger_filter, open_engine, text_table
 
     engine = open_engine(args)
+    flt = ledger_filter(args)
     with engine.connect() as conn:
+        check_filter(conn, flt)
         as_of = cli_as_of(conn, args)
     if args.late_days < 0:
         raise UserError("--late-days must be 0 or more")
@@ -115,7 +122,7 @@ def _run(args) -> int:
     if model is None:
         model = train(engine, as_of, late_days=args.late_days, max_training_rows=args.max_training_rows)
     if args.action == "invoices":
-        frame = score_invoices(engine, as_of, model=model)
+        frame = score_invoices(engine, as_of, flt, model=model)
         if args.limit:
             frame = frame.head(args.limit)
         rows = [{"invoice_id": r.invoice_id, "customer_id": r.customer_id, "open_amount": money(r.open_cents),
@@ -123,12 +130,15 @@ def _run(args) -> int:
                  "pay_date": r.pay_date.isoformat(), "pay_date_low": r.pay_date_low.isoformat(),
                  "pay_date_high": r.pay_date_high.isoformat()} for r in frame.itertuples()]
     else:
-        frame = score_accounts(engine, as_of, model=model)
+        frame = score_accounts(engine, as_of, flt, model=model)
+        if args.action == "review":
+            frame = credit_review(frame)
         if args.limit:
             frame = frame.head(args.limit)
         rows = [{"customer_id": r.customer_id, "probability": float(r.probability),
                  "expected_loss": money(r.expected_loss_cents), "band": r.band, "reasons": r.reasons,
-                 "open_amount": money(r.open_cents), "max_days_past_due": int(r.max_days_past_due)}
+                 "open_amount": money(r.open_cents), "max_days_past_due": int(r.max_days_past_due),
+                 **({"flag": r.flag} if args.action == "review" else {})}
                 for r in frame.itertuples()]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -141,5 +151,6 @@ def _run(args) -> int:
         print(text_table(frame.assign(p_pct=frame["probability"] * 100),
                          {"customer_id": "Customer", "band": "Band", "p_pct": "P %",
                                  "expected_loss_cents": "Expected loss", "open_cents": "Open",
-                                 "max_days_past_due": "Worst DPD", "reasons": "Reasons"}))
+                                 "max_days_past_due": "Worst DPD",
+                                 **({"flag": "Flag"} if args.action == "review" else {}), "reasons": "Reasons"}))
     return 0
