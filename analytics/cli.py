@@ -1,7 +1,8 @@
-"""Command line: ``python -m analytics COMMAND ...`` — everything the dashboard can do.
+"""Command line: ``python -m analytics COMMAND ...`` — every page's figures and lists, and the data jobs.
 
 Each command lives in the module that does the work; that module exposes
-``configure_cli(parser)``, which adds its arguments and sets ``parser.set_defaults(run=fn)`` where
+``configure_cli(parser)`` (or ``configure_<command>_cli``, or a ``CLI_COMMANDS`` dict of command -> such a
+function when it holds several), which adds its arguments and sets ``parser.set_defaults(run=fn)`` where
 ``fn(args) -> int`` prints its result and returns the exit code. Only the module of the command
 being run is imported, so ``python -m analytics --help`` is fast.
 
@@ -54,7 +55,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             p.add_argument("--read-only", action="store_true", dest="read_only",
                            help="use the database read-only: no migration, no writes (as AR_DB_READONLY=1)")
             mod = importlib.import_module(module)
-            configure = getattr(mod, f"configure_{name}_cli", None) or mod.configure_cli
+            configure = (getattr(mod, "CLI_COMMANDS", {}).get(name) or getattr(mod, f"configure_{name}_cli", None)
+                         or mod.configure_cli)
             configure(p)
     return parser
 

@@ -68,6 +68,14 @@ def date_arg(text: str) -> dt.date:
 def month_arg(text: str) -> str:
     """A command-line month ``YYYY-MM`` (``argparse`` ``type=``), returned as given.
 
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+
     Example
     -------
     >>> month_arg("2025-01")
@@ -81,7 +89,15 @@ def month_arg(text: str) -> str:
 
 
 def positive_int(text: str) -> int:
-    """A whole number of days >= 1 (``argparse`` ``type=``).
+    """A whole number >= 1 (``argparse`` ``type=``).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int
 
     Example
     -------
@@ -140,6 +156,15 @@ def add_filter_arguments(parser: argparse.ArgumentParser, *, period: bool = Fals
 def ledger_filter(args: argparse.Namespace) -> LedgerFilter:
     """The :class:`~analytics.ledger.LedgerFilter` of :func:`add_filter_arguments`' options.
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    LedgerFilter
+        Currency upper-cased; empty options mean "no restriction".
+
     Example
     -------
     >>> ledger_filter(argparse.Namespace(currency="eur", business_unit=[], region=[], collector=["C1"],
@@ -155,6 +180,15 @@ def ledger_filter(args: argparse.Namespace) -> LedgerFilter:
 
 def check_filter(conn: sa.Connection, flt: LedgerFilter) -> None:
     """Refuse a filter value the ledger does not know (a typo would otherwise print an empty report).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    flt : LedgerFilter
+
+    Returns
+    -------
+    None
 
     Raises
     ------
@@ -192,6 +226,14 @@ def default_as_of(conn: sa.Connection) -> dt.date:
     """The as-of date of a command run without ``--as-of``: the ledger's latest invoice or receipt date
     (today for an empty ledger). Every command asks here, so the rule is in one place.
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+
+    Returns
+    -------
+    datetime.date
+
     Example
     -------
     >>> default_as_of(conn)  # doctest: +SKIP
@@ -205,6 +247,15 @@ def default_as_of(conn: sa.Connection) -> dt.date:
 def as_of(conn: sa.Connection, args: argparse.Namespace) -> dt.date:
     """``--as-of`` if given, else :func:`default_as_of`.
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    args : argparse.Namespace
+
+    Returns
+    -------
+    datetime.date
+
     Example
     -------
     >>> as_of(conn, argparse.Namespace(as_of=dt.date(2026, 1, 31)))  # doctest: +SKIP
@@ -215,6 +266,18 @@ def as_of(conn: sa.Connection, args: argparse.Namespace) -> dt.date:
 
 def period(args: argparse.Namespace, as_of_date: dt.date, days: int = DEFAULT_PERIOD_DAYS) -> tuple[dt.date, dt.date]:
     """``(--from, --to)``: by default the ``days`` (90) days ending at the as-of date (the pages' default period).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``start`` and ``end`` (``--from`` / ``--to``), either may be None.
+    as_of_date : datetime.date
+    days : int
+
+    Returns
+    -------
+    tuple of datetime.date
+        ``(start, end)``, both included.
 
     Raises
     ------
@@ -240,6 +303,15 @@ def open_engine(args: argparse.Namespace) -> sa.Engine:
     """The database of ``--db`` (or ``$AR_DB_URL``), migrated; a URL that cannot be opened is a
     :class:`~analytics.errors.UserError` naming it.
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``db`` (None: the default URL).
+
+    Returns
+    -------
+    sqlalchemy.Engine
+
     Example
     -------
     >>> engine = open_engine(argparse.Namespace(db="sqlite://"))
@@ -256,6 +328,17 @@ def open_engine(args: argparse.Namespace) -> sa.Engine:
 
 def run_on_ledger(args: argparse.Namespace, fn: Callable[[sa.Connection], Any]) -> Any:
     """Open the database, run ``fn(conn)`` on one connection, close everything.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    fn : callable
+        Called with the connection.
+
+    Returns
+    -------
+    any
+        What ``fn`` returned.
 
     Example
     -------
@@ -276,6 +359,16 @@ def run_on_ledger(args: argparse.Namespace, fn: Callable[[sa.Connection], Any]) 
 def add_output_arguments(parser: argparse.ArgumentParser, *, csv: bool = True) -> None:
     """``--json``, ``--csv`` and ``--out FILE`` (where the chosen output goes; default stdout).
 
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    csv : bool
+        Offer ``--csv`` (commands without a table leave it out).
+
+    Returns
+    -------
+    None
+
     Example
     -------
     >>> p = argparse.ArgumentParser(); add_output_arguments(p)
@@ -292,6 +385,14 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, csv: bool = True) -
 def units(cents) -> float | None:
     """Integer cents -> currency units, 2 decimals rounded half-up (None/NaN stay None).
 
+    Parameters
+    ----------
+    cents : int or None
+
+    Returns
+    -------
+    float or None
+
     Example
     -------
     >>> units(123455), units(None)
@@ -306,6 +407,16 @@ def units(cents) -> float | None:
 
 def money(cents, currency: str | None = None) -> str:
     """Money for people: currency units with thousands separators and the currency, never cents.
+
+    Parameters
+    ----------
+    cents : int or None
+    currency : str, optional
+
+    Returns
+    -------
+    str
+        ``-`` when missing.
 
     Example
     -------
@@ -336,6 +447,14 @@ def _plain(value: Any) -> Any:
 def records(frame: pd.DataFrame) -> list[dict]:
     """The rows of an analytics frame with the product's JSON conventions: ``x_cents`` -> ``x`` in
     currency units, dates ISO, missing values None.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+
+    Returns
+    -------
+    list of dict
 
     Example
     -------
@@ -413,6 +532,19 @@ def text_table(frame: pd.DataFrame, columns: dict[str, str], currency: str | Non
     """A plain-text table for people: ``columns`` maps a frame column to its header; ``*_cents`` columns
     are shown in currency units with separators (the header names the currency). Without ``currency``, a
     frame with a ``currency`` column names its one currency, or shows that column when there are several.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    columns : dict of str to str
+        Frame column -> header, in the order shown.
+    currency : str, optional
+    limit : int, optional
+        At most this many rows (then a line says how many more there are).
+
+    Returns
+    -------
+    str
 
     Example
     -------

@@ -37,7 +37,7 @@ _SNAPSHOT_ROWS = (
 )
 
 
-def configure_kpis_cli(parser: argparse.ArgumentParser) -> None:
+def _configure_kpis(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics kpis`` (the Overview page's figures, :func:`analytics.kpis.snapshot`)."""
     from analytics.kpis import DEFAULT_WINDOW
 
@@ -48,7 +48,7 @@ def configure_kpis_cli(parser: argparse.ArgumentParser) -> None:
                         help="the Overview's trend instead: AR, DSO family and CEI at the last MONTHS month ends "
                              "and the as-of date (the page shows 12)")
     cs.add_output_arguments(parser)
-    parser.set_defaults(run=run_kpis)
+    parser.set_defaults(run=_run_kpis)
 
 
 def month_ends_to(as_of: dt.date, months: int) -> list[dt.date]:
@@ -65,7 +65,7 @@ def month_ends_to(as_of: dt.date, months: int) -> list[dt.date]:
     return dates if as_of in dates else [*dates, as_of]
 
 
-def run_kpis(args: argparse.Namespace) -> int:
+def _run_kpis(args: argparse.Namespace) -> int:
     """Compute :func:`analytics.kpis.snapshot` for the CLI arguments and print it."""
     from analytics.kpis import kpi_trend, snapshot
 
@@ -118,7 +118,7 @@ def format_snapshot(snap: dict) -> str:
 # ================================================================================================
 # aging
 # ================================================================================================
-def configure_aging_cli(parser: argparse.ArgumentParser) -> None:
+def _configure_aging(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics aging`` (the Aging page: :func:`analytics.kpis.aging`,
     :func:`analytics.kpis.aging_detail`)."""
     cs.add_filter_arguments(parser)
@@ -132,7 +132,7 @@ def configure_aging_cli(parser: argparse.ArgumentParser) -> None:
                              "the as-of date, one column per bucket (the page shows 6, 12 or 24)")
     parser.add_argument("--limit", type=cs.positive_int, default=50, help="rows printed for people (default 50)")
     cs.add_output_arguments(parser)
-    parser.set_defaults(run=run_aging)
+    parser.set_defaults(run=_run_aging)
 
 
 def aging_by_customer(detail: pd.DataFrame, buckets) -> pd.DataFrame:
@@ -172,7 +172,7 @@ def aging_by_customer(detail: pd.DataFrame, buckets) -> pd.DataFrame:
     return out[cols]
 
 
-def run_aging(args: argparse.Namespace) -> int:
+def _run_aging(args: argparse.Namespace) -> int:
     """Print the aging at the as-of date by bucket, customer or invoice."""
     from analytics.errors import UserError
     from analytics.kpis import DEFAULT_BUCKETS, aging, aging_detail, aging_trend
@@ -226,7 +226,7 @@ def run_aging(args: argparse.Namespace) -> int:
 # ================================================================================================
 # sla
 # ================================================================================================
-def configure_sla_cli(parser: argparse.ArgumentParser) -> None:
+def _configure_sla(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics sla`` (the SLA page: :func:`analytics.kpis.sla.sla_status` and
     :func:`analytics.kpis.sla.sla_breaches`)."""
     cs.add_filter_arguments(parser)
@@ -241,7 +241,7 @@ def configure_sla_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=cs.positive_int, default=10,
                         help="breach rows printed per metric for people (default 10)")
     cs.add_output_arguments(parser)
-    parser.set_defaults(run=run_sla)
+    parser.set_defaults(run=_run_sla)
 
 
 def _sla_targets(args: argparse.Namespace):
@@ -254,7 +254,7 @@ def _sla_targets(args: argparse.Namespace):
     return targets
 
 
-def run_sla(args: argparse.Namespace) -> int:
+def _run_sla(args: argparse.Namespace) -> int:
     """Print the SLA status as of the date and the accounts behind each breach."""
     from analytics.kpis import sla
 
@@ -295,7 +295,7 @@ def run_sla(args: argparse.Namespace) -> int:
 # ================================================================================================
 # collectors
 # ================================================================================================
-def configure_collectors_cli(parser: argparse.ArgumentParser) -> None:
+def _configure_collectors(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics collectors`` (the Collectors page:
     :func:`analytics.kpis.operations.collector_kpis`, with ``--trend`` :func:`~analytics.kpis.operations.collector_trend`)."""
     cs.add_filter_arguments(parser, period=True)
@@ -303,7 +303,7 @@ def configure_collectors_cli(parser: argparse.ArgumentParser) -> None:
                         help="monthly trend per collector instead of the leaderboard (default period: the 12 "
                              "calendar months up to the as-of date, as the page)")
     cs.add_output_arguments(parser)
-    parser.set_defaults(run=run_collectors)
+    parser.set_defaults(run=_run_collectors)
 
 
 def _trend_start(as_of: dt.date) -> dt.date:
@@ -312,7 +312,7 @@ def _trend_start(as_of: dt.date) -> dt.date:
     return dt.date(months // 12, months % 12 + 1, 1)
 
 
-def run_collectors(args: argparse.Namespace) -> int:
+def _run_collectors(args: argparse.Namespace) -> int:
     """Print the collector leaderboard for the period (or the monthly trend)."""
     from analytics.kpis import operations as ops
 
@@ -428,13 +428,13 @@ def _dispute_tables() -> dict:
     }
 
 
-def configure_disputes_cli(parser: argparse.ArgumentParser) -> None:
+def _configure_disputes(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics disputes`` (:func:`analytics.kpis.operations.dispute_stats`,
     ``open_disputes``, ``disputes_by_reason``, ``disputes_over_target``)."""
-    _configure_period_report(parser, _dispute_tables(), run_disputes)
+    _configure_period_report(parser, _dispute_tables(), _run_disputes)
 
 
-def run_disputes(args: argparse.Namespace) -> int:
+def _run_disputes(args: argparse.Namespace) -> int:
     """Print the dispute figures for the period and the chosen list."""
     from analytics.kpis import operations as ops
 
@@ -461,13 +461,13 @@ def _promise_tables() -> dict:
     }
 
 
-def configure_promises_cli(parser: argparse.ArgumentParser) -> None:
+def _configure_promises(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics promises`` (:func:`analytics.kpis.operations.promise_stats`,
     ``promises_due``, ``promises_detail``)."""
-    _configure_period_report(parser, _promise_tables(), run_promises)
+    _configure_period_report(parser, _promise_tables(), _run_promises)
 
 
-def run_promises(args: argparse.Namespace) -> int:
+def _run_promises(args: argparse.Namespace) -> int:
     """Print the promise-to-pay figures for the period and the chosen list."""
     from analytics.kpis import operations as ops
 
@@ -480,7 +480,7 @@ def run_promises(args: argparse.Namespace) -> int:
 # ================================================================================================
 # dunning
 # ================================================================================================
-def configure_dunning_cli(parser: argparse.ArgumentParser) -> None:
+def _configure_dunning(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics dunning`` (the Dunning page: :func:`analytics.dunning.dunning_candidates`,
     :func:`~analytics.dunning.draft_letter`, :func:`~analytics.dunning.draft_letters`). Nothing is sent or recorded."""
     cs.add_filter_arguments(parser)
@@ -496,10 +496,10 @@ def configure_dunning_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "html"), default="text", help="letter format (default text)")
     parser.add_argument("--limit", type=cs.positive_int, default=50, help="rows printed for people (default 50)")
     cs.add_output_arguments(parser)
-    parser.set_defaults(run=run_dunning)
+    parser.set_defaults(run=_run_dunning)
 
 
-def run_dunning(args: argparse.Namespace) -> int:
+def _run_dunning(args: argparse.Namespace) -> int:
     """Print the accounts due a dunning step (or one letter), optionally writing the letters' zip."""
     import sys
 
@@ -547,3 +547,8 @@ def run_dunning(args: argparse.Namespace) -> int:
         return (f"Dunning as of {day.isoformat()}: {totals}\n\n" + cs.text_table(result, headers, limit=args.limit))
 
     return cs.emit(args, payload, result, text)
+
+
+#: command -> the function that adds its arguments to its parser and sets ``run`` (read by :mod:`analytics.cli`).
+CLI_COMMANDS = {name: globals()[f"_configure_{name}"] for name in
+                ("kpis", "aging", "sla", "collectors", "disputes", "promises", "dunning")}
