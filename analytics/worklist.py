@@ -129,6 +129,7 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
     return frame[COLUMNS]
 
 
+# ------------------------------------------------------------------------------------------------
 # CLI: python -m analytics worklist [--as-of D] [filters] [--limit N] [--json|--csv] [--out FILE]
 # ------------------------------------------------------------------------------------------------
 def configure_cli(parser: argparse.ArgumentParser) -> None:
