@@ -24,8 +24,8 @@ from analytics.errors import UserError
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("analytics.generator", "generate a seeded synthetic ledger into a database"),
-    "load": ("analytics.loaders", "load an AR export (ibm, highradius, csv, excel) into a database"),
+    "generate": ("analytics.generator", "Data: generate a seeded synthetic ledger into a database"),
+    "load": ("analytics.loaders", "Data: load an AR export (ibm, highradius, csv, excel) into a database"),
     "kpis": ("analytics.page_commands", "Overview: the KPI set as of a date"),
     "aging": ("analytics.page_commands", "Aging: open amount by bucket, customer or invoice"),
     "sla": ("analytics.page_commands", "SLA: status of each target and the accounts behind each breach"),
@@ -33,15 +33,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disputes": ("analytics.page_commands", "Disputes: figures for a period, open disputes, by reason"),
     "promises": ("analytics.page_commands", "Promises to pay: figures for a period, due or broken promises"),
     "dunning": ("analytics.page_commands", "Dunning: accounts due a letter, a letter draft, the letters' zip"),
-    "risk": ("analytics.risk", "score accounts for delinquency risk; `risk evaluate` prints the model card"),
-    "forecast": ("analytics.forecast", "13-week cash-receipts forecast; `forecast backtest` prints WAPE"),
-    "cashapp": ("analytics.cash_app", "cash application: `cashapp match` proposes receipt-to-invoice matches"),
-    "rollforward": ("analytics.cash_app", "month-end AR roll-forward"),
-    "worklist": ("analytics.worklist", "collector worklist ranked by expected loss"),
-    "customer": ("analytics.accounts", "one account as of a date: items, payments, disputes, promises, activity"),
-    "users": ("analytics.auth", "manage dashboard users: `users add NAME --role ROLE`"),
-    "export": ("analytics.backup", "export the whole ledger and audit log to a file"),
-    "import": ("analytics.backup", "import a ledger exported with `export`"),
+    "risk": ("analytics.risk", "Risk: account or invoice scores, `review` (credit review), `evaluate` (model card), `train`"),
+    "forecast": ("analytics.forecast", "Cash forecast: 13-week receipts forecast; `forecast backtest` prints WAPE"),
+    "cashapp": ("analytics.cash_app", "Cash application: `match`, `kpis`, `queue`, `unapplied`, `refunds`"),
+    "rollforward": ("analytics.cash_app", "Cash application: month-end AR roll-forward"),
+    "worklist": ("analytics.worklist", "Worklist: accounts ranked by expected loss"),
+    "customer": ("analytics.accounts", "Customer 360: one account as of a date: items, payments, disputes, promises, activity"),
+    "users": ("analytics.auth", "Data: manage dashboard users: `users add NAME --role ROLE`"),
+    "export": ("analytics.backup", "Data: export the whole ledger and audit log to a file"),
+    "import": ("analytics.backup", "Data: import a ledger exported with `export`"),
 }
 
 
