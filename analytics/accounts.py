@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.errors import UserError
 from analytics.kpis.common import periods_table
-from analytics.ledger import (DEFAULT_GRACE_DAYS, NO_FILTER, LedgerFilter, as_date, default_as_of, last_contact,
+from analytics.ledger import (DEFAULT_GRACE_DAYS, NO_FILTER, LedgerFilter, as_date, last_contact,
                               open_amount_cents, open_items, open_disputes_at, promise_candidates, promise_outcomes)
 
 cust = schema.customers
@@ -114,18 +114,28 @@ def customer_receipts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> 
     return _frame(conn.execute(stmt))
 
 
-def customer_disputes(conn: sa.Connection, customer_id: str) -> pd.DataFrame:
-    """Every dispute of the customer, open ones first, newest first (whether one is open at a date:
-    :func:`customer_facts`, :func:`analytics.ledger.open_disputes_at`).
+def customer_disputes(conn: sa.Connection, customer_id: str, as_of: dt.date | None = None) -> pd.DataFrame:
+    """Every dispute of the customer, open ones first, newest first.
+
+    With ``as_of``, the disputes as they stood at the end of that day: opened on or before it, and a
+    resolution dated after it is not shown yet (the dispute was still open then).
 
     Returns ``dispute_id, invoice_id, opened_date, reason_code, amount_cents, resolved_date, outcome,
     created_by``.
     """
+    resolved_date, outcome = disp.c.resolved_date, disp.c.outcome
+    conds = [disp.c.customer_id == customer_id]
+    if as_of is not None:
+        d = sa.literal(as_of, sa.Date)
+        conds.append(disp.c.opened_date <= d)
+        known = disp.c.resolved_date <= d
+        resolved_date, outcome = sa.case((known, disp.c.resolved_date)), sa.case((known, disp.c.outcome))
     stmt = (
         sa.select(disp.c.id.label("dispute_id"), disp.c.invoice_id, disp.c.opened_date, disp.c.reason_code,
-                  disp.c.amount_cents, disp.c.resolved_date, disp.c.outcome, disp.c.created_by)
-        .where(disp.c.customer_id == customer_id)
-        .order_by(disp.c.resolved_date.is_not(None), disp.c.opened_date.desc(), disp.c.id.desc())
+                  disp.c.amount_cents, resolved_date.label("resolved_date"), outcome.label("outcome"),
+                  disp.c.created_by)
+        .where(*conds)
+        .order_by(resolved_date.is_not(None), disp.c.opened_date.desc(), disp.c.id.desc())
     )
     return _frame(conn.execute(stmt))
 
@@ -207,15 +217,21 @@ def customer_facts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dic
     }
 
 
-def customer_activities(conn: sa.Connection, customer_id: str, limit: int = 500) -> pd.DataFrame:
-    """The customer's activities (calls, e-mails, letters, notes...), newest first.
+def customer_activities(conn: sa.Connection, customer_id: str, limit: int = 500,
+                        as_of: dt.date | None = None) -> pd.DataFrame:
+    """The customer's activities (calls, e-mails, letters, notes...), newest first; with ``as_of``, only
+    those that happened by the end of that day.
 
     Returns ``activity_id, occurred_at, type, outcome, note, invoice_id, collector_id``.
     """
+    conds = [act.c.customer_id == customer_id]
+    if as_of is not None:
+        next_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+        conds.append(act.c.occurred_at < sa.literal(next_day, sa.DateTime))
     stmt = (
         sa.select(act.c.id.label("activity_id"), act.c.occurred_at, act.c.type, act.c.outcome, act.c.note,
                   act.c.invoice_id, act.c.collector_id)
-        .where(act.c.customer_id == customer_id)
+        .where(*conds)
         .order_by(act.c.occurred_at.desc(), act.c.id.desc())
         .limit(int(limit))
     )
@@ -306,8 +322,16 @@ def table_counts(conn: sa.Connection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["table", "rows"])
 
 
+def _made_by(promises: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """The promises made on or before ``as_of``."""
+    made = pd.to_datetime(promises["made_on"]).dt.date
+    return promises[made <= as_of].reset_index(drop=True)
+
+
 def account(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dict:
-    """The whole account as of a date: profile and every record list (what Customer 360 shows).
+    """The whole account as of a date: profile and every record list (what Customer 360 shows), each as it
+    stood at the end of ``as_of`` — nothing dated later (documents, payments, disputes and their
+    resolutions, promises, activities).
 
     Returns
     -------
@@ -326,43 +350,48 @@ def account(conn: sa.Connection, customer_id: str, as_of: dt.date) -> dict:
     parts = {
         "items": customer_items(conn, customer_id, as_of),
         "receipts": customer_receipts(conn, customer_id, as_of),
-        "disputes": customer_disputes(conn, customer_id),
-        "promises": customer_promises(conn, customer_id, as_of),
-        "activities": customer_activities(conn, customer_id),
+        "disputes": customer_disputes(conn, customer_id, as_of),
+        "promises": _made_by(customer_promises(conn, customer_id, as_of), as_of),
+        "activities": customer_activities(conn, customer_id, as_of=as_of),
     }
     parts["timeline"] = timeline(*parts.values())
     return {"profile": profile, "facts": customer_facts(conn, customer_id, as_of), **parts}
 
 
 def configure_cli(parser) -> None:
+    """Arguments of ``python -m analytics customer ID`` (the Customer 360 page: :func:`account`)."""
+    from analytics import cli_support as cs
+
     parser.add_argument("customer_id")
-    parser.add_argument("--as-of", default=None,
-                        help="YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--as-of", type=cs.date_arg, default=None,
+                        help="YYYY-MM-DD (default: the ledger's latest invoice or receipt date)")
+    parser.add_argument("--limit", type=int, default=20, help="timeline rows printed for people (default 20)")
+    cs.add_output_arguments(parser)
     parser.set_defaults(run=_run_cli)
 
 
 def _run_cli(args) -> int:
-    import json
+    from analytics import cli_support as cs
 
-    from analytics import db
+    def compute(conn):
+        as_of = cs.as_of(conn, args)
+        return as_of, account(conn, args.customer_id, as_of)
 
-    as_of = as_date(args.as_of, "--as-of") if args.as_of else None
-    engine = db.connect(args.db)
-    with engine.connect() as conn:
-        as_of = as_of or default_as_of(conn)
-        acct = account(conn, args.customer_id, as_of)
-    if args.json:
-        out = {"as_of": as_of.isoformat(), "profile": acct["profile"], "facts": acct["facts"]}
-        for key, frame in acct.items():
-            if isinstance(frame, pd.DataFrame):
-                out[key] = json.loads(frame.to_json(orient="records", date_format="iso"))
-        print(json.dumps(out, default=str, indent=2))
-        return 0
+    as_of, acct = cs.run_on_ledger(args, compute)
     p = acct["profile"]
-    print(f"{p['id']}  {p['name']}  collector {p.get('collector_name') or '-'}  as of {as_of}")
+    profile = cs.records(pd.DataFrame([p]))[0]
+    payload = {"as_of": as_of.isoformat(), "profile": profile, "facts": acct["facts"],
+               **{key: cs.records(frame) for key, frame in acct.items() if isinstance(frame, pd.DataFrame)}}
     items = acct["items"]
     open_ = items[items["open_cents"] != 0]
-    print(f"open items: {len(open_)}  open amount: {open_['open_cents'].sum() / 100:,.2f} {p['currency']}")
-    print(acct["timeline"].head(20).to_string(index=False))
-    return 0
+
+    def text() -> str:
+        cur = p["currency"]
+        head = (f"{p['id']}  {p['name']}  collector {p.get('collector_name') or '-'}  as of {as_of}\n"
+                f"open items: {len(open_):,}  open amount: {cs.money(int(open_['open_cents'].sum()), cur)}"
+                f"  credit limit: {cs.money(p.get('credit_limit_cents'), cur)}")
+        return head + "\n\n" + cs.text_table(acct["timeline"].assign(when=acct["timeline"]["when"].dt.date),
+                                              {"when": "Date", "kind": "What", "what": "Detail",
+                                               "amount_cents": "Amount", "by": "By"}, cur, args.limit)
+
+    return cs.emit(args, payload, acct["timeline"], text)

@@ -43,7 +43,8 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.errors import UserError
 from analytics.exports import safe_csv
-from analytics.ledger import NO_FILTER, LedgerFilter, cents_to_decimal, open_disputes_at, open_items
+from analytics.ledger import (NO_FILTER, LedgerFilter, cents_to_decimal, money_text,  # noqa: F401 (re-exported)
+                              open_disputes_at, open_items)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -226,10 +227,8 @@ def dunning_candidates(conn: sa.Connection | sa.Engine, as_of: dt.date, flt: Led
 
 
 def _bucket_label(days: int) -> str:
-    try:
-        from analytics.kpis import DEFAULT_BUCKETS
-    except ImportError:  # pragma: no cover - kpis is part of the product
-        DEFAULT_BUCKETS = ()
+    from analytics.kpis import DEFAULT_BUCKETS
+
     for b in DEFAULT_BUCKETS:
         if (b.min_days is None or days >= b.min_days) and (b.max_days is None or days <= b.max_days):
             return b.label
@@ -252,19 +251,6 @@ class Sender:
 
 
 DEFAULT_SENDER = Sender()
-
-
-def money_text(cents: int, currency: str = "") -> str:
-    """``123456`` -> ``"1,234.56"`` (with the currency code in front when given); half-up rounding.
-
-    Example
-    -------
-    >>> money_text(-1234567, "USD")
-    'USD -12,345.67'
-    """
-    units = cents_to_decimal(int(cents))
-    text = f"{units:,.2f}"
-    return f"{currency} {text}" if currency else text
 
 
 def _environment(template_dir: str | Path | None) -> jinja2.Environment:

@@ -989,19 +989,14 @@ def summarize(frames: dict[str, pd.DataFrame], flags: pd.DataFrame, seed: int, s
 # ------------------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------------------
-def _date_arg(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics generate``."""
+    from analytics.cli_support import date_arg
+
     parser.add_argument("--customers", type=int, default=400, help="number of customers (default 400)")
     parser.add_argument("--invoices", type=int, default=40_000, help="number of invoices (default 40000)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("--end", type=_date_arg, default=DEFAULT_END,
+    parser.add_argument("--end", type=date_arg, default=DEFAULT_END,
                         help=f"last day of the history (default {DEFAULT_END.isoformat()})")
     parser.add_argument("--months", type=int, default=24, help="months of history (default 24)")
     parser.add_argument("--demo-users", action="store_true", help="also create the demo dashboard users")
@@ -1032,17 +1027,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_users(engine: sa.Engine):
-    import sys
+def _demo_users(engine: sa.Engine) -> list[str]:
+    from analytics import auth
 
-    try:
-        from analytics import auth
-    except ImportError as exc:
-        print(f"warning: demo users not created ({exc})", file=sys.stderr)
-        return None
-    create = getattr(auth, "create_demo_users", None)
-    if create is None:
-        print("warning: demo users not created (analytics.auth has no create_demo_users)", file=sys.stderr)
-        return None
-    users = create(engine)
-    return [u.get("username") if isinstance(u, dict) else str(u) for u in users or []]
+    return [u["username"] for u in auth.create_demo_users(engine)]

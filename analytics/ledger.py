@@ -793,6 +793,19 @@ def cents_to_decimal(cents) -> Decimal:
     return (exact / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+def money_text(cents: int, currency: str = "") -> str:
+    """``123456`` -> ``"1,234.56"`` (with the currency code in front when given); half-up rounding.
+
+    Example
+    -------
+    >>> money_text(-1234567, "USD")
+    'USD -12,345.67'
+    """
+    units = cents_to_decimal(int(cents))
+    text = f"{units:,.2f}"
+    return f"{currency} {text}" if currency else text
+
+
 def to_units(cents) -> float | None:
     """The one cents → currency conversion for JSON and display: :func:`cents_to_decimal` as a float.
 

@@ -22,9 +22,8 @@ from analytics import schema
 from analytics.audit import append_audit, audit_trail, protect_audit_log  # noqa: F401 (re-exported)
 from analytics.auth import PermissionDenied, User, require
 from analytics.db import bump_ledger_version, lock_ledger, writer_lock
-from analytics.dunning import money_text
+from analytics.ledger import as_date, money_text, open_amount_cents  # noqa: F401  (as_date: re-exported)
 from analytics.errors import UserError
-from analytics.ledger import NO_FILTER, LedgerFilter, as_date, open_items  # noqa: F401  (as_date: re-exported)
 
 audit = schema.audit_log
 
@@ -73,30 +72,6 @@ def _customer(conn: sa.Connection, customer_id: str) -> dict:
     if row is None:
         raise UserError(f"customer_id: unknown customer {customer_id!r}")
     return row
-
-
-def open_cents(conn: sa.Connection, as_of: dt.date, customer_id: str | None = None,
-               invoice_id: str | None = None) -> int:
-    """Open amount in cents at ``as_of`` of one item, or the net open balance of one customer.
-
-    Parameters
-    ----------
-    conn : sqlalchemy.Connection
-    as_of : datetime.date
-    customer_id : str, optional
-        Net balance of the customer (invoices and debit memos less open credit memos).
-    invoice_id : str, optional
-        Open amount of that item (0 when settled or not yet issued).
-
-    Returns
-    -------
-    int
-    """
-    q = open_items(as_of, LedgerFilter(customers=(customer_id,)) if customer_id else NO_FILTER)
-    stmt = sa.select(sa.func.coalesce(sa.func.sum(q.c.open_cents), 0))
-    if invoice_id is not None:
-        stmt = stmt.where(q.c.invoice_id == invoice_id)
-    return int(conn.execute(stmt).scalar())
 
 
 def _insert(conn: sa.Connection, table: sa.Table, values: dict) -> int:
@@ -307,7 +282,7 @@ def record_promise(engine: sa.Engine, user: User, customer_id: str, promised_dat
             if inv["customer_id"] != customer_id:
                 raise UserError(f"invoice_id: invoice {invoice_id!r} belongs to {inv['customer_id']!r}, "
                                 f"not {customer_id!r}")
-        balance = open_cents(conn, today, customer_id=customer_id)
+        balance = open_amount_cents(conn, customer_id=customer_id, as_of=today)
         p = schema.promises
         pending = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(p.c.amount_cents), 0)).where(
             p.c.customer_id == customer_id, p.c.promised_date >= today)).scalar())
@@ -362,7 +337,7 @@ def open_dispute(engine: sa.Engine, user: User, invoice_id: str, reason_code: st
         if opened < inv["invoice_date"]:
             raise UserError(f"opened: {opened.isoformat()} is before the invoice date "
                             f"{inv['invoice_date'].isoformat()}")
-        item_open = open_cents(conn, opened, invoice_id=invoice_id)
+        item_open = open_amount_cents(conn, invoice_id=invoice_id, as_of=opened)
         already = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(d.c.amount_cents), 0)).where(
             d.c.invoice_id == invoice_id, d.c.resolved_date.is_(None))).scalar())
         if amount_cents + already > item_open:
@@ -445,7 +420,7 @@ def propose_writeoff(engine: sa.Engine, user: User, invoice_id: str, amount_cent
     with begin_write(engine) as conn:
         inv = _invoice(conn, invoice_id)
         require(user, "propose_writeoff", inv["customer_id"], conn)
-        item_open = open_cents(conn, today, invoice_id=invoice_id)
+        item_open = open_amount_cents(conn, invoice_id=invoice_id, as_of=today)
         pending = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(w.c.amount_cents), 0)).where(
             w.c.invoice_id == invoice_id, w.c.status == "proposed")).scalar())
         if amount_cents + pending > item_open:
@@ -509,7 +484,7 @@ def decide_writeoff(engine: sa.Engine, user: User, proposal_id: int, approve: bo
             if decided < inv["invoice_date"]:
                 raise UserError(f"decided: {decided.isoformat()} is before the invoice date "
                                 f"{inv['invoice_date'].isoformat()}")
-            item_open = open_cents(conn, decided, invoice_id=before["invoice_id"])
+            item_open = open_amount_cents(conn, invoice_id=before["invoice_id"], as_of=decided)
             if before["amount_cents"] > item_open:
                 cur = inv["currency"]
                 raise UserError(f"write-off proposal {proposal_id} ({money_text(before['amount_cents'], cur)}) is now "

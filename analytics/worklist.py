@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,7 @@ import sqlalchemy as sa
 
 from analytics.db import days_between
 from analytics.kpis.common import periods_table
-from analytics.ledger import (NO_FILTER, LedgerFilter, as_date, default_as_of, last_contact, open_disputes_at,
+from analytics.ledger import (NO_FILTER, LedgerFilter, as_date, last_contact, open_disputes_at,
                               open_items, promise_candidates, promise_outcomes, to_units)
 
 from analytics.dunning import next_step as _next_step
@@ -138,26 +137,30 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
 
 
 # ------------------------------------------------------------------------------------------------
-# CLI: python -m analytics worklist --as-of D [--collector C] [--limit N] [--json]
+# CLI: python -m analytics worklist [--as-of D] [filters] [--limit N] [--json|--csv] [--out FILE]
 # ------------------------------------------------------------------------------------------------
 def configure_cli(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m analytics worklist``."""
-    parser.add_argument("--as-of", default=None,
-                        help="date YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
-    parser.add_argument("--collector", action="append", default=[], help="collector id (repeatable)")
-    parser.add_argument("--limit", type=int, default=None, help="print only the first N accounts")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    """Arguments of ``python -m analytics worklist`` (the Worklist page: :func:`worklist`)."""
+    from analytics import cli_support as cs
+
+    cs.add_filter_arguments(parser)
+    parser.add_argument("--limit", type=cs.positive_int, default=None, help="only the first N accounts")
+    cs.add_output_arguments(parser)
     parser.set_defaults(run=_run)
 
 
 def _run(args) -> int:
-    from analytics import db
+    from analytics import cli_support as cs
 
-    as_of = as_date(args.as_of, "--as-of") if args.as_of else None
-    engine = db.connect(args.db)
-    as_of = as_of or default_as_of(engine)
-    flt = LedgerFilter(collectors=tuple(args.collector))
-    frame = worklist(engine, as_of, flt)
+    flt = cs.ledger_filter(args)
+    engine = cs.open_engine(args)
+    try:
+        with engine.connect() as conn:
+            cs.check_filter(conn, flt)
+            as_of = cs.as_of(conn, args)
+        frame = worklist(engine, as_of, flt)
+    finally:
+        engine.dispose()
     if args.limit:
         frame = frame.head(args.limit)
     rows = []
@@ -173,10 +176,11 @@ def _run(args) -> int:
             "last_contact": None if pd.isna(r.last_contact) else as_date(r.last_contact).isoformat(),
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
-    if args.json:
-        print(json.dumps({"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}, indent=2))
-    else:
-        for r in rows:
-            print(f"{r['rank']:>3} {r['customer_id']:<16} {r['band']:<8} EL {r['expected_loss']:>12,.2f}  "
-                  f"{r['next_step'] or '-':<17} {r['reasons']}")
-    return 0
+    payload = {"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}
+    headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name", "band": "Band",
+               "p_pct": "P %", "expected_loss_cents": "Expected loss", "overdue_cents": "Overdue",
+               "worst_days_past_due": "Worst DPD", "next_step": "Next step", "promises_due_today": "PTP due",
+               "open_disputes": "Disputes", "days_since_contact": "Days since contact", "reasons": "Reasons"}
+    shown = frame.assign(p_pct=frame["probability"] * 100)
+    return cs.emit(args, payload, pd.DataFrame(rows), lambda: f"Worklist as of {as_of.isoformat()}\n\n"
+                   + cs.text_table(shown, headers))

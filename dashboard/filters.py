@@ -70,12 +70,11 @@ def ledger_facts() -> LedgerFacts:
     return cached(_ledger_facts)
 
 
-def _main_currency(facts: LedgerFacts) -> str | None:
-    try:
-        from analytics import kpis
-        return cached(kpis.main_currency, LedgerFilter())
-    except (ImportError, AttributeError):
-        return facts.currencies[0] if facts.currencies else None
+def _main_currency() -> str | None:
+    """The ledger's main currency: the sidebar's default (:func:`analytics.kpis.main_currency`)."""
+    from analytics import kpis
+
+    return cached(kpis.main_currency, LedgerFilter())
 
 
 def _persisted(widget_key: str, store_key: str, default):
@@ -107,7 +106,7 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
     facts = ledger_facts()
     today = dt.date.today()
     default_as_of = facts.last_date or today
-    main_cur = _main_currency(facts)
+    main_cur = _main_currency()
     is_collector = user is not None and user.role == "collector"
 
     with st.sidebar:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import dunning
+from analytics.kpis import DEFAULT_BUCKETS
 from dashboard import common as ui
 
 user = ui.require_page("dunning")
@@ -24,11 +25,7 @@ if everything.empty:
     ui.empty_state("Nothing is overdue for this filter at this date: no letter to draft.")
     st.stop()
 
-try:
-    from analytics.kpis import DEFAULT_BUCKETS
-    bucket_order = [b.label for b in DEFAULT_BUCKETS]
-except ImportError:  # pragma: no cover - kpis is part of the product
-    bucket_order = []
+bucket_order = [b.label for b in DEFAULT_BUCKETS]
 present_buckets = sorted(set(everything["bucket"]),
                          key=lambda b: bucket_order.index(b) if b in bucket_order else len(bucket_order))
 present_steps = [s for s in dunning.STEPS if s in set(everything["step"])]

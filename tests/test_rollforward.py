@@ -132,5 +132,6 @@ def test_rollforward_cli(tmp_path, capsys):
     assert out["ties_out"] is True and len(out["months"]) == 6
     usd_jan = out["months"][1]
     assert usd_jan["closing"] == 158.0 and usd_jan["difference"] == 0.0
-    with pytest.raises(SystemExit):
-        main(["rollforward", "--db", url, "--from", "2025-13", "--to", "2025-03"])
+    # a usage error: one line on stderr and exit code 2 (returned by cli.main, not raised)
+    assert main(["rollforward", "--db", url, "--from", "2025-13", "--to", "2025-03"]) == 2
+    assert "not a month (YYYY-MM)" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from analytics import auth, db, schema, workflow
+from analytics.ledger import open_amount_cents
 from analytics.auth import PermissionDenied, User
 from analytics.errors import UserError
 
@@ -196,8 +197,8 @@ def test_writeoff_proposal_and_decision(ledger):
     with ledger.connect() as c:
         adj = c.execute(sa.select(schema.adjustments).where(schema.adjustments.c.id == adj_id)).one()
         prop = c.execute(sa.select(schema.writeoff_proposals)).one()
-        assert workflow.open_cents(c, D(2024, 3, 4), invoice_id="I1") == 0
-        assert workflow.open_cents(c, D(2024, 3, 3), invoice_id="I1") == 40_000
+        assert open_amount_cents(c, invoice_id="I1", as_of=D(2024, 3, 4)) == 0
+        assert open_amount_cents(c, invoice_id="I1", as_of=D(2024, 3, 3)) == 40_000
     assert (adj.invoice_id, adj.adj_date, adj.amount_cents, adj.kind, adj.created_by) == (
         "I1", D(2024, 3, 4), -40_000, "write_off", "meg")
     assert (prop.status, prop.decided_by) == ("approved", "meg")

@@ -14,12 +14,12 @@
 CLI::
 
     python -m analytics cashapp match --db URL --json [--apply --threshold 0.95]
+    python -m analytics cashapp kpis|queue|unapplied|refunds [--as-of D] [filters] [--json|--csv]
     python -m analytics rollforward --db URL --from 2025-01 --to 2025-12 --json
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 
@@ -31,7 +31,9 @@ from analytics.cash_app.posting import (accept_proposal, accept_proposals, apply
 from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, ledger_integrity, pending_proposals,
                                         refund_package,
                                         rollforward, ties_out, unapplied_aging, unapplied_cash)
-from analytics.ledger import parse_date, to_units
+from analytics.ledger import to_units
+from analytics import cli_support as cs
+from analytics.cli_support import date_arg, month_arg
 
 __all__ = [
     "UNAPPLIED_BUCKETS", "accept_proposal", "accept_proposals", "apply", "cash_app_kpis", "default_as_of",
@@ -42,15 +44,6 @@ __all__ = [
 
 
 _units = to_units
-_date_arg = parse_date
-
-
-def _month_arg(text: str) -> str:
-    try:
-        dt.date.fromisoformat(f"{text}-01")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {text!r}") from None
-    return text
 
 
 def configure_cashapp_cli(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +51,7 @@ def configure_cashapp_cli(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cashapp_command", metavar="ACTION")
     p = sub.add_parser("match", help="propose receipt-to-invoice matches (and apply the confident ones)")
     p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (default: $AR_DB_URL or data/demo.db)")
-    p.add_argument("--as-of", type=_date_arg, default=None, help="date of the run (default: the ledger's last invoice or receipt date)")
+    p.add_argument("--as-of", type=date_arg, default=None, help="date of the run (default: the ledger's last invoice or receipt date)")
     p.add_argument("--apply", action="store_true",
                    help="write the proposals and auto-apply lines at or above --threshold (as user 'cli')")
     p.add_argument("--threshold", type=float, default=0.95, help="auto-apply confidence threshold (default 0.95)")
@@ -66,7 +59,65 @@ def configure_cashapp_cli(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=50, help="proposal lines to print (default 50; 0 = all)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run_match)
+    for name, help_, period in (
+            ("kpis", "the page's figures for a period (default: the last 30 days)", True),
+            ("queue", "proposals waiting for review", False),
+            ("unapplied", "unapplied cash at the as-of date: aging, and the receipts with --table receipts", False),
+            ("refunds", "the refund package: customers holding a credit balance", False)):
+        r = sub.add_parser(name, help=help_, description=help_)
+        r.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (default: $AR_DB_URL or data/demo.db)")
+        cs.add_filter_arguments(r, period=period)
+        if name == "unapplied":
+            r.add_argument("--table", choices=("aging", "receipts"), default="aging",
+                           help="aging (default) or one row per receipt")
+        cs.add_output_arguments(r)
+        r.set_defaults(run=_run_report, cashapp_command=name)
     parser.set_defaults(run=lambda args: (parser.print_help(), 2)[1])
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    """``cashapp kpis|queue|unapplied|refunds``: what the Cash application page lists."""
+    import pandas as pd
+
+    flt = cs.ledger_filter(args)
+    name = args.cashapp_command
+
+    def compute(conn):
+        cs.check_filter(conn, flt)
+        day = cs.as_of(conn, args)
+        if name == "kpis":
+            start, end = cs.period(args, day, days=30)
+            return day, (start, end), cash_app_kpis(conn, start, end, flt)
+        if name == "queue":
+            return day, None, pending_proposals(conn, flt)
+        if name == "refunds":
+            return day, None, refund_package(conn, None, day, flt)
+        if args.table == "receipts":
+            return day, None, unapplied_cash(conn, day, flt)
+        return day, None, unapplied_aging(conn, day, flt)
+
+    day, span, result = cs.run_on_ledger(args, compute)
+    if name == "kpis":
+        table = pd.DataFrame([result])
+        row = cs.records(table)[0]
+        payload = {"as_of": day.isoformat(), "from": span[0].isoformat(), "to": span[1].isoformat(), **row}
+        cur = ", ".join(flt.currencies) or "all currencies"
+
+        def shown(key, value) -> str:
+            if value is None:
+                return "-"
+            if key.endswith("_cents"):
+                return cs.money(value)
+            return f"{value:.1%}" if key.endswith(("_rate", "_share")) else f"{value:,}"
+
+        return cs.emit(args, payload, table, lambda: f"Cash application {span[0]} .. {span[1]} ({cur})\n\n"
+                       + "\n".join(f"{k.removesuffix('_cents').replace('_', ' '):<28}{shown(k, v):>16}"
+                                    for k, v in result.items() if k not in ("start", "end")))
+    payload = {"as_of": day.isoformat(), name: cs.records(result)}
+    columns = {c: c.removesuffix("_cents").replace("_", " ").capitalize() for c in result.columns
+               if c not in ("bucket_order", "source_receipts", "source_credit_memos", "remittance_ref")}
+    return cs.emit(args, payload, result, lambda: f"Cash application: {name} as of {day}\n\n"
+                   + cs.text_table(result, columns))
 
 
 def _run_match(args: argparse.Namespace) -> int:
@@ -125,8 +176,8 @@ def _run_match(args: argparse.Namespace) -> int:
 
 def configure_rollforward_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics rollforward``."""
-    parser.add_argument("--from", dest="start", type=_month_arg, required=True, help="first month (YYYY-MM)")
-    parser.add_argument("--to", dest="end", type=_month_arg, required=True, help="last month (YYYY-MM)")
+    parser.add_argument("--from", dest="start", type=month_arg, required=True, help="first month (YYYY-MM)")
+    parser.add_argument("--to", dest="end", type=month_arg, required=True, help="last month (YYYY-MM)")
     parser.add_argument("--currency", action="append", default=[], help="only this currency (repeatable)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=_run_rollforward)

@@ -27,7 +27,7 @@ from analytics.auth import User, require
 from analytics.cash_app.matching import default_as_of, propose
 from analytics.db import bump_ledger_version
 from analytics.errors import UserError
-from analytics.dunning import money_text
+from analytics.ledger import money_text, open_amount_cents
 from analytics.workflow import append_audit, as_date, begin_write, retry_on_conflict
 
 rc = schema.receipts
@@ -69,17 +69,9 @@ def receipt_unapplied_cents(conn: sa.Connection, receipt_id: str) -> int:
 
 
 def item_open_cents(conn: sa.Connection, invoice_id: str) -> int:
-    """Open amount of an item counting every settlement whatever its date, in cents."""
-    amount = conn.execute(sa.select(inv.c.amount_cents).where(inv.c.id == invoice_id)).scalar()
-    if amount is None:
-        raise UserError(f"invoice_id: unknown invoice {invoice_id!r}")
-    paid = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(ap.c.amount_cents), 0))
-                        .where(ap.c.invoice_id == invoice_id)).scalar()
-    used = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(ap.c.amount_cents), 0))
-                        .where(ap.c.credit_memo_id == invoice_id)).scalar()
-    adjusted = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(adj.c.amount_cents), 0))
-                            .where(adj.c.invoice_id == invoice_id)).scalar()
-    return int(amount) - int(paid) + int(used) + int(adjusted)
+    """Open amount of an item counting every settlement whatever its date, in cents
+    (:func:`analytics.ledger.open_amount_cents` with no as-of date): what cash may still be applied to."""
+    return open_amount_cents(conn, invoice_id=invoice_id)
 
 
 def _last_application(conn: sa.Connection, receipt_id: str) -> str:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.cash_app.matching import unapplied_receipts_query
 from analytics.db import date_values, days_between
-from analytics.dunning import money_text
+from analytics.ledger import money_text
 from analytics.errors import LedgerIntegrityError
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items, open_items_over, settlements
 

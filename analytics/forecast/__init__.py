@@ -23,11 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from analytics.errors import UserError
+from analytics.cli_support import date_arg
 from analytics.forecast.api import (PREFERENCE, backtest, backtest_summary, band_backtest, band_backtest_summary,
                                     band_calibration, beats_baselines, choose_method, eligible_origins, forecast)
 from analytics.forecast.conformal import BandCalibration, apply_calibration, band_scores, calibrate
-from analytics.forecast.bottom_up import BottomUpForecaster, BottomUpInputs, build_inputs, expected_by_week
+from analytics.forecast.bottom_up import BottomUpForecaster, build_inputs, expected_by_week
+from analytics.forecast.inputs import BottomUpInputs
 from analytics.forecast.data import (History, actual_receipts, ledger_end, load_history, open_by_customer,
                                      resolve_currency)
 from analytics.forecast.models import METHODS, NAIVE_METHODS, CombinedForecaster, fit_all
@@ -44,18 +45,11 @@ __all__ = [
 ]
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def configure_cli(parser) -> None:
     """Arguments of ``python -m analytics forecast [backtest]``."""
     parser.add_argument("action", nargs="?", default="run", choices=["run", "backtest"],
                         help="run (default): the weekly forecast; backtest: WAPE/bias per method and horizon")
-    parser.add_argument("--as-of", type=_date, default=None,
+    parser.add_argument("--as-of", type=date_arg, default=None,
                         help="forecast date (default: the ledger's last date); backtest: its end date")
     parser.add_argument("--weeks", type=int, default=13, help="horizon in weeks (default 13)")
     parser.add_argument("--method", default="auto", help=f"auto or one of {', '.join(METHODS)}")

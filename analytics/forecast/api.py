@@ -40,8 +40,7 @@ import pandas as pd
 from analytics.errors import UserError
 from analytics.forecast.bottom_up import BottomUpForecaster, week_starts
 from analytics.forecast.conformal import BandCalibration, apply_calibration, band_scores, calibrate
-from analytics.forecast.data import (_weekly, _receipt_filter, cents_to_units, ledger_end, load_history,
-                                     rec, resolve_currency)
+from analytics.forecast.data import cents_to_units, ledger_end, load_history, receipts_by_week, resolve_currency
 from analytics.forecast.models import METHODS, NAIVE_METHODS, CombinedForecaster, fit_all
 from analytics.forecast.scenario import Scenario
 from analytics.ledger import NO_FILTER, LedgerFilter
@@ -323,8 +322,8 @@ def _backtest_detail(conn, flt, dates, methods, weeks, level, progress=None) -> 
     rows = []
     for i, origin in enumerate(dates):
         history = load_history(conn, origin, flt)
-        actual = _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt),
-                         origin + dt.timedelta(days=1), origin + dt.timedelta(days=7 * weeks)).to_numpy()
+        actual = receipts_by_week(conn, origin + dt.timedelta(days=1), origin + dt.timedelta(days=7 * weeks),
+                                  flt).to_numpy()
         fitted = fit_all(history, methods, level=level)
         for m in methods:
             p = _predict(fitted, m, weeks)

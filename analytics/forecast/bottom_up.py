@@ -26,59 +26,24 @@ Method (all amounts in cents, one currency)
    probability ``q``; new sales add ``Σ_j s²·G(h, j)² + (s²/n)(Σ_j G(h, j))²`` (weekly sales sd ``s``,
    ``n`` weeks in the mean, ``G`` the weekly lag profile). Normal approximation at ``level``.
 
-:class:`BottomUpInputs` holds steps 1–4 as arrays, so the scenario levers in
-:mod:`analytics.forecast.scenario` are pure functions of it.
+:class:`~analytics.forecast.inputs.BottomUpInputs` holds steps 1–4 as arrays, so the scenario levers in
+:mod:`analytics.forecast.scenario` are pure functions of it. It lives in its own module so that this
+module can apply the levers (:meth:`BottomUpForecaster.predict`) without an import cycle.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from analytics.forecast.data import EARLY_DAYS, LATE_DAYS, History
+from analytics.forecast.data import EARLY_DAYS, History
+from analytics.forecast.inputs import BottomUpInputs
+from analytics.forecast.scenario import apply_scenario
 
 #: Days after as-of kept in the daily profiles beyond the horizon, so a lever can pull later cash earlier.
 MARGIN_DAYS = 120
-
-
-@dataclasses.dataclass(frozen=True)
-class BottomUpInputs:
-    """The forecast inputs the levers act on (see module docstring). Arrays are never mutated.
-
-    Attributes
-    ----------
-    as_of : datetime.date
-    groups : pandas.DataFrame
-        ``customer_id, due_date, open_cents, open_sq_cents, items, p_collect`` (one row per open
-        customer/due-date group).
-    profiles : numpy.ndarray
-        ``(len(groups), n_days)``: probability that the group is paid on day ``t = 1..n_days`` after
-        as-of, given it is collected (rows sum to <= 1; the rest falls after ``n_days``).
-    sales_mean, sales_sd : float
-        Expected weekly new invoicing and its week-to-week standard deviation (cents).
-    sales_weeks : int
-        Weeks the mean was taken over.
-    sales_lag : numpy.ndarray
-        Pooled probability that a new invoice is paid ``k = 0, 1, ...`` days after issue (sums to <= 1).
-    sales_collect : float
-        Share of new invoicing eventually collected.
-    """
-
-    as_of: dt.date
-    groups: pd.DataFrame
-    profiles: np.ndarray
-    sales_mean: float
-    sales_sd: float
-    sales_weeks: int
-    sales_lag: np.ndarray
-    sales_collect: float
-
-    @property
-    def n_days(self) -> int:
-        return self.profiles.shape[1]
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -150,8 +115,6 @@ class BottomUpForecaster:
             raise ValueError(f"weeks={weeks} exceeds max_weeks={self.max_weeks}")
         inputs = self.inputs_
         if scenario is not None:
-            from analytics.forecast.scenario import apply_scenario
-
             inputs = apply_scenario(inputs, scenario)
         mean, var = expected_by_week(inputs, weeks)
         z = norm.ppf(0.5 + self.level / 2)

@@ -146,6 +146,32 @@ def _weekly(conn, date_col, amount_col, from_, conds, first: dt.date, last: dt.d
     return pd.Series(values, index=index, dtype=float)
 
 
+def receipts_by_week(conn, first: dt.date, last: dt.date, flt: LedgerFilter = NO_FILTER) -> pd.Series:
+    """Cash receipts (float cents) per 7-day week starting at ``first``, for receipts dated in [first, last].
+
+    The same receipts as :func:`weekly_receipts` (``flt``'s currency and customers), over a given range;
+    weeks without a receipt are 0. Aggregated in SQL.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Engine or Connection
+    first, last : datetime.date
+        Inclusive range; week ``k`` starts on ``first + 7k``.
+    flt : LedgerFilter
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by week start (``DatetimeIndex`` named ``week_start``).
+
+    Example
+    -------
+    >>> receipts_by_week(engine, dt.date(2024, 7, 1), dt.date(2024, 9, 29)).size  # doctest: +SKIP
+    13
+    """
+    return _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt), first, last)
+
+
 def _history_start(conn, as_of: dt.date, flt: LedgerFilter) -> dt.date | None:
     stmt = sa.select(sa.func.min(rec.c.receipt_date)).where(rec.c.receipt_date <= as_of, *_receipt_filter(flt))
     with connection(conn) as c:

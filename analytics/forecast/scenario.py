@@ -1,4 +1,4 @@
-"""Scenario levers: pure functions on :class:`~analytics.forecast.bottom_up.BottomUpInputs`.
+"""Scenario levers: pure functions on :class:`~analytics.forecast.inputs.BottomUpInputs`.
 
 * :func:`shift_days` — every customer pays ``n`` days later (``n < 0``: earlier). Cash pulled before
   day 1 lands on day 1; cash pushed past the profile's end leaves the forecast.
@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 
 from analytics.errors import UserError
-from analytics.forecast.bottom_up import BottomUpInputs
+from analytics.forecast.inputs import BottomUpInputs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ CLI
 ---
 ``python -m analytics risk --as-of 2026-10-31 --json``          per-account scores
 ``python -m analytics risk invoices --as-of 2026-10-31 --json`` per-invoice scores and payment dates
+``python -m analytics risk review --json``                      accounts flagged for credit review
 ``python -m analytics risk evaluate --json``                    model card figures
 ``python -m analytics risk train --as-of 2026-10-31 --out data/models/risk.model``
 """
@@ -23,8 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from analytics.cli_support import date_arg
 from analytics.errors import UserError
-from analytics.ledger import default_as_of, parse_date, to_units
+from analytics.ledger import parse_date, to_units
 from analytics.risk.card import evaluate
 from analytics.risk.features import ACCOUNT_FEATURES, INVOICE_FEATURES
 from analytics.risk.models import (BANDS, SCHEMA_VERSION, DaysToPayRegressor, DelinquencyClassifier,
@@ -59,14 +61,19 @@ def _max_rows(text: str) -> int | None:
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics risk [score|invoices|evaluate|train]``."""
-    parser.add_argument("action", nargs="?", default="score", choices=("score", "invoices", "evaluate", "train"),
-                        help="score accounts (default), score open invoices, print the model card, or train+save")
-    parser.add_argument("--as-of", type=_date, default=None, help="scoring date YYYY-MM-DD (default: the ledger's last invoice or receipt date)")
+    from analytics.cli_support import add_filter_arguments
+
+    parser.add_argument("action", nargs="?", default="score",
+                        choices=("score", "invoices", "review", "evaluate", "train"),
+                        help="score accounts (default), score open invoices, list the accounts flagged for credit "
+                             "review (the Risk page), print the model card, or train+save")
+    add_filter_arguments(parser, as_of_help="scoring date YYYY-MM-DD (default: the ledger's latest invoice or "
+                                            "receipt date); the filters select the accounts scored")
     parser.add_argument("--model", default=None,
                         help="saved model file (default: train on the ledger's own history before --as-of)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL_PATH), help="where `risk train` writes the model")
     parser.add_argument("--late-days", type=int, default=30, help="T in 'paid more than T days late' (default 30)")
-    parser.add_argument("--split-date", type=_date, default=None, help="evaluate: train before, test on/after")
+    parser.add_argument("--split-date", type=date_arg, default=None, help="evaluate: train before, test on/after")
     parser.add_argument("--limit", type=int, default=None, help="print only the first N rows")
     parser.add_argument("--max-training-rows", type=_max_rows, default=MAX_TRAINING_ROWS,
                         help=f"train on at most N points per model (default {MAX_TRAINING_ROWS:,}; 'none' = all)")
@@ -75,10 +82,14 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args) -> int:
-    from analytics import db
+    from analytics.cli_support import as_of as cli_as_of
+    from analytics.cli_support import check_filter, ledger_filter, open_engine, text_table
 
-    engine = db.connect(args.db)
-    as_of = args.as_of or default_as_of(engine)
+    engine = open_engine(args)
+    flt = ledger_filter(args)
+    with engine.connect() as conn:
+        check_filter(conn, flt)
+        as_of = cli_as_of(conn, args)
     if args.late_days < 0:
         raise UserError("--late-days must be 0 or more")
     if args.action == "evaluate":
@@ -111,7 +122,7 @@ def _run(args) -> int:
     if model is None:
         model = train(engine, as_of, late_days=args.late_days, max_training_rows=args.max_training_rows)
     if args.action == "invoices":
-        frame = score_invoices(engine, as_of, model=model)
+        frame = score_invoices(engine, as_of, flt, model=model)
         if args.limit:
             frame = frame.head(args.limit)
         rows = [{"invoice_id": r.invoice_id, "customer_id": r.customer_id, "open_amount": money(r.open_cents),
@@ -119,16 +130,27 @@ def _run(args) -> int:
                  "pay_date": r.pay_date.isoformat(), "pay_date_low": r.pay_date_low.isoformat(),
                  "pay_date_high": r.pay_date_high.isoformat()} for r in frame.itertuples()]
     else:
-        frame = score_accounts(engine, as_of, model=model)
+        frame = score_accounts(engine, as_of, flt, model=model)
+        if args.action == "review":
+            frame = credit_review(frame)
         if args.limit:
             frame = frame.head(args.limit)
         rows = [{"customer_id": r.customer_id, "probability": float(r.probability),
                  "expected_loss": money(r.expected_loss_cents), "band": r.band, "reasons": r.reasons,
-                 "open_amount": money(r.open_cents), "max_days_past_due": int(r.max_days_past_due)}
+                 "open_amount": money(r.open_cents), "max_days_past_due": int(r.max_days_past_due),
+                 **({"flag": r.flag} if args.action == "review" else {})}
                 for r in frame.itertuples()]
     if args.json:
         print(json.dumps(rows, indent=2))
+    elif args.action == "invoices":
+        print(text_table(frame.assign(p_pct=frame["probability_late"] * 100),
+                         {"invoice_id": "Document", "customer_id": "Customer", "open_cents": "Open",
+                                 "days_past_due": "DPD", "p_pct": "P(late) %", "pay_date": "Pay date",
+                                 "pay_date_low": "Earliest", "pay_date_high": "Latest"}))
     else:
-        for r in rows:
-            print("  ".join(f"{k}={v}" for k, v in r.items()))
+        print(text_table(frame.assign(p_pct=frame["probability"] * 100),
+                         {"customer_id": "Customer", "band": "Band", "p_pct": "P %",
+                                 "expected_loss_cents": "Expected loss", "open_cents": "Open",
+                                 "max_days_past_due": "Worst DPD",
+                                 **({"flag": "Flag"} if args.action == "review" else {}), "reasons": "Reasons"}))
     return 0

@@ -39,8 +39,8 @@ from analytics import schema
 from analytics.risk import features as F
 from analytics.risk.models import DaysToPayRegressor, DelinquencyClassifier
 from analytics.db import connection
-from analytics.risk.scoring import (MAX_TRAINING_ROWS, _fit_classifier, _point_counts, invoice_sample,
-                                    invoice_training_frame, train, training_sample)
+from analytics.risk.scoring import (MAX_TRAINING_ROWS, fit_classifier, invoice_sample, invoice_training_frame,
+                                    point_counts, train, training_sample)
 
 BAD_SEGMENTS = ("defaulting", "deteriorating", "chronic_late")
 
@@ -110,7 +110,7 @@ def _data_end(conn) -> dt.date | None:
 def _invoice_section(conn, split: dt.date, end: dt.date, late_days: int, max_iter: int,
                      max_training_rows: int | None = None) -> dict:
     cutoff = end + dt.timedelta(days=1)
-    sample = invoice_sample(_point_counts(conn, F.invoice_points(None, split)), max_training_rows)
+    sample = invoice_sample(point_counts(conn, F.invoice_points(None, split)), max_training_rows)
     train_f = invoice_training_frame(conn, None, split, split, late_days, **(sample or {}))
     train_f = train_f[train_f["known"]]
     test_f = invoice_training_frame(conn, split, cutoff, cutoff, late_days)
@@ -197,7 +197,7 @@ def _account_section(conn, split: dt.date, end: dt.date, max_iter: int, max_trai
     if len(tr) < 20 or len(te) < 20 or tr["label"].nunique() < 2 or te["label"].nunique() < 2:
         out["note"] = "not applicable: too few snapshots or only one outcome class (no 60+ days past due balances)"
         return out
-    clf, method = _fit_classifier(tr[F.ACCOUNT_FEATURES], tr["label"].to_numpy(), list(F.ACCOUNT_FEATURES),
+    clf, method = fit_classifier(tr[F.ACCOUNT_FEATURES], tr["label"].to_numpy(), list(F.ACCOUNT_FEATURES),
                                   max_iter, 0)
     p = clf.predict_proba(te[F.ACCOUNT_FEATURES])[:, 1]
     events = pd.DataFrame({"key": tr["customer_id"], "date": pd.to_datetime(tr["as_of"]) + pd.Timedelta(days=91),

@@ -145,8 +145,29 @@ def invoice_sample(counts: pd.Series, max_rows: int | None, random_state: int = 
     return {"customer_ids": ids, "per_customer": 1, "offset": int(random_state)}
 
 
-def _point_counts(conn: sa.Connection, points) -> pd.Series:
-    """Candidate points per customer of a points subquery (one small GROUP BY)."""
+def point_counts(conn: sa.Connection, points) -> pd.Series:
+    """Candidate points per customer of a points subquery (one small GROUP BY).
+
+    The input of :func:`training_sample` and :func:`invoice_sample`: they choose the training sample
+    from these counts before any feature is computed.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    points : sqlalchemy.Subquery
+        A points subquery with a ``customer_id`` column (``features.snapshot_points`` or
+        ``features.invoice_points``).
+
+    Returns
+    -------
+    pandas.Series
+        int64 counts indexed by customer id (customers without a point are absent).
+
+    Example
+    -------
+    >>> point_counts(conn, F.invoice_points(None, dt.date(2026, 1, 1))).sum()  # doctest: +SKIP
+    3921
+    """
     rows = conn.execute(sa.select(points.c.customer_id, sa.func.count()).group_by(points.c.customer_id)).all()
     return pd.Series({str(c): int(n) for c, n in rows}, dtype="int64")
 
@@ -196,7 +217,35 @@ def invoice_training_frame(conn: sa.Connection, start: dt.date | None, end: dt.d
     return frame.rename_axis("invoice_id").sort_values(["invoice_date", "invoice_id"], kind="stable")
 
 
-def _fit_classifier(X: pd.DataFrame, y: np.ndarray, features, max_iter: int, random_state: int):
+def fit_classifier(X: pd.DataFrame, y: np.ndarray, features, max_iter: int, random_state: int):
+    """Fit the delinquency classifier, or the heuristic scorer when the labels cannot support a model.
+
+    The heuristic is used when there are fewer than ``MIN_TRAIN_ROWS`` rows, only one class, or fewer
+    than 5 rows of either class. Shared by :func:`train` and the model card (:mod:`analytics.risk.card`)
+    so both fall back the same way.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Feature rows (the ``features`` columns are used).
+    y : numpy.ndarray
+        0/1 labels.
+    features : list of str
+    max_iter : int
+        Boosting iterations.
+    random_state : int
+
+    Returns
+    -------
+    tuple
+        ``(fitted estimator, "model" | "heuristic")``.
+
+    Example
+    -------
+    >>> est, kind = fit_classifier(X, y, list(F.ACCOUNT_FEATURES), 30, 0)  # doctest: +SKIP
+    >>> kind
+    'model'
+    """
     y = np.asarray(y).astype(int)
     if len(y) < MIN_TRAIN_ROWS or len(np.unique(y)) < 2 or min(np.bincount(y, minlength=2)) < 5:
         return HeuristicRiskScorer(features=features).fit(X, y), "heuristic"
@@ -245,7 +294,7 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
         dates = snapshot_dates(first, as_of)
         acc_sample = acc_candidates = None
         if dates:
-            counts = _point_counts(conn, F.snapshot_points(dates))
+            counts = point_counts(conn, F.snapshot_points(dates))
             acc_candidates = int(counts.sum())
             acc_sample = training_sample(counts, max_training_rows, random_state)
         acc = F.snapshot_features(conn, dates, customer_ids=acc_sample) if dates else pd.DataFrame()
@@ -254,16 +303,16 @@ def train(conn_or_engine, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS, ma
             acc = acc.sort_values(["as_of", "customer_id"], kind="stable")
         acc_X = acc[F.ACCOUNT_FEATURES] if len(acc) else pd.DataFrame(columns=F.ACCOUNT_FEATURES)
         acc_y = acc["label"].to_numpy() if len(acc) else np.zeros(0, dtype=int)
-        account, acc_method = _fit_classifier(acc_X, acc_y, list(F.ACCOUNT_FEATURES), max_iter, random_state)
+        account, acc_method = fit_classifier(acc_X, acc_y, list(F.ACCOUNT_FEATURES), max_iter, random_state)
         # Invoice level
         start = as_of - dt.timedelta(days=TRAIN_INVOICE_DAYS)
-        counts = _point_counts(conn, F.invoice_points(start, as_of))
+        counts = point_counts(conn, F.invoice_points(start, as_of))
         inv_candidates = int(counts.sum())
         inv_sample = invoice_sample(counts, max_training_rows, random_state)
         inv = invoice_training_frame(conn, start, as_of, as_of, late_days, **(inv_sample or {}))
     known = inv[inv["known"]]
     inv_X = known[F.INVOICE_FEATURES]
-    invoice, inv_method = _fit_classifier(inv_X, known["label"].to_numpy(), list(F.INVOICE_FEATURES), max_iter,
+    invoice, inv_method = fit_classifier(inv_X, known["label"].to_numpy(), list(F.INVOICE_FEATURES), max_iter,
                                           random_state)
     paid = inv[inv["paid"].fillna(False).astype(bool)]
     days, days_method = None, "heuristic"
