@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cashapp": ("analytics.cash_app", "cash application: `cashapp match` proposes receipt-to-invoice matches"),
     "rollforward": ("analytics.cash_app", "month-end AR roll-forward"),
     "worklist": ("analytics.worklist", "collector worklist ranked by expected loss"),
+    "dunning": ("analytics.dunning_runs", "dunning: `dunning run --as-of D [--dry-run]` runs the procedure; `dunning procedure`"),
     "customer": ("analytics.accounts", "one account as of a date: items, payments, disputes, promises, activity"),
     "users": ("analytics.auth", "manage dashboard users: `users add NAME --role ROLE`"),
     "export": ("analytics.backup", "export the whole ledger and audit log to a file"),

@@ -812,8 +812,18 @@ def _draft(conn, customer_id, as_of, step, sender, fmt, record, user, ladder, te
     return found, text
 
 
-def _safe(name: str) -> str:
+def safe_file_name(name: str) -> str:
+    """A file-name-safe form of ``name`` (letters, digits, _ . -).
+
+    Example
+    -------
+    >>> safe_file_name("a/b c")
+    'a_b_c'
+    """
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "customer"
+
+
+_safe = safe_file_name
 
 
 def draft_letters(conn: sa.Connection | sa.Engine, customer_ids: Iterable[str], as_of: dt.date,

@@ -1,9 +1,8 @@
 """Dunning: which accounts are due for which reminder, a preview of each letter, and the letters
 to download (one, or a zip of the selected accounts). Nothing is ever sent.
 
-Candidates and letters come from :mod:`analytics.dunning` (the ladder: reminder 1-15 days past
-due, second notice 16-30, call 31-60, escalation 61-90, hold 91-120, collection agency 121+, on
-the worst overdue item not in dispute). A collector sees only their own portfolio (the sidebar
+Candidates and letters come from :mod:`analytics.dunning` and follow the dunning procedure in
+force (:func:`analytics.dunning.current_procedure`, shown on the page). A collector sees only their own portfolio (the sidebar
 filter is forced by :func:`analytics.auth.scope_filter`; drafting is checked again per account).
 """
 from __future__ import annotations
@@ -46,12 +45,25 @@ c1.metric("Accounts due a letter", f"{len(cands):,}")
 c2.metric("Overdue (not disputed)", ui.cents(int(cands["overdue_cents"].sum()), cur))
 c3.metric("In dispute", ui.cents(int(cands["disputed_cents"].sum()), cur))
 c4.metric("On credit hold", f"{int(cands['credit_hold'].sum()):,}")
-st.caption("Step from the worst days past due over overdue items not in dispute: reminder 1–15, second notice "
-           "16–30, call 31–60, escalation 61–90, hold 91–120, collection agency 121+. Letters are drafts for "
-           "download; nothing is sent.")
+procedure = dunning.current_procedure()
+with st.expander(f"Dunning procedure: {procedure.name}", icon=":material/rule:"):
+    st.caption(f"Read from `{procedure.source}` (set AR_DUNNING_FILE to use your own copy). An item counts when it "
+               f"is owed, more than {procedure.grace_days} days past due, "
+               + ("not in dispute " if procedure.exclude_disputed else "")
+               + f"and not blocked. An account's step is the highest level whose counted items at or above its "
+               f"days total at least its minimum, if all its counted items reach "
+               f"{dunning.money_text(procedure.min_account_cents)}; the letter lists exactly those items. "
+               f"At least {procedure.interval_days} days between two letters to an account.")
+    levels = procedure.describe()
+    levels["min_amount"] = [dunning.money_text(c) for c in levels.pop("min_amount_cents")]
+    st.table(levels[["level", "step", "from_days", "min_amount", "credit_hold", "template", "description"]]
+             .rename(columns={"from_days": "from days past due", "min_amount": "minimum amount"})
+             .set_index("level"))
+st.caption("Letters are drafts for download; nothing is sent. The amount on a letter is the total of the items it "
+           "lists (letter amount), not the whole overdue balance.")
 
-cols = ["customer_name", "customer_id", "step", "max_days_past_due", "bucket", "overdue_items", "open_cents",
-        "overdue_cents", "disputed_cents", "credit_hold", "collector_name", "currency"]
+cols = ["customer_name", "customer_id", "step", "max_days_past_due", "bucket", "letter_items", "letter_cents",
+        "overdue_items", "open_cents", "overdue_cents", "disputed_cents", "credit_hold", "collector_name", "currency"]
 ui.table(cands[cols], f"dunning_{as_of:%Y%m%d}", key="dun_table",
          column_config={"max_days_past_due": st.column_config.NumberColumn("Worst days past due"),
                         "step": st.column_config.TextColumn("Step")},
