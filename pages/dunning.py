@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import dunning
+from analytics import dunning, dunning_runs
 from dashboard import common as ui
 
 user = ui.require_page("dunning")
@@ -135,3 +135,33 @@ else:
                           "Nothing is sent by the product."):
             ui.write_action(dunning.draft_letters, engine, chosen, as_of, fmt=z_fmt, record=True, user=user,
                             success=f"Recorded {len(chosen)} letter activities.")
+
+# ---- the dunning run -----------------------------------------------------------------------
+st.subheader("Dunning run")
+st.caption("Runs the procedure for the accounts of this filter at the as-of date: an account gets a letter when "
+           "an item it lists reaches a new level and its last letter is old enough. What goes out is recorded "
+           "(dunning history, a letter activity per customer, audit trail); a second run the same day sends "
+           "nothing twice. No mail server is configured: letters are produced for download.")
+ok, plan = ui.attempt(dunning_runs.run_dunning, engine, user, as_of, dry_run=True, flt=flt)
+if ok:
+    going = plan[plan["action"] == "send"]
+    st.markdown(f"**{len(going):,}** letter{'s' if len(going) != 1 else ''} would go out now; "
+                f"{len(plan) - len(going):,} account{'s' if len(plan) - len(going) != 1 else ''} skipped.")
+    shown = plan[["customer_id", "step", "amount_cents", "currency", "invoice_ids", "action", "reason"]]
+    ui.table(shown, f"dunning_run_plan_{as_of:%Y%m%d}", key="dun_run_plan",
+             column_config={"invoice_ids": st.column_config.TextColumn("Items listed")})
+    if ui.read_only():
+        st.caption("Runs are switched off: this database is read-only (AR_DB_READONLY).")
+    elif ui.can(user, "write_activity") and len(going):
+        if st.button(f"Run the dunning: record {len(going)} letter{'s' if len(going) != 1 else ''}",
+                     key="dun_run", icon=":material/send:", type="primary"):
+            ui.write_action(lambda: int(dunning_runs.run_dunning(engine, user, as_of, flt=flt)["notice_id"]
+                                        .notna().sum()),
+                            success="Dunning run recorded {result} letter(s).")
+hist = ui.cached(dunning_runs.history)
+if hist is not None and not hist.empty:
+    with st.expander(f"Dunning history ({len(hist):,} letters)", icon=":material/history:"):
+        visible = set(everything["customer_id"]) if user.role == "collector" else None
+        if visible is not None:
+            hist = hist[hist["customer_id"].isin(visible)]
+        ui.table(hist, "dunning_history", key="dun_history")

@@ -195,3 +195,20 @@ def test_finance_is_refused(monkeypatch, small_ledger_url):
     assert_clean(at)
     assert "Next step:" not in texts(at)
     assert not [b for b in at.download_button if "letter" in b.label]
+
+
+def test_dunning_run_button_records_once(monkeypatch, small_ledger_copy, facts):
+    at = open_page(monkeypatch, small_ledger_copy, "dunning", role="manager", username="mgr-run")
+    plan = next(d.value for d in at.dataframe if "action" in d.value.columns)
+    going = int((plan["action"] == "send").sum())
+    assert going > 0
+    at.button(key="dun_run").click().run()
+    assert_clean(at)
+    assert any(f"Dunning run recorded {going} letter(s)" in s.value for s in at.success), texts(at)
+    engine = db.make_engine(small_ledger_copy)
+    with engine.connect() as conn:
+        notices = conn.execute(sa.select(sa.func.count()).select_from(schema.dunning_notices)).scalar()
+    engine.dispose()
+    assert notices == going
+    assert "**0** letters would go out now" in " ".join(m.value for m in at.markdown)  # nothing twice
+    assert not [b for b in at.button if b.key == "dun_run"]
