@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollforward": ("analytics.cash_app", "month-end AR roll-forward"),
     "worklist": ("analytics.worklist", "collector worklist ranked by expected loss"),
     "dunning": ("analytics.dunning_runs", "dunning: `dunning run --as-of D [--dry-run]` runs the procedure; `dunning procedure`"),
+    "statement": ("analytics.statements", "customer statement of account as PDF: `--customer ID` or `--all` (zip)"),
     "customer": ("analytics.accounts", "one account as of a date: items, payments, disputes, promises, activity"),
     "users": ("analytics.auth", "manage dashboard users: `users add NAME --role ROLE`"),
     "export": ("analytics.backup", "export the whole ledger and audit log to a file"),

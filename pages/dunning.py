@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import dunning, dunning_runs
+from analytics import dunning, dunning_runs, statements
 from dashboard import common as ui
 
 user = ui.require_page("dunning")
@@ -105,6 +105,12 @@ if ok:
                            data=lambda: dunning.draft_letter(engine, preview, as_of, fmt="html").encode("utf-8"),
                            file_name=f"{stem}.html", mime="text/html", key="dun_dl_html",
                            icon=":material/download:", on_click="ignore")
+
+    st.download_button(
+        "Statement of account (.pdf)", icon=":material/receipt_long:", on_click="ignore", key="dun_dl_statement",
+        data=lambda: statements.render_pdf(statements.statement(engine, preview, as_of.replace(day=1), as_of)),
+        file_name=f"statement_{preview}_{as_of.replace(day=1).isoformat()}_{as_of.isoformat()}.pdf",
+        mime="application/pdf", help="This month to the as-of date: brought forward, transactions, open items, aging.")
 
 # ---- many letters --------------------------------------------------------------------------
 st.subheader("Letters for several accounts")

@@ -212,3 +212,16 @@ def test_dunning_run_button_records_once(monkeypatch, small_ledger_copy, facts):
     assert notices == going
     assert "**0** letters would go out now" in " ".join(m.value for m in at.markdown)  # nothing twice
     assert not [b for b in at.button if b.key == "dun_run"]
+
+
+def test_statement_download_is_a_pdf_that_ties(monkeypatch, small_ledger_url, facts, downloads):
+    from analytics import statements
+
+    at = open_page(monkeypatch, small_ledger_url, "dunning", role="manager")
+    target = at.selectbox(key="dun_preview").value
+    name = next(n for n in downloads if n.startswith(f"statement_{target}_"))
+    pdf = _content(downloads[name])
+    assert pdf.startswith(b"%PDF")
+    start = facts["as_of"].replace(day=1)
+    st = statements.statement(db.make_engine(small_ledger_url), target, start, facts["as_of"])
+    assert st.brought_forward_cents + sum(x["amount_cents"] for x in st.lines) == st.carried_forward_cents
