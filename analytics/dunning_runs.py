@@ -8,11 +8,14 @@ and sends it a letter when
   level is the highest level of the letters that listed it, :data:`analytics.schema.dunning_notice_items`).
 
 So a second run the same day sends nothing twice (also enforced by a unique key on account and
-as-of date), and disputed or blocked items (:func:`block`) never appear. A run records
+as-of date), and disputed or blocked items (``dunning_blocks``) never appear. A run records
 ``dunning_runs``, one ``dunning_notices`` row per letter (level, amount, channel, status), the items
 with their level before and after, a ``letter`` activity per customer (on the customer's collector)
-and audit rows, in one transaction under the ledger write lock. No mail server is configured in this
-version, so letters are produced as files (channel ``file``, status ``produced``) in ``out_dir``.
+and audit rows, in one transaction under the ledger write lock. With a mail server (``AR_SMTP_*``,
+:mod:`analytics.mailer`) a letter to a customer with an e-mail address is sent as HTML with a PDF
+attachment after the run is recorded (channel ``email``; status ``sent``, or ``failed`` with the
+server's answer and retried by :func:`retry_unsent`); otherwise it is produced as a file (channel
+``file``, status ``produced``, written to ``out_dir`` when given).
 
 Example
 -------
@@ -56,7 +59,7 @@ def _retry(fn):
 def _history(conn: sa.Connection, customer_ids: list[str]):
     """(last notice as-of per (customer, currency), highest level per invoice) from the history."""
     n, i = schema.dunning_notices, schema.dunning_notice_items
-    ok = n.c.status != "failed"
+    ok = sa.true()  # failed letters count too: they are retried (retry_unsent), never planned twice
     last = {(r.customer_id, r.currency): r.last for r in conn.execute(
         sa.select(n.c.customer_id, n.c.currency, sa.func.max(n.c.as_of).label("last"))
         .where(ok, n.c.customer_id.in_(customer_ids)).group_by(n.c.customer_id, n.c.currency))}
@@ -106,7 +109,7 @@ def plan_run(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER,
 
 
 def run_dunning(engine: sa.Engine, user, as_of: dt.date, *, dry_run: bool = False, flt: LedgerFilter = NO_FILTER,
-                procedure=None, out_dir: str | Path | None = None, fmt: str = "html") -> pd.DataFrame:
+                procedure=None, out_dir: str | Path | None = None, fmt: str = "html", smtp="env") -> pd.DataFrame:
     """Run the dunning of ``as_of``: choose the letters by the procedure, record them, produce them.
 
     Parameters
@@ -122,6 +125,11 @@ def run_dunning(engine: sa.Engine, user, as_of: dt.date, *, dry_run: bool = Fals
     out_dir : path, optional
         Where the letters are written (``<as_of>_<customer>_<currency>_<step>.html``); none when omitted.
     fmt : {"html", "text"}
+    smtp : analytics.mailer.SmtpSettings, None or "env"
+        Mail server; default from ``AR_SMTP_*`` (:func:`analytics.mailer.settings_from_env`). With a server,
+        letters to customers with an e-mail address are sent (HTML + PDF attachment) after the run is
+        recorded; a refusal is recorded as ``failed`` with the server's answer and retried by
+        :func:`retry_unsent`. Without one, every letter is produced as a file.
 
     Returns
     -------
@@ -141,9 +149,12 @@ def run_dunning(engine: sa.Engine, user, as_of: dt.date, *, dry_run: bool = Fals
         with engine.connect() as conn:
             return plan_run(conn, as_of, flt, proc)[0]
     require(user, "write_activity")
+    from analytics import mailer
+
+    settings = mailer.settings_from_env() if smtp == "env" else smtp
     for attempt in range(3):
         try:
-            plan = _record_run(engine, user, as_of, flt, proc)
+            plan = _record_run(engine, user, as_of, flt, proc, settings is not None)
             break
         except sa.exc.IntegrityError as exc:
             # Another run recorded the same account and day first (the unique key refused the second
@@ -160,11 +171,96 @@ def run_dunning(engine: sa.Engine, user, as_of: dt.date, *, dry_run: bool = Fals
             name = f"{as_of.isoformat()}_{dunning.safe_file_name(r.customer_id)}_{r.currency}_{r.step.replace(' ', '_')}.{ext}"
             (out / name).write_text(text, encoding="utf-8")
             plan.at[idx, "file"] = str(out / name)
+    if settings is not None:
+        ids = [int(x) for x in plan["notice_id"].dropna()]
+        deliver(engine, user, settings, ids, proc)
     return plan
 
 
+def deliver(engine: sa.Engine, user, settings, notice_ids, procedure=None) -> dict:
+    """Send the e-mail notices among ``notice_ids`` that are ``pending`` or ``failed``; record each outcome.
+
+    Each attempt adds 1 to ``attempts``; success sets ``sent`` and ``sent_at``, a refusal ``failed`` and
+    ``last_error`` (the server's answer), each with an audit row. Nothing is dropped silently.
+
+    Returns
+    -------
+    dict
+        ``{"sent": n, "failed": m}``.
+
+    Example
+    -------
+    >>> deliver(engine, user, mailer.settings_from_env(), [1, 2])  # doctest: +SKIP
+    {'sent': 2, 'failed': 0}
+    """
+    from analytics import mailer
+
+    n = schema.dunning_notices
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(n).where(n.c.id.in_(list(notice_ids)), n.c.channel == "email",
+                                               n.c.status.in_(("pending", "failed")))).all()
+    out = {"sent": 0, "failed": 0}
+    for r in rows:
+        try:
+            text = dunning.draft_letter(engine, r.customer_id, r.as_of, step=r.step, fmt="text", ladder=procedure,
+                                        currency=r.currency)
+            html = dunning.draft_letter(engine, r.customer_id, r.as_of, step=r.step, fmt="html", ladder=procedure,
+                                        currency=r.currency)
+            subject = f"{r.step[:1].upper()}{r.step[1:]}: account {r.customer_id}, " \
+                      f"{dunning.money_text(r.amount_cents, r.currency)}"
+            msg = mailer.build_message(settings, r.recipient, subject, text, html, [
+                (f"{r.as_of.isoformat()}_{dunning.safe_file_name(r.customer_id)}_{r.step.replace(' ', '_')}.pdf",
+                 mailer.text_pdf(text), "application/pdf")])
+            mailer.send(settings, msg)
+            error = None
+        except UserError as exc:
+            error = str(exc)
+        _record_delivery(engine, user, r.id, error)
+        out["failed" if error else "sent"] += 1
+    return out
+
+
 @_retry
-def _record_run(engine, user, as_of, flt, proc):
+def _record_delivery(engine, user, notice_id: int, error: str | None) -> None:
+    from analytics.db import bump_ledger_version
+    from analytics.workflow import append_audit, begin_write
+
+    n = schema.dunning_notices
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with begin_write(engine) as conn:
+        before = conn.execute(sa.select(n.c.status, n.c.attempts).where(n.c.id == notice_id)).one()
+        values = {"status": "failed" if error else "sent", "attempts": int(before.attempts) + 1,
+                  "last_error": error[:2000] if error else None}
+        if not error:
+            values["sent_at"] = now
+        conn.execute(n.update().where(n.c.id == notice_id).values(**values))
+        append_audit(conn, user.username, "dunning_delivery", "dunning_notices", notice_id,
+                     {"status": before.status, "attempts": int(before.attempts)}, values)
+        bump_ledger_version(conn)
+
+
+def retry_unsent(engine: sa.Engine, user, settings=None) -> dict:
+    """Send again every e-mail notice still ``pending`` or ``failed`` (default server: ``AR_SMTP_*``).
+
+    Example
+    -------
+    >>> retry_unsent(engine, user)  # doctest: +SKIP
+    {'sent': 1, 'failed': 0}
+    """
+    from analytics import mailer
+
+    settings = settings or mailer.settings_from_env()
+    if settings is None:
+        raise UserError("AR_SMTP_HOST: no mail server is configured; nothing can be sent")
+    n = schema.dunning_notices
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(n.c.id).where(n.c.channel == "email", n.c.status.in_(("pending", "failed")))
+                           ).scalars().all()
+    return deliver(engine, user, settings, ids)
+
+
+@_retry
+def _record_run(engine, user, as_of, flt, proc, email: bool = False):
     from analytics.auth import require
     from analytics.db import bump_ledger_version
     from analytics.workflow import append_audit, begin_write
@@ -176,8 +272,10 @@ def _record_run(engine, user, as_of, flt, proc):
         run_id = int(conn.execute(schema.dunning_runs.insert().values(
             as_of=as_of, started_at=now, actor=user.username, procedure=proc.label[:200],
             notices=len(send))).inserted_primary_key[0])
-        collectors = dict(conn.execute(sa.select(schema.customers.c.id, schema.customers.c.collector_id)
-                                       .where(schema.customers.c.id.in_(list(send["customer_id"])))).all())
+        c = schema.customers
+        who = {r.id: r for r in conn.execute(sa.select(c.c.id, c.c.collector_id, c.c.email)
+                                             .where(c.c.id.in_(list(send["customer_id"]))))}
+        collectors = {k: r.collector_id for k, r in who.items()}
         for idx, r in zip(send.index, send.itertuples(index=False)):
             require(user, "draft_letters", r.customer_id, conn)
             activity = int(conn.execute(schema.activities.insert().values(
@@ -186,8 +284,12 @@ def _record_run(engine, user, as_of, flt, proc):
                 note=f"dunning run {run_id}: {r.step} letter as of {as_of.isoformat()}, "
                      f"{dunning.money_text(int(r.amount_cents), r.currency)} in {int(r.items)} item(s)")).inserted_primary_key[0])
             values = dict(run_id=run_id, customer_id=r.customer_id, currency=r.currency, as_of=as_of, level=int(r.level),
-                          step=r.step, amount_cents=int(r.amount_cents), items=int(r.items), channel="file", recipient=None,
-                          status="produced", attempts=1, sent_at=now, activity_id=activity)
+                          step=r.step, amount_cents=int(r.amount_cents), items=int(r.items), activity_id=activity)
+            address = (who[r.customer_id].email or "").strip()
+            if email and address:  # sent after the run is recorded (deliver)
+                values.update(channel="email", recipient=address[:200], status="pending", attempts=0, sent_at=None)
+            else:
+                values.update(channel="file", recipient=None, status="produced", attempts=1, sent_at=now)
             notice = int(conn.execute(schema.dunning_notices.insert().values(**values)).inserted_primary_key[0])
             listed = listed_by[(r.customer_id, r.currency)]
             conn.execute(schema.dunning_notice_items.insert(), [
@@ -245,7 +347,9 @@ def add_run_subcommands(parser: argparse.ArgumentParser) -> None:
     run.set_defaults(run=_run_cli)
     proc = sub.add_parser("procedure", help="print the dunning procedure in force")
     proc.set_defaults(run=_procedure_cli)
-    for p in (run, proc):  # --db / --read-only also after the sub-command (the parent's value otherwise)
+    retry = sub.add_parser("retry", help="send again the e-mail letters still pending or failed (AR_SMTP_*)")
+    retry.set_defaults(run=_retry_cli)
+    for p in (run, proc, retry):  # --db / --read-only also after the sub-command (the parent's value otherwise)
         p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (default: $AR_DB_URL or data/demo.db)")
         p.add_argument("--read-only", action="store_true", dest="read_only", default=argparse.SUPPRESS,
                        help="use the database read-only")
@@ -269,6 +373,15 @@ def _procedure_cli(args) -> int:
         print(f"{i}. {s.name:<20} from {s.min_days:>4} days  minimum {dunning.money_text(s.min_cents):>10}"
               f"{'  credit hold' if s.credit_hold else ''}")
     return 0
+
+
+def _retry_cli(args) -> int:
+    from analytics import db
+    from analytics.auth import User
+
+    result = retry_unsent(db.connect(args.db), User("cli", "admin"))
+    print(f"sent {result['sent']}, failed {result['failed']}")
+    return 0 if not result["failed"] else 1
 
 
 def _run_cli(args) -> int:
