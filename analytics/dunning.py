@@ -719,8 +719,24 @@ def letter_context(conn: sa.Connection, customer_id: str, as_of: dt.date, step: 
     }
 
 
-def render_letter(found: DunningStep, ctx: dict, fmt: str = "text", template_dir: str | Path | None = None) -> str:
+def languages(template_dir: str | Path | None = None) -> list[str]:
+    """Languages with their own letter templates: the sub-folders of ``dunning/`` (e.g. ``de``).
+
+    Example
+    -------
+    >>> "de" in languages()
+    True
+    """
+    base = Path(template_dir or TEMPLATE_DIR) / "dunning"
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and re.fullmatch(r"[a-z]{2}(_[A-Z]{2})?", p.name))
+
+
+def render_letter(found: DunningStep, ctx: dict, fmt: str = "text", template_dir: str | Path | None = None,
+                  language: str | None = None) -> str:
     """Render the ``dunning/<step>.<txt|html>.j2`` template with ``ctx`` (HTML autoescaped).
+
+    With ``language`` (e.g. ``"de"``), ``dunning/<language>/<step>...`` is used where it exists, else the
+    default template.
 
     Example
     -------
@@ -728,9 +744,13 @@ def render_letter(found: DunningStep, ctx: dict, fmt: str = "text", template_dir
     """
     if fmt not in ("text", "html"):
         raise UserError(f"fmt: {fmt!r} must be 'text' or 'html'")
-    name = f"dunning/{found.template}.{'html' if fmt == 'html' else 'txt'}.j2"
+    if language is not None and language not in languages(template_dir):
+        raise UserError(f"language: no letter templates for {language!r} (have: {', '.join(languages(template_dir))})")
+    base = f"{found.template}.{'html' if fmt == 'html' else 'txt'}.j2"
+    names = ([f"dunning/{language}/{base}"] if language else []) + [f"dunning/{base}"]
+    name = names[-1]
     try:
-        return _environment(template_dir).get_template(name).render(**ctx)
+        return _environment(template_dir).select_template(names).render(**ctx)
     except jinja2.TemplateNotFound as exc:
         raise UserError(f"template: {exc.name} not found in {template_dir or TEMPLATE_DIR}") from exc
     except jinja2.TemplateError as exc:
@@ -739,7 +759,8 @@ def render_letter(found: DunningStep, ctx: dict, fmt: str = "text", template_dir
 
 def draft_letter(conn: sa.Connection | sa.Engine, customer_id: str, as_of: dt.date, step: str | None = None,
                  sender: Sender | dict = DEFAULT_SENDER, fmt: str = "text", *, record: bool = False, user=None,
-                 ladder=None, template_dir: str | Path | None = None, currency: str | None = None) -> str:
+                 ladder=None, template_dir: str | Path | None = None, currency: str | None = None,
+                 language: str | None = None) -> str:
     """Draft the dunning letter for one account (nothing is sent).
 
     Lists exactly the items the procedure counts at or above the letter's level (document, date,
@@ -766,6 +787,8 @@ def draft_letter(conn: sa.Connection | sa.Engine, customer_id: str, as_of: dt.da
         Directory holding ``dunning/<step>.<txt|html>.j2`` (default the bundled templates).
     currency : str, optional
         The account's currency when the customer has several.
+    language : str, optional
+        Use ``dunning/<language>/`` templates where they exist (:func:`languages`).
 
     Returns
     -------
@@ -782,10 +805,12 @@ def draft_letter(conn: sa.Connection | sa.Engine, customer_id: str, as_of: dt.da
     -------
     >>> print(draft_letter(engine, "K1", dt.date(2024, 6, 30)))  # doctest: +SKIP
     """
-    return _draft(conn, customer_id, as_of, step, sender, fmt, record, user, ladder, template_dir, currency)[1]
+    return _draft(conn, customer_id, as_of, step, sender, fmt, record, user, ladder, template_dir, currency,
+                  language)[1]
 
 
-def _draft(conn, customer_id, as_of, step, sender, fmt, record, user, ladder, template_dir, currency=None):
+def _draft(conn, customer_id, as_of, step, sender, fmt, record, user, ladder, template_dir, currency=None,
+           language=None):
     if fmt not in ("text", "html"):
         raise UserError(f"fmt: {fmt!r} must be 'text' or 'html'")
     if record:
@@ -803,7 +828,7 @@ def _draft(conn, customer_id, as_of, step, sender, fmt, record, user, ladder, te
     else:
         found, ctx = letter_context(conn, customer_id, as_of, step, sender, ladder, currency)
         engine = conn.engine
-    text = render_letter(found, ctx, fmt, template_dir)
+    text = render_letter(found, ctx, fmt, template_dir, language)
     if record:
         from analytics.workflow import log_activity
 

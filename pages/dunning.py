@@ -87,10 +87,13 @@ if st.session_state.get("dun_preview") not in ids:
     st.session_state["dun_preview"] = ids[0]
 preview = p_left.selectbox("Account", ids, key="dun_preview", format_func=label)
 fmt = p_right.segmented_control("Format", ("Text", "HTML"), default="Text", key="dun_fmt") or "Text"
-ok, letter_txt = ui.attempt(ui.cached, dunning.draft_letter, preview, as_of)
+lang_choice = p_right.selectbox("Language", ["default"] + dunning.languages(), key="dun_lang",
+                                help="Templates in analytics/templates/dunning/<language>/ where they exist.")
+lang = None if lang_choice == "default" else lang_choice
+ok, letter_txt = ui.attempt(ui.cached, dunning.draft_letter, preview, as_of, language=lang)
 if ok:
     if fmt == "HTML":
-        ok, letter_html = ui.attempt(ui.cached, dunning.draft_letter, preview, as_of, fmt="html")
+        ok, letter_html = ui.attempt(ui.cached, dunning.draft_letter, preview, as_of, fmt="html", language=lang)
         if ok:
             with st.container(border=True):
                 st.html(letter_html)
@@ -102,7 +105,7 @@ if ok:
         st.download_button("Letter (.txt)", data=letter_txt.encode("utf-8"), file_name=f"{stem}.txt",
                            mime="text/plain", key="dun_dl_txt", icon=":material/download:", on_click="ignore")
         st.download_button("Letter (.html)",
-                           data=lambda: dunning.draft_letter(engine, preview, as_of, fmt="html").encode("utf-8"),
+                           data=lambda: dunning.draft_letter(engine, preview, as_of, fmt="html", language=lang).encode("utf-8"),
                            file_name=f"{stem}.html", mime="text/html", key="dun_dl_html",
                            icon=":material/download:", on_click="ignore")
 

@@ -283,3 +283,13 @@ def test_zip_of_letters_and_recording(ledger, monkeypatch):
         act = c.execute(sa.select(schema.activities)).one()
     assert (act.customer_id, act.type, act.outcome, act.collector_id) == ("K1", "letter",
                                                                           "dunning: collection agency", "C1")
+
+
+def test_templates_per_language_fall_back_to_the_default(duck_ledger):
+    assert "de" in dunning.languages()
+    de = dunning.draft_letter(duck_ledger, "K2", AS_OF, language="de")
+    assert "Zahlungserinnerung" in de and "USD 99.99" in de and "Summe dieser Posten" in de
+    # no German template for the agency letter: the default one is used
+    assert "Final notice" in dunning.draft_letter(duck_ledger, "K1", AS_OF, language="de")
+    with pytest.raises(UserError, match="no letter templates for 'xx'"):
+        dunning.draft_letter(duck_ledger, "K1", AS_OF, language="xx")

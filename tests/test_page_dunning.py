@@ -225,3 +225,13 @@ def test_statement_download_is_a_pdf_that_ties(monkeypatch, small_ledger_url, fa
     start = facts["as_of"].replace(day=1)
     st = statements.statement(db.make_engine(small_ledger_url), target, start, facts["as_of"])
     assert st.brought_forward_cents + sum(x["amount_cents"] for x in st.lines) == st.carried_forward_cents
+
+
+def test_preview_in_another_language(monkeypatch, small_ledger_url, facts):
+    at = open_page(monkeypatch, small_ledger_url, "dunning", role="manager")
+    target = at.selectbox(key="dun_preview").value
+    at.selectbox(key="dun_lang").set_value("de").run()
+    assert_clean(at)
+    with db.make_engine(small_ledger_url).connect() as conn:
+        expected = dunning.draft_letter(conn, target, facts["as_of"], language="de")
+    assert at.code[0].value.strip() == expected.strip()
