@@ -305,6 +305,99 @@ def _record_run(engine, user, as_of, flt, proc, email: bool = False):
     return plan
 
 
+@_retry
+def block(engine: sa.Engine, user, customer_id: str, reason: str, invoice_id: str | None = None) -> int:
+    """Block dunning for a customer (``invoice_id`` None) or one of its items until released.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : analytics.auth.User
+        Needs ``draft_letters`` on the customer.
+    customer_id : str
+    reason : str
+        Why (1-200 characters), e.g. "payment plan agreed".
+    invoice_id : str, optional
+        Must belong to the customer.
+
+    Returns
+    -------
+    int
+        The block id.
+
+    Example
+    -------
+    >>> block(engine, manager, "K1", "payment plan agreed", invoice_id="A1")  # doctest: +SKIP
+    1
+    """
+    from analytics.auth import require
+    from analytics.db import bump_ledger_version
+    from analytics.workflow import append_audit, begin_write
+
+    reason = (reason or "").strip()
+    if not 1 <= len(reason) <= 200:
+        raise UserError(f"reason: give a reason of 1 to 200 characters (got {len(reason)})")
+    with begin_write(engine) as conn:
+        require(user, "draft_letters", customer_id, conn)
+        if conn.execute(sa.select(schema.customers.c.id).where(schema.customers.c.id == customer_id)).first() is None:
+            raise UserError(f"customer_id: unknown customer {customer_id!r}")
+        if invoice_id is not None:
+            owner = conn.execute(sa.select(schema.invoices.c.customer_id)
+                                 .where(schema.invoices.c.id == invoice_id)).scalar()
+            if owner != customer_id:
+                raise UserError(f"invoice_id: {invoice_id!r} is not an item of customer {customer_id!r}")
+        values = dict(customer_id=customer_id, invoice_id=invoice_id, reason=reason, blocked_by=user.username,
+                      blocked_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+        new_id = int(conn.execute(schema.dunning_blocks.insert().values(**values)).inserted_primary_key[0])
+        append_audit(conn, user.username, "dunning_block", "dunning_blocks", new_id, None, {"id": new_id, **values})
+        bump_ledger_version(conn)
+    return new_id
+
+
+@_retry
+def release_block(engine: sa.Engine, user, block_id: int) -> None:
+    """Release a dunning block: its customer or item is dunned again from the next run.
+
+    Example
+    -------
+    >>> release_block(engine, manager, 1)  # doctest: +SKIP
+    """
+    from analytics.auth import require
+    from analytics.db import bump_ledger_version
+    from analytics.workflow import append_audit, begin_write
+
+    b = schema.dunning_blocks
+    with begin_write(engine) as conn:
+        row = conn.execute(sa.select(b).where(b.c.id == block_id)).first()
+        if row is None or row.released_at is not None:
+            raise UserError(f"block_id: {block_id} is not an active dunning block")
+        require(user, "draft_letters", row.customer_id, conn)
+        values = {"released_by": user.username, "released_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)}
+        conn.execute(b.update().where(b.c.id == block_id).values(**values))
+        append_audit(conn, user.username, "dunning_release", "dunning_blocks", block_id, {"released_at": None}, values)
+        bump_ledger_version(conn)
+
+
+def active_blocks(conn: sa.Connection | sa.Engine, customer_ids: tuple | None = None) -> pd.DataFrame:
+    """Dunning blocks not yet released: ``id, customer_id, invoice_id, reason, blocked_by, blocked_at``.
+
+    Example
+    -------
+    >>> active_blocks(engine)  # doctest: +SKIP
+    """
+    b = schema.dunning_blocks
+    stmt = sa.select(b.c.id, b.c.customer_id, b.c.invoice_id, b.c.reason, b.c.blocked_by, b.c.blocked_at).where(
+        b.c.released_at.is_(None)).order_by(b.c.id)
+    if customer_ids is not None:
+        stmt = stmt.where(b.c.customer_id.in_(list(customer_ids)))
+    if isinstance(conn, sa.Engine):
+        with conn.connect() as c:
+            rows = c.execute(stmt).all()
+    else:
+        rows = conn.execute(stmt).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+
+
 def history(conn: sa.Connection | sa.Engine, customer_id: str | None = None) -> pd.DataFrame:
     """The dunning history: one row per letter recorded, newest first.
 

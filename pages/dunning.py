@@ -167,6 +167,23 @@ if ok:
             ui.write_action(lambda: int(dunning_runs.run_dunning(engine, user, as_of, flt=flt)["notice_id"]
                                         .notna().sum()),
                             success="Dunning run recorded {result} letter(s).")
+if ui.can(user, "write_activity") and not ui.read_only():
+    with st.expander("Dunning blocks", icon=":material/block:"):
+        st.caption("A blocked account or item gets no letter until the block is released (e.g. a payment plan).")
+        b_left, b_right = st.columns([3, 2])
+        b_reason = b_left.text_input("Reason", key="dun_block_reason", max_chars=200)
+        if b_right.button(f"Block dunning for {preview}", key="dun_block"):
+            ui.write_action(dunning_runs.block, engine, user, preview, b_reason,
+                            success=f"Dunning blocked for {preview}.")
+        blocks = ui.cached(dunning_runs.active_blocks, tuple(everything["customer_id"])
+                           if user.role == "collector" else None)
+        if blocks is not None and not blocks.empty:
+            ui.table(blocks, "dunning_blocks", key="dun_blocks", downloads=False)
+            rel = st.selectbox("Release block", list(blocks["id"]), key="dun_release_id",
+                               format_func=lambda i: f"#{i} {blocks.set_index('id').loc[i, 'customer_id']}")
+            if st.button("Release", key="dun_release"):
+                ui.write_action(dunning_runs.release_block, engine, user, int(rel),
+                                success=f"Block #{rel} released.")
 hist = ui.cached(dunning_runs.history)
 if hist is not None and not hist.empty:
     with st.expander(f"Dunning history ({len(hist):,} letters)", icon=":material/history:"):

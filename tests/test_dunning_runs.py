@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from analytics import cli, dunning_runs, schema, workflow
-from analytics.auth import User
+from analytics.auth import PermissionDenied, User
+from analytics.errors import UserError
 from tests.test_dunning import AS_OF, build
 
 D = dt.date
@@ -75,13 +76,19 @@ def test_run_sends_exactly_the_expected_letters_once(ledger, tmp_path):
 
 
 def test_blocked_item_is_not_dunned(ledger):
-    with ledger.begin() as c:
-        c.execute(schema.dunning_blocks.insert().values(customer_id="K2", invoice_id="B1", reason="agreed plan",
-                                                        blocked_by="mgr", blocked_at=dt.datetime(2024, 6, 1)))
-        c.execute(schema.dunning_blocks.insert().values(customer_id="K4", reason="legal", blocked_by="mgr",
-                                                        blocked_at=dt.datetime(2024, 6, 1)))
+    b1 = dunning_runs.block(ledger, MANAGER, "K2", "payment plan agreed", invoice_id="B1")
+    dunning_runs.block(ledger, MANAGER, "K4", "legal case")
     plan = dunning_runs.run_dunning(ledger, MANAGER, AS_OF, dry_run=True)
     assert list(plan["customer_id"]) == ["K1"]
+    with pytest.raises(UserError, match="not an item of customer"):
+        dunning_runs.block(ledger, MANAGER, "K2", "x", invoice_id="A1")
+    with pytest.raises(PermissionDenied):
+        dunning_runs.block(ledger, User("ann", "collector", "C1"), "K2", "not mine")
+    dunning_runs.release_block(ledger, MANAGER, b1)
+    assert sorted(dunning_runs.run_dunning(ledger, MANAGER, AS_OF, dry_run=True)["customer_id"]) == ["K1", "K2"]
+    with pytest.raises(UserError, match="not an active dunning block"):
+        dunning_runs.release_block(ledger, MANAGER, b1)
+    assert {"dunning_block", "dunning_release"} <= set(workflow.audit_trail(ledger)["action"])
 
 
 def test_collector_runs_only_their_portfolio(ledger):

@@ -235,3 +235,14 @@ def test_preview_in_another_language(monkeypatch, small_ledger_url, facts):
     with db.make_engine(small_ledger_url).connect() as conn:
         expected = dunning.draft_letter(conn, target, facts["as_of"], language="de")
     assert at.code[0].value.strip() == expected.strip()
+
+
+def test_block_from_the_page_takes_the_account_out_of_the_run(monkeypatch, small_ledger_copy, facts):
+    at = open_page(monkeypatch, small_ledger_copy, "dunning", role="manager", username="mgr-block")
+    target = at.selectbox(key="dun_preview").value
+    at.text_input(key="dun_block_reason").set_value("payment plan agreed")
+    at.button(key="dun_block").click().run()
+    assert_clean(at)
+    assert any(f"Dunning blocked for {target}" in s.value for s in at.success), texts(at)
+    plan = next(d.value for d in at.dataframe if "action" in d.value.columns)
+    assert target not in set(plan["customer_id"])
