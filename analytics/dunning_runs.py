@@ -390,11 +390,10 @@ def active_blocks(conn: sa.Connection | sa.Engine, customer_ids: tuple | None = 
         b.c.released_at.is_(None)).order_by(b.c.id)
     if customer_ids is not None:
         stmt = stmt.where(b.c.customer_id.in_(list(customer_ids)))
-    if isinstance(conn, sa.Engine):
-        with conn.connect() as c:
-            rows = c.execute(stmt).all()
-    else:
-        rows = conn.execute(stmt).all()
+    from analytics.db import connection
+
+    with connection(conn) as c:
+        rows = c.execute(stmt).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=list(stmt.selected_columns.keys()))
 
 
@@ -417,11 +416,10 @@ def history(conn: sa.Connection | sa.Engine, customer_id: str | None = None) -> 
             .select_from(n.join(r, r.c.id == n.c.run_id)).order_by(n.c.id.desc()))
     if customer_id is not None:
         stmt = stmt.where(n.c.customer_id == customer_id)
-    if isinstance(conn, sa.Engine):
-        with conn.connect() as c:
-            rows = c.execute(stmt).all()
-    else:
-        rows = conn.execute(stmt).all()
+    from analytics.db import connection
+
+    with connection(conn) as c:
+        rows = c.execute(stmt).all()
     return pd.DataFrame([tuple(x) for x in rows], columns=list(stmt.selected_columns.keys()))
 
 
