@@ -302,8 +302,8 @@ def account_step(items: Iterable[tuple[int, int]], ladder=None) -> DunningStep |
 
     Example
     -------
-    >>> account_step([(125, 49_840), (3, 3_306_856)]).name
-    'collection agency'
+    >>> account_step([(125, 49_840), (3, 3_306_856)]).name   # 498.40 < the agency's 500.00 at 121+ days
+    'hold'
     >>> account_step([(125, 7_499)]).name
     'call'
     """
