@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import html
 import os
 import smtplib
 import ssl
@@ -73,6 +74,17 @@ def settings_from_env(env=None) -> SmtpSettings | None:
         raise UserError(f"AR_SMTP_PORT: {port_text!r} is not a port number") from None
     return SmtpSettings(host=host, sender=sender, port=port, tls=tls, user=env.get("AR_SMTP_USER") or None,
                         password=env.get("AR_SMTP_PASSWORD") or None)
+
+
+def escape_html(text: str) -> str:
+    """``text`` safe inside HTML.
+
+    Example
+    -------
+    >>> escape_html("A & <B>")
+    'A &amp; &lt;B&gt;'
+    """
+    return html.escape(text, quote=True)
 
 
 def build_message(settings: SmtpSettings, to: str, subject: str, text: str, html: str,

@@ -278,6 +278,61 @@ def statements_zip(conn: sa.Connection | sa.Engine, start: dt.date, end: dt.date
     return buf.getvalue(), n
 
 
+def send_statement(engine: sa.Engine, user, customer_id: str, start: dt.date, end: dt.date, settings=None) -> str:
+    """E-mail one statement (PDF attached) to the customer's address and log an ``email`` activity.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : analytics.auth.User
+        Needs ``write_activity`` on the customer.
+    customer_id : str
+    start, end : datetime.date
+    settings : analytics.mailer.SmtpSettings, optional
+        Default from ``AR_SMTP_*``.
+
+    Returns
+    -------
+    str
+        The address it went to.
+
+    Raises
+    ------
+    UserError
+        No mail server, no address for the customer, or the server refused (nothing is logged then).
+
+    Example
+    -------
+    >>> send_statement(engine, manager, "K1", dt.date(2024, 6, 1), dt.date(2024, 6, 30))  # doctest: +SKIP
+    'ap@kappa.example'
+    """
+    from analytics import mailer
+    from analytics.auth import require
+    from analytics.workflow import log_activity
+
+    settings = settings or mailer.settings_from_env()
+    if settings is None:
+        raise UserError("AR_SMTP_HOST: no mail server is configured; download the statement instead")
+    require(user, "write_activity", customer_id, engine)
+    st = statement(engine, customer_id, start, end)
+    with engine.connect() as conn:
+        address = (conn.execute(sa.select(schema.customers.c.email).where(schema.customers.c.id == customer_id))
+                   .scalar() or "").strip()
+    if not address:
+        raise UserError(f"customer {customer_id!r} has no e-mail address (customers.email)")
+    period = f"{start:%d %b %Y} to {end:%d %b %Y}"
+    body = (f"Dear {st.customer_name},\n\nplease find attached your statement of account for {period}. "
+            f"Balance carried forward: {money_text(st.carried_forward_cents, st.currency)}.\n")
+    html = mailer.escape_html(body).replace("\n", "<br>")
+    msg = mailer.build_message(settings, address, f"Statement of account {customer_id}, {period}", body, html, [
+        (f"statement_{safe_file_name(customer_id)}_{start.isoformat()}_{end.isoformat()}.pdf", render_pdf(st),
+         "application/pdf")])
+    mailer.send(settings, msg)
+    log_activity(engine, user, customer_id, "email", outcome="statement sent",
+                 note=f"statement {start.isoformat()}..{end.isoformat()} e-mailed to {address}")
+    return address
+
+
 # ------------------------------------------------------------------------------------------------
 # CLI: python -m analytics statement --customer ID --from D --to D --out FILE | --all --out FILE.zip
 # ------------------------------------------------------------------------------------------------

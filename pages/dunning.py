@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import dunning, dunning_runs, statements
+from analytics import dunning, dunning_runs, mailer, statements
 from dashboard import common as ui
 
 user = ui.require_page("dunning")
@@ -114,6 +114,11 @@ if ok:
         data=lambda: statements.render_pdf(statements.statement(engine, preview, as_of.replace(day=1), as_of)),
         file_name=f"statement_{preview}_{as_of.replace(day=1).isoformat()}_{as_of.isoformat()}.pdf",
         mime="application/pdf", help="This month to the as-of date: brought forward, transactions, open items, aging.")
+    ok_mail, smtp = ui.attempt(mailer.settings_from_env)
+    if ok_mail and smtp is not None and ui.can(user, "write_activity") and not ui.read_only():
+        if st.button("E-mail the statement", key="dun_mail_statement", icon=":material/forward_to_inbox:"):
+            ui.write_action(statements.send_statement, engine, user, preview, as_of.replace(day=1), as_of,
+                            success="Statement e-mailed to {result}.")
 
 # ---- many letters --------------------------------------------------------------------------
 st.subheader("Letters for several accounts")

@@ -102,3 +102,19 @@ def test_no_server_means_files_and_settings_are_checked(ledger, monkeypatch):
     with pytest.raises(UserError, match="AR_SMTP_TLS"):
         mailer.settings_from_env({"AR_SMTP_HOST": "mail", "AR_SMTP_FROM": "a@b.c", "AR_SMTP_TLS": "maybe"})
     assert mailer.settings_from_env({"AR_SMTP_HOST": "mail", "AR_SMTP_FROM": "a@b.c"}).port == 587
+
+
+def test_statement_by_email(ledger, smtp):
+    from analytics import statements, workflow
+
+    inbox, settings = smtp
+    to = statements.send_statement(ledger, MANAGER, "K1", dt.date(2024, 2, 1), AS_OF, settings)
+    assert to == "ap@kappa.example"
+    [(rcpt, msg)] = inbox.messages
+    parts = {p.get_content_type(): p for p in msg.walk()}
+    assert parts["application/pdf"].get_payload(decode=True).startswith(b"%PDF")
+    assert "USD 1,280.00" in parts["text/plain"].get_payload(decode=True).decode()
+    assert "Kappa &amp; Sons &lt;Ltd&gt;" in parts["text/html"].get_payload(decode=True).decode()
+    assert "log_activity" in set(workflow.audit_trail(ledger, customer_id="K1")["action"])
+    with pytest.raises(UserError, match="no e-mail address"):
+        statements.send_statement(ledger, MANAGER, "K2", dt.date(2024, 2, 1), AS_OF, settings)

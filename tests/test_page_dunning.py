@@ -246,3 +246,25 @@ def test_block_from_the_page_takes_the_account_out_of_the_run(monkeypatch, small
     assert any(f"Dunning blocked for {target}" in s.value for s in at.success), texts(at)
     plan = next(d.value for d in at.dataframe if "action" in d.value.columns)
     assert target not in set(plan["customer_id"])
+
+
+def test_statement_e_mailed_from_the_page(monkeypatch, small_ledger_copy, facts):
+    from tests.test_mail import Inbox, _port
+
+    controller = pytest.importorskip("aiosmtpd.controller")
+    inbox, port = Inbox(), _port()
+    ctl = controller.Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        for k, v in {"AR_SMTP_HOST": "127.0.0.1", "AR_SMTP_PORT": str(port), "AR_SMTP_TLS": "none",
+                     "AR_SMTP_FROM": "ar@example.com"}.items():
+            monkeypatch.setenv(k, v)
+        at = open_page(monkeypatch, small_ledger_copy, "dunning", role="manager", username="mgr-mail")
+        target = at.selectbox(key="dun_preview").value
+        at.button(key="dun_mail_statement").click().run()
+        assert_clean(at)
+        assert any("Statement e-mailed to" in s.value for s in at.success), texts(at)
+    finally:
+        ctl.stop()
+    [(rcpt, msg)] = inbox.messages
+    assert rcpt == [f"ap.{target.lower()}@example.com"]
