@@ -733,6 +733,8 @@ def _static_frames(cust: dict, docs: dict, pay: dict) -> dict[str, pd.DataFrame]
         "paperless": cust["paperless"],
         "paperless_since": pd.Series(_dates(cust["paperless_since"])).where(cust["paperless"]),
         "customer_since": _dates(cust["since"]),
+        # demo contact for dunning e-mail; example.com is reserved (RFC 2606): nothing is ever delivered
+        "email": [f"ap.{str(i).lower()}@example.com" for i in cust["ids"]],
     })
     p = cust["params"]
     truth = _frame({

@@ -497,6 +497,9 @@ def _configure_dunning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=cs.positive_int, default=50, help="rows printed for people (default 50)")
     cs.add_output_arguments(parser)
     parser.set_defaults(run=_run_dunning)
+    from analytics import dunning_runs  # `dunning run|procedure|retry`: the day's run, which records and sends
+
+    dunning_runs.add_run_subcommands(parser)
 
 
 def _run_dunning(args: argparse.Namespace) -> int:

@@ -79,6 +79,7 @@ customers = sa.Table(
     sa.Column("paperless", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("paperless_since", sa.Date),
     sa.Column("customer_since", sa.Date),
+    sa.Column("email", sa.String(200)),  # where dunning letters and statements go (0006)
     sa.CheckConstraint("credit_limit_cents IS NULL OR credit_limit_cents >= 0", name="credit_limit_nonneg"),
     sa.CheckConstraint("payment_terms_days >= 0", name="terms_nonneg"),
 )
@@ -347,10 +348,83 @@ writeoff_proposals = sa.Table(
     sa.CheckConstraint(_in("status", WRITEOFF_STATUSES), name="status"),
 )
 
+# ---- dunning (revision 0006) -----------------------------------------------------------------
+NOTICE_CHANNELS = ("email", "file")
+NOTICE_STATUSES = ("pending", "sent", "produced", "failed")
+
+# A dunning block set by hand: the customer (invoice_id NULL) or one item gets no letter until released.
+dunning_blocks = sa.Table(
+    "dunning_blocks",
+    metadata,
+    _serial_pk("dunning_blocks"),
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id")),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("blocked_by", sa.String(64), nullable=False),
+    sa.Column("blocked_at", sa.DateTime, nullable=False),
+    sa.Column("released_by", sa.String(64)),
+    sa.Column("released_at", sa.DateTime),
+)
+sa.Index("ix_dunning_blocks_customer", dunning_blocks.c.customer_id)
+
+# One row per dunning run (dry runs write nothing).
+dunning_runs = sa.Table(
+    "dunning_runs",
+    metadata,
+    _serial_pk("dunning_runs"),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("procedure", sa.String(200), nullable=False),
+    sa.Column("notices", sa.Integer, nullable=False, server_default="0"),
+)
+
+# One letter to one account (customer and currency) in a run; at most one per account and as-of date.
+dunning_notices = sa.Table(
+    "dunning_notices",
+    metadata,
+    _serial_pk("dunning_notices"),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("dunning_runs.id"), nullable=False),
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
+    _money("amount_cents"),
+    sa.Column("items", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("recipient", sa.String(200)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("activity_id", sa.Integer, sa.ForeignKey("activities.id")),
+    sa.UniqueConstraint("customer_id", "currency", "as_of"),
+    sa.CheckConstraint("level >= 1", name="level_pos"),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint(_in("channel", NOTICE_CHANNELS), name="channel"),
+    sa.CheckConstraint(_in("status", NOTICE_STATUSES), name="status"),
+)
+sa.Index("ix_dunning_notices_run", dunning_notices.c.run_id)
+
+# The items a notice listed, with the dunning level each reached (an item's level is its highest here).
+dunning_notice_items = sa.Table(
+    "dunning_notice_items",
+    metadata,
+    sa.Column("notice_id", sa.Integer, sa.ForeignKey("dunning_notices.id"), primary_key=True),
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), primary_key=True),
+    sa.Column("level_before", sa.Integer, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("days_past_due", sa.Integer, nullable=False),
+    _money("open_cents"),
+    sa.CheckConstraint("level >= level_before", name="level_raised"),
+)
+sa.Index("ix_dunning_notice_items_invoice", dunning_notice_items.c.invoice_id)
+
 LEDGER_TABLES = (
     collectors, customers, customer_truth, invoices, receipts, applications, adjustments,
     disputes, promises, activities, users, audit_log, import_batches, ledger_meta, receipt_truth,
-    match_proposals, writeoff_proposals,
+    match_proposals, writeoff_proposals, dunning_blocks, dunning_runs, dunning_notices, dunning_notice_items,
 )
 #: Security state that is not ledger data: not exported by backups (a restore keeps the target's).
 SECURITY_TABLES = (audit_head, login_throttle)

@@ -119,6 +119,7 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
     >>> wl[["customer_id", "band", "next_step"]].head(3)                                   # doctest: +SKIP
     """
     from analytics.db import connection
+    from analytics.dunning import account_steps
     from analytics.risk.scoring import score_accounts
 
     with connection(conn_or_engine) as conn:
@@ -126,10 +127,11 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
         if scores.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
         side = _side_facts(conn, as_of, scores["customer_id"].tolist())
+        steps = account_steps(conn, as_of, scores["customer_id"].tolist())  # the dunning procedure's step
     scores = scores.drop(columns=[c for c in side.columns if c != "customer_id" and c in scores.columns])
     frame = scores.merge(side, on="customer_id", how="left")
     frame["worst_days_past_due"] = frame["max_days_past_due"].astype("int64")
-    frame["next_step"] = [_next_step(None if pd.isna(v) else int(v)) for v in frame["dunning_dpd"]]
+    frame["next_step"] = [steps.get(c) for c in frame["customer_id"]]
     frame = frame.sort_values(["expected_loss_cents", "probability", "customer_id"], ascending=[False, False, True],
                               kind="stable").reset_index(drop=True)
     frame["rank"] = np.arange(1, len(frame) + 1)

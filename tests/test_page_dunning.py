@@ -195,3 +195,76 @@ def test_finance_is_refused(monkeypatch, small_ledger_url):
     assert_clean(at)
     assert "Next step:" not in texts(at)
     assert not [b for b in at.download_button if "letter" in b.label]
+
+
+def test_dunning_run_button_records_once(monkeypatch, small_ledger_copy, facts):
+    at = open_page(monkeypatch, small_ledger_copy, "dunning", role="manager", username="mgr-run")
+    plan = next(d.value for d in at.dataframe if "action" in d.value.columns)
+    going = int((plan["action"] == "send").sum())
+    assert going > 0
+    at.button(key="dun_run").click().run()
+    assert_clean(at)
+    assert any(f"Dunning run recorded {going} letter(s)" in s.value for s in at.success), texts(at)
+    engine = db.make_engine(small_ledger_copy)
+    with engine.connect() as conn:
+        notices = conn.execute(sa.select(sa.func.count()).select_from(schema.dunning_notices)).scalar()
+    engine.dispose()
+    assert notices == going
+    assert "**0** letters would go out now" in " ".join(m.value for m in at.markdown)  # nothing twice
+    assert not [b for b in at.button if b.key == "dun_run"]
+
+
+def test_statement_download_is_a_pdf_that_ties(monkeypatch, small_ledger_url, facts, downloads):
+    from analytics import statements
+
+    at = open_page(monkeypatch, small_ledger_url, "dunning", role="manager")
+    target = at.selectbox(key="dun_preview").value
+    name = next(n for n in downloads if n.startswith(f"statement_{target}_"))
+    pdf = _content(downloads[name])
+    assert pdf.startswith(b"%PDF")
+    start = facts["as_of"].replace(day=1)
+    st = statements.statement(db.make_engine(small_ledger_url), target, start, facts["as_of"])
+    assert st.brought_forward_cents + sum(x["amount_cents"] for x in st.lines) == st.carried_forward_cents
+
+
+def test_preview_in_another_language(monkeypatch, small_ledger_url, facts):
+    at = open_page(monkeypatch, small_ledger_url, "dunning", role="manager")
+    target = at.selectbox(key="dun_preview").value
+    at.selectbox(key="dun_lang").set_value("de").run()
+    assert_clean(at)
+    with db.make_engine(small_ledger_url).connect() as conn:
+        expected = dunning.draft_letter(conn, target, facts["as_of"], language="de")
+    assert at.code[0].value.strip() == expected.strip()
+
+
+def test_block_from_the_page_takes_the_account_out_of_the_run(monkeypatch, small_ledger_copy, facts):
+    at = open_page(monkeypatch, small_ledger_copy, "dunning", role="manager", username="mgr-block")
+    target = at.selectbox(key="dun_preview").value
+    at.text_input(key="dun_block_reason").set_value("payment plan agreed")
+    at.button(key="dun_block").click().run()
+    assert_clean(at)
+    assert any(f"Dunning blocked for {target}" in s.value for s in at.success), texts(at)
+    plan = next(d.value for d in at.dataframe if "action" in d.value.columns)
+    assert target not in set(plan["customer_id"])
+
+
+def test_statement_e_mailed_from_the_page(monkeypatch, small_ledger_copy, facts):
+    from tests.test_mail import Inbox, _port
+
+    controller = pytest.importorskip("aiosmtpd.controller")
+    inbox, port = Inbox(), _port()
+    ctl = controller.Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        for k, v in {"AR_SMTP_HOST": "127.0.0.1", "AR_SMTP_PORT": str(port), "AR_SMTP_TLS": "none",
+                     "AR_SMTP_FROM": "ar@example.com"}.items():
+            monkeypatch.setenv(k, v)
+        at = open_page(monkeypatch, small_ledger_copy, "dunning", role="manager", username="mgr-mail")
+        target = at.selectbox(key="dun_preview").value
+        at.button(key="dun_mail_statement").click().run()
+        assert_clean(at)
+        assert any("Statement e-mailed to" in s.value for s in at.success), texts(at)
+    finally:
+        ctl.stop()
+    [(rcpt, msg)] = inbox.messages
+    assert rcpt == [f"ap.{target.lower()}@example.com"]
