@@ -80,6 +80,9 @@ COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0005", "0004", "0003", "0002")}  # 000
 #: Columns that backups of those older revisions lack (filled on import: defaults, or the chain computed).
 ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_password"},
                  "customers": {"email"}}
+#: Tables that databases and backups of those older revisions do not have (0006's dunning history): not
+#: exported from such a database, restored empty from such a backup.
+ADDED_TABLES = {"dunning_blocks", "dunning_runs", "dunning_notices", "dunning_notice_items"}
 
 #: Tables in foreign-key order (parents first).
 TABLES: tuple[sa.Table, ...] = tuple(t for t in schema.metadata.sorted_tables if t in schema.LEDGER_TABLES)
@@ -243,7 +246,10 @@ def export_ledger(engine: sa.Engine, out: str | os.PathLike, user=None) -> dict:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin(), zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 manifest["schema_revision"] = _schema_revision(conn)
+                older = manifest["schema_revision"] in COMPATIBLE_REVISIONS.get(_HEAD_REVISION, ())
                 for table in TABLES:
+                    if older and table.name in ADDED_TABLES:
+                        continue
                     data, n, content = _table_parquet(conn, table, manifest["schema_revision"])
                     name = f"{table.name}.parquet"
                     zf.writestr(name, data)
@@ -290,6 +296,13 @@ def _read_tables(path: Path, manifest: dict) -> dict[str, pa.Table]:
     with zipfile.ZipFile(path) as zf:
         for table in TABLES:
             entry = manifest["tables"].get(table.name)
+            if entry is None and table.name in ADDED_TABLES:
+                revision = manifest.get("schema_revision")
+                if revision not in COMPATIBLE_REVISIONS.get(_HEAD_REVISION, ()):
+                    raise UserError(f"{path.name} was exported at schema revision {revision}, which this version "
+                                    f"cannot read: migrate it to {_HEAD_REVISION} first")
+                out[table.name] = _arrow_schema(list(table.c)).empty_table()
+                continue
             if entry is None:
                 raise UserError(f"{path.name}: the backup has no table {table.name!r}")
             try:
@@ -476,8 +489,10 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
         for table in TABLES:
             if table is schema.audit_log and not verbatim:
                 continue  # the kept log plus the backup's rows appended after it: new ids and hashes
+            entry = manifest["tables"].get(table.name)
+            if entry is None:  # a table the backup's older revision did not have: restored empty
+                continue
             n, content = table_checksum(conn, table, tables[table.name].column_names)
-            entry = manifest["tables"][table.name]
             if (n, content) != (entry["rows"], entry["content_sha256"]):
                 raise UserError(f"{path.name}: restored {table.name} differs from the backup "
                                 f"({n} rows vs {entry['rows']}); nothing was imported")

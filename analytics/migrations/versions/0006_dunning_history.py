@@ -19,8 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('email', sa.String(length=200), nullable=True))
+    if 'email' not in op.get_bind().execute(sa.text('SELECT * FROM customers LIMIT 0')).keys():
+        with op.batch_alter_table('customers', schema=None) as batch_op:  # (kept by a DuckDB downgrade)
+            batch_op.add_column(sa.Column('email', sa.String(length=200), nullable=True))
     create_sequences(*SERIAL_TABLES)
     op.create_table('dunning_blocks',
     serial_id('dunning_blocks'),
@@ -97,5 +98,6 @@ def downgrade() -> None:
     op.drop_index('ix_dunning_blocks_customer', table_name='dunning_blocks')
     op.drop_table('dunning_blocks')
     drop_sequences(*SERIAL_TABLES)
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.drop_column('email')
+    if op.get_bind().dialect.name != 'duckdb':  # DuckDB cannot drop a column of a referenced table: it stays
+        with op.batch_alter_table('customers', schema=None) as batch_op:
+            batch_op.drop_column('email')
