@@ -19,7 +19,7 @@ import time
 import sqlalchemy as sa
 
 from analytics import schema
-from analytics.audit import append_audit, audit_trail, protect_audit_log  # noqa: F401 (re-exported)
+from analytics.audit import append_audit, audit_trail, is_write_conflict, protect_audit_log  # noqa: F401
 from analytics.auth import PermissionDenied, User, require
 from analytics.db import bump_ledger_version, lock_ledger, writer_lock
 from analytics.ledger import as_date, money_text, open_amount_cents  # noqa: F401  (as_date: re-exported)
@@ -50,6 +50,8 @@ def _text(value, field: str, max_len: int, required: bool = True) -> str | None:
             raise UserError(f"{field}: must not be empty")
         return None
     value = str(value).strip()
+    if "\x00" in value:
+        raise UserError(f"{field}: contains a NUL character (\\x00), which no database stores as text")
     if len(value) > max_len:
         raise UserError(f"{field}: at most {max_len} characters (got {len(value)})")
     return value
@@ -89,24 +91,6 @@ BUSY_MESSAGE = ("the ledger is busy with other people's changes right now; nothi
                 "Try again in a moment.")
 
 
-def _transient(exc: Exception) -> bool:
-    """True for errors that only mean "another writer got there first": retry the transaction.
-
-    DuckDB write-write conflicts (optimistic concurrency), PostgreSQL serialization failures and
-    deadlocks, SQLite's busy database, and the race of two first-ever writes creating the
-    ledger-version row.
-    """
-    orig = getattr(exc, "orig", exc)
-    name, msg = type(orig).__name__, str(orig).lower()
-    if name in ("TransactionException", "SerializationFailure", "DeadlockDetected"):
-        return True
-    if "conflict" in msg and ("write-write" in msg or "transaction" in msg or "update" in msg):
-        return True
-    if "database is locked" in msg:
-        return True
-    return isinstance(exc, sa.exc.IntegrityError) and ("ledger_version" in msg or "ledger_meta" in msg)
-
-
 def retry_on_conflict(fn):
     """Decorator for a write function whose first argument is the engine: run it as one unit that
     is re-run from the start (validation included) when the database says another writer got there
@@ -132,7 +116,7 @@ def retry_on_conflict(fn):
                 with writer_lock(engine):
                     return fn(*args, **kwargs)
             except sa.exc.DBAPIError as exc:
-                if not _transient(exc):
+                if not is_write_conflict(exc):
                     raise
                 if attempt == _RETRIES - 1:
                     raise UserError(BUSY_MESSAGE) from exc

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from analytics.ledger import open_amount_cents
 from analytics import auth, db, schema, workflow
 from tests.apptest_helpers import app_test, assert_clean, nav_titles, open_directly, open_page, texts
 
@@ -55,7 +56,7 @@ def facts(ledger_url) -> dict:
         collectors = conn.execute(sa.select(schema.collectors.c.id).order_by(schema.collectors.c.id)).scalars().all()
         as_of = max(conn.execute(sa.select(sa.func.max(schema.invoices.c.invoice_date))).scalar(),
                     conn.execute(sa.select(sa.func.max(schema.receipts.c.receipt_date))).scalar())
-        balances = {cid: workflow.open_cents(conn, dt.date.today(), customer_id=cid) for cid, *_ in customers}
+        balances = {cid: open_amount_cents(conn, customer_id=cid, as_of=dt.date.today()) for cid, *_ in customers}
     engine.dispose()
     return {"customers": customers, "collectors": list(collectors), "as_of": as_of, "balances": balances}
 
@@ -310,7 +311,7 @@ def test_invalid_promise_shows_error_not_traceback(monkeypatch, writable_url, fa
     at.number_input(key="prom_amount").set_value(facts["balances"][customer] / 100 + 1_000_000)
     _press(at, "Save promise")
     assert not at.exception
-    assert any("above the customer's open balance" in e.value for e in at.error)
+    assert any("more than the customer's open balance" in e.value for e in at.error)
 
 
 def test_finance_sees_customer_360_read_only(monkeypatch, ledger_url):

@@ -245,3 +245,9 @@ def test_audit_log_is_append_only_in_the_database(ledger):
                 c.execute(sa.text("TRUNCATE audit_log"))
     trail = workflow.audit_trail(ledger)
     assert trail["actor"].tolist() == ["ann"]
+
+
+def test_nul_in_typed_text_is_refused_plainly(ledger):
+    """A NUL typed into a note never reaches the database (PostgreSQL refuses it with an engine error)."""
+    with pytest.raises(UserError, match="note: contains a NUL character"):
+        workflow.log_activity(ledger, ANN, "K1", "note", note="bad\x00text")
