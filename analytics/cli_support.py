@@ -34,6 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics.errors import UserError
+from analytics.exports import safe_csv
 from analytics.ledger import LedgerFilter
 
 #: Days in the default period of the pages with a period picker ("Last 90 days").
@@ -468,17 +469,6 @@ def records(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
-def _csv_text(rows: list[dict], columns: list[str]) -> str:
-    # Formula-like text is made inert, as in the dashboard's downloads (security-input is moving that rule
-    # to analytics/exports.py; this call is the one to point at it).
-    frame = pd.DataFrame(rows, columns=columns)
-    for col in frame.columns:
-        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col].dtype):
-            frame[col] = frame[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(("=", "+", "-", "@", "\t", "\r")) else v)
-    return frame.to_csv(index=False)
-
-
 def emit(args: argparse.Namespace, payload: dict, table: pd.DataFrame, text: Callable[[], str]) -> int:
     """Print a command's result: ``payload`` with ``--json``, ``table`` with ``--csv`` (its JSON rows as
     CSV), else ``text()`` for people; to ``--out FILE`` when given.
@@ -512,7 +502,7 @@ def emit(args: argparse.Namespace, payload: dict, table: pd.DataFrame, text: Cal
     elif getattr(args, "csv", False):
         rows = records(table)
         columns = [k[: -len("_cents")] if str(k).endswith("_cents") else str(k) for k in table.columns]
-        body = _csv_text(rows, columns)
+        body = safe_csv(pd.DataFrame(rows, columns=columns))  # formula-like text made inert
     else:
         body = text().rstrip("\n") + "\n"
     if getattr(args, "out", None):

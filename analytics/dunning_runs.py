@@ -32,28 +32,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import dunning, schema
+from analytics.cli_support import date_arg
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter
+from analytics.workflow import retry_on_conflict
 
 PLAN_COLUMNS = ["customer_id", "currency", "step", "level", "amount_cents", "items", "invoice_ids", "action",
                 "reason", "notice_id", "file"]
-
-
-def _retry(fn):
-    """The ledger's retry-on-conflict decorator (``analytics.workflow.retry_on_conflict``), looked up
-    when the run starts so that this module does not import workflow at import time."""
-
-    def wrapper(*args, **kwargs):
-        from analytics import workflow
-
-        deco = getattr(workflow, "retry_on_conflict", None)
-        if deco is None:  # lead: main before the money-once merge names it _retrying; drop this fallback then
-            deco = getattr(workflow, "_retrying")
-        return deco(fn)(*args, **kwargs)
-
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 def _history(conn: sa.Connection, customer_ids: list[str]):
@@ -220,7 +205,7 @@ def deliver(engine: sa.Engine, user, settings, notice_ids, procedure=None) -> di
     return out
 
 
-@_retry
+@retry_on_conflict
 def _record_delivery(engine, user, notice_id: int, error: str | None) -> None:
     from analytics.db import bump_ledger_version
     from analytics.workflow import append_audit, begin_write
@@ -259,7 +244,7 @@ def retry_unsent(engine: sa.Engine, user, settings=None) -> dict:
     return deliver(engine, user, settings, ids)
 
 
-@_retry
+@retry_on_conflict
 def _record_run(engine, user, as_of, flt, proc, email: bool = False):
     from analytics.auth import require
     from analytics.db import bump_ledger_version
@@ -305,7 +290,7 @@ def _record_run(engine, user, as_of, flt, proc, email: bool = False):
     return plan
 
 
-@_retry
+@retry_on_conflict
 def block(engine: sa.Engine, user, customer_id: str, reason: str, invoice_id: str | None = None) -> int:
     """Block dunning for a customer (``invoice_id`` None) or one of its items until released.
 
@@ -354,7 +339,7 @@ def block(engine: sa.Engine, user, customer_id: str, reason: str, invoice_id: st
     return new_id
 
 
-@_retry
+@retry_on_conflict
 def release_block(engine: sa.Engine, user, block_id: int) -> None:
     """Release a dunning block: its customer or item is dunned again from the next run.
 
@@ -430,7 +415,7 @@ def add_run_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add ``run`` (and ``procedure``) as sub-commands of an existing ``dunning`` parser."""
     sub = parser.add_subparsers(dest="dunning_command", metavar="SUBCOMMAND")
     run = sub.add_parser("run", help="run the dunning of a day by the procedure and record it")
-    run.add_argument("--as-of", required=True, help="date YYYY-MM-DD")
+    run.add_argument("--as-of", type=date_arg, required=True, help="date YYYY-MM-DD")
     run.add_argument("--dry-run", action="store_true", help="show what would go out; write nothing")
     run.add_argument("--collector", action="append", default=[], help="only this collector's customers")
     run.add_argument("--out", default=None, help="directory for the letters (default: none written)")
@@ -479,10 +464,7 @@ def _run_cli(args) -> int:
     from analytics import db
     from analytics.auth import User
 
-    try:
-        as_of = dt.date.fromisoformat(args.as_of)
-    except ValueError:
-        raise UserError(f"--as-of: not a date (YYYY-MM-DD): {args.as_of!r}") from None
+    as_of = args.as_of
     engine = db.connect(args.db)
     user = User("cli", "admin")
     plan = run_dunning(engine, user, as_of, dry_run=args.dry_run, flt=LedgerFilter(collectors=tuple(args.collector)),

@@ -36,7 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import db
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items
+from analytics.ledger import NO_FILTER, LedgerFilter, open_items, receivable
 from analytics.risk import explain
 from analytics.risk import features as F
 from analytics.risk.models import (MIN_TRAIN_ROWS, DaysToPayRegressor, DelinquencyClassifier,
@@ -492,10 +492,10 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     """
     with db.connection(conn_or_engine) as conn:
         oi = open_items(as_of, flt)
+        owed = (oi.c.open_cents > 0, receivable(oi.c.doc_type))  # open receivables: what is scored
         pts = sa.select(oi.c.invoice_id.label("point_id"), oi.c.customer_id, sa.literal(as_of, sa.Date).label(
-            "as_of")).where(oi.c.open_cents > 0, oi.c.doc_type != "credit_memo").subquery("points")
-        rows = conn.execute(sa.select(oi.c.invoice_id, oi.c.open_cents, oi.c.days_past_due).where(
-            oi.c.open_cents > 0, oi.c.doc_type != "credit_memo")).all()
+            "as_of")).where(*owed).subquery("points")
+        rows = conn.execute(sa.select(oi.c.invoice_id, oi.c.open_cents, oi.c.days_past_due).where(*owed)).all()
         if not rows:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in INVOICE_COLUMNS})
         m = _resolve_model(conn, as_of, model)
