@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from analytics import schema
-from analytics.ledger import LedgerFilter
+from analytics.ledger import LedgerFilter, default_as_of
 from dashboard.access import current_user
 from dashboard.formatting import plain
 from dashboard.session import cached
@@ -32,14 +32,13 @@ class LedgerFacts:
 
 
 def _ledger_facts(conn: sa.Connection) -> LedgerFacts:
-    c, i, r = schema.customers, schema.invoices, schema.receipts
+    c, i = schema.customers, schema.invoices
 
     def distinct(col) -> tuple[str, ...]:
         rows = conn.execute(sa.select(col).where(col.is_not(None)).distinct().order_by(col)).scalars()
         return tuple(str(v) for v in rows)
 
-    inv_dates = conn.execute(sa.select(sa.func.min(i.c.invoice_date), sa.func.max(i.c.invoice_date))).one()
-    last_receipt = conn.execute(sa.select(sa.func.max(r.c.receipt_date))).scalar()
+    first = conn.execute(sa.select(sa.func.min(i.c.invoice_date))).scalar()
     currencies = tuple(
         row[0] for row in conn.execute(
             sa.select(i.c.currency, sa.func.count().label("n")).group_by(i.c.currency)
@@ -47,10 +46,10 @@ def _ledger_facts(conn: sa.Connection) -> LedgerFacts:
     collectors = tuple(
         (row.id, row.name) for row in conn.execute(
             sa.select(schema.collectors.c.id, schema.collectors.c.name).order_by(schema.collectors.c.name)))
-    last = max([d for d in (inv_dates[1], last_receipt) if d is not None], default=None)
+    last = default_as_of(conn, today_if_empty=False)  # the ledger's one rule for the default as-of
     n_customers = conn.execute(sa.select(sa.func.count()).select_from(c)).scalar()
     return LedgerFacts(
-        first_date=_as_date(inv_dates[0]), last_date=_as_date(last),
+        first_date=_as_date(first), last_date=_as_date(last),
         business_units=distinct(c.c.business_unit), regions=distinct(c.c.region),
         currencies=currencies, collectors=collectors, customers=int(n_customers or 0),
     )
@@ -120,17 +119,10 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
         flt_kwargs: dict[str, tuple[str, ...]] = {}
 
         if facts.business_units:
-            _persisted("w_bu", "f_bu", [])
-            _drop_unknown("w_bu", "f_bu", facts.business_units)
-            flt_kwargs["business_units"] = tuple(st.multiselect(
-                "Business unit", facts.business_units, key="w_bu", on_change=_remember, args=("w_bu", "f_bu"),
-                placeholder="All business units"))
+            flt_kwargs["business_units"] = _kept_multiselect("Business unit", facts.business_units, "bu",
+                                                             "All business units")
         if facts.regions:
-            _persisted("w_region", "f_region", [])
-            _drop_unknown("w_region", "f_region", facts.regions)
-            flt_kwargs["regions"] = tuple(st.multiselect(
-                "Region", facts.regions, key="w_region", on_change=_remember, args=("w_region", "f_region"),
-                placeholder="All regions"))
+            flt_kwargs["regions"] = _kept_multiselect("Region", facts.regions, "region", "All regions")
         if facts.currencies:
             _persisted("w_currency", "f_currency", main_cur or facts.currencies[0])
             if st.session_state["w_currency"] not in facts.currencies:
@@ -142,12 +134,8 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
             flt_kwargs["currencies"] = (cur,)
         if facts.collectors and show_collector and not is_collector:
             names = dict(facts.collectors)
-            _persisted("w_collector", "f_collector", [])
-            _drop_unknown("w_collector", "f_collector", tuple(names))
-            flt_kwargs["collectors"] = tuple(st.multiselect(
-                "Collector", list(names), key="w_collector", on_change=_remember,
-                args=("w_collector", "f_collector"), format_func=lambda cid: names.get(cid, cid),
-                placeholder="All collectors"))
+            flt_kwargs["collectors"] = _kept_multiselect("Collector", tuple(names), "collector", "All collectors",
+                                                         format_func=lambda cid: names.get(cid, cid))
         elif is_collector:
             st.caption(f"Portfolio: {plain(dict(facts.collectors).get(user.collector_id, user.collector_id))}")
 
@@ -155,6 +143,17 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
     if user is not None:
         flt = auth.scope_filter(user, flt)
     return as_of, flt
+
+
+def _kept_multiselect(label: str, options: tuple[str, ...], name: str, placeholder: str,
+                      **kwargs) -> tuple[str, ...]:
+    """A sidebar multiselect whose choice is kept across pages (widget ``w_<name>``, store ``f_<name>``) and
+    forgets values the ledger no longer has."""
+    widget, store = f"w_{name}", f"f_{name}"
+    _persisted(widget, store, [])
+    _drop_unknown(widget, store, options)
+    return tuple(st.multiselect(label, list(options), key=widget, on_change=_remember, args=(widget, store),
+                                placeholder=placeholder, **kwargs))
 
 
 def _drop_unknown(widget_key: str, store_key: str, options: Iterable[str]) -> None:
