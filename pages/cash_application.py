@@ -103,7 +103,12 @@ with tab_rf:
     c1, c2 = st.columns(2)
     rf_from = c1.date_input("From month", first_default, key="ca_rf_from")
     rf_to = c2.date_input("To month", as_of, key="ca_rf_to")
-    rf = ui.run_safely(ui.cached, cash_app.rollforward, rf_from.replace(day=1), rf_to.replace(day=1), flt)
+    withheld = problems is not None and not problems.empty  # listed at the top; rollforward would refuse
+    if withheld:
+        st.error("Withheld: the ledger holds postings money cannot be in (listed at the top of the page).",
+                 icon=":material/report:")
+    rf = None if withheld else ui.run_safely(ui.cached, cash_app.rollforward, rf_from.replace(day=1),
+                                             rf_to.replace(day=1), flt)
     if rf is not None:
         if rf.empty:
             ui.empty_state("No ledger activity in these months.")
