@@ -56,8 +56,9 @@ with st.expander(f"Dunning procedure: {procedure.name}", icon=":material/rule:")
     st.table(levels[["level", "step", "from_days", "min_amount", "credit_hold", "template", "description"]]
              .rename(columns={"from_days": "from days past due", "min_amount": "minimum amount"})
              .set_index("level"))
-st.caption("Letters are drafts for download; nothing is sent. The amount on a letter is the total of the items it "
-           "lists (letter amount), not the whole overdue balance.")
+st.caption("The letters of this list are drafts for download: nothing is sent or recorded from here (the dunning run "
+           "further down records and sends them). The amount on a letter is the total of the items it lists (letter "
+           "amount), not the whole overdue balance.")
 
 cols = ["customer_name", "customer_id", "step", "max_days_past_due", "bucket", "letter_items", "letter_cents",
         "overdue_items", "open_cents", "overdue_cents", "disputed_cents", "credit_hold", "collector_name", "currency"]
