@@ -17,7 +17,8 @@ as_of, flt = ui.sidebar_filters()
 ui.page_title("Disputes & Promises", as_of, flt)
 start, end = ui.period_picker(as_of, key="dp_period")
 
-tab_d, tab_p = st.tabs(["Disputes", "Promises to pay"])
+# Keyed: the chosen tab survives a save's rerun.
+tab_d, tab_p = st.tabs(["Disputes", "Promises to pay"], key="dp_tab", on_change="rerun")
 
 
 def _first(frame):
