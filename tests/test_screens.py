@@ -294,3 +294,23 @@ def test_worklist_shows_a_call_logged_after_the_ledgers_end(monkeypatch, small_l
     shown = frame.loc[frame["customer_id"] == customer, "last_contact"].iloc[0]
     assert shown == dt.date.today().isoformat(), shown
     assert "after the ledger's end" in texts(at)
+
+
+def test_who_did_it_is_the_users_login(monkeypatch, small_ledger_copy, facts):
+    """The ledger's activities name a collector id (COL01); the dashboard shows that collector's login."""
+    mine = facts["collectors"][0]
+    engine = db.connect(small_ledger_copy)
+    auth.add_user(engine, "ann01", "ann-password-1", "collector", mine)
+    with engine.connect() as conn:
+        customer = conn.execute(sa.select(schema.activities.c.customer_id)
+                                .where(schema.activities.c.collector_id == mine).limit(1)).scalar()
+    engine.dispose()
+    at = open_page(monkeypatch, small_ledger_copy, "customer_360", role="collector", collector_id=mine,
+                   username="ann01", query={"customer": customer}, timeout=120)
+    assert_clean(at)
+    timeline = next(d.value for d in at.dataframe if {"when", "kind", "by"} <= set(d.value.columns))
+    engine = db.make_engine(small_ledger_copy)
+    logins = {u["username"] for u in auth.list_users(engine)}
+    engine.dispose()
+    shown = set(timeline["by"]) - {""}
+    assert mine not in shown and shown and shown <= logins, (shown, logins)
