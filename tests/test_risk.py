@@ -262,3 +262,28 @@ def test_cli_risk_json_shape(gen_url, gen_model, tmp_path, capsys):
     assert rows[0]["expected_loss"] >= rows[-1]["expected_loss"]
     assert cli.main(["risk", "--db", gen_url, "--model", str(tmp_path / "missing.model")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _invoice_features(engine):
+    with engine.connect() as conn:
+        pts = F.invoice_points()
+        frame = F.add_invoice_features(F.history_frame(conn, pts), F.invoice_attributes(conn, pts))
+    return frame[F.INVOICE_FEATURES].sort_index()
+
+
+def test_invoice_features_see_nothing_after_the_scoring_point(ledger):
+    """Invoice-date points (the IBM model card's training and test rows): rows dated after each
+    invoice's date change none of its features; a dispute opened ON the invoice date is part of the
+    invoice's own state at the end of that day, one opened the day after is not."""
+    before = _invoice_features(ledger)
+    _add_future_rows(ledger, AS_OF)
+    with ledger.begin() as conn:  # I3 issued 2024-03-01: disputed the day after -> invisible
+        conn.execute(schema.disputes.insert(), [dict(invoice_id="I3", customer_id="K1", opened_date=D(2024, 3, 2),
+                                                     reason_code="price", amount_cents=1_000)])
+    after = _invoice_features(ledger)
+    pd.testing.assert_frame_equal(before, after.loc[before.index])
+    assert before.loc["I3", "inv_disputed"] == 0
+    with ledger.begin() as conn:
+        conn.execute(schema.disputes.insert(), [dict(invoice_id="I3", customer_id="K1", opened_date=D(2024, 3, 1),
+                                                     reason_code="price", amount_cents=1_000)])
+    assert _invoice_features(ledger).loc["I3", "inv_disputed"] == 1
