@@ -464,8 +464,11 @@ def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     frame["probability"] = proba
     frame["expected_loss_cents"] = [_cents(p * o) for p, o in zip(proba, frame["open_cents"])]
     frame["band"] = [band(p) for p in proba]
+    # The sentences quote the figures the table shows beside them (worst days past due over every
+    # open item, overdue and open balance in the account's currency), not the model's inputs.
+    facts = frame[["max_days_past_due", "overdue_cents", "open_cents", "currency"]]
     frame["reasons"] = explain.reasons(m.account, X, m.reference["account"], list(F.ACCOUNT_FEATURES),
-                                       top=explain_top)
+                                       top=explain_top, facts=facts)
     frame = frame.sort_values(["expected_loss_cents", "probability", "customer_id"],
                               ascending=[False, False, True], kind="stable").reset_index(drop=True)
     return frame[ACCOUNT_COLUMNS + [c for c in F.ACCOUNT_NUMERIC if c not in ACCOUNT_COLUMNS]]
