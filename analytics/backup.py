@@ -75,14 +75,16 @@ MANIFEST = "manifest.json"
 _BATCH = 50_000
 #: Older schema revisions whose backups a database at the key revision imports as they are: the tables
 #: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
-_HEAD_REVISION = "0006"
-COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0005", "0004", "0003", "0002")}  # 0005: triggers and an index only
+_HEAD_REVISION = "0007"
+COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0006", "0005", "0004", "0003", "0002")}  # 0005: triggers and an index only
 #: Columns that backups of those older revisions lack (filled on import: defaults, or the chain computed).
 ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_password"},
-                 "customers": {"email"}}
+                 "customers": {"email"},
+                 "receipts": {"payer_name", "payer_account", "bank_reference", "statement_id"}}  # 0007
 #: Tables that databases and backups of those older revisions do not have (0006's dunning history): not
 #: exported from such a database, restored empty from such a backup.
-ADDED_TABLES = {"dunning_blocks", "dunning_runs", "dunning_notices", "dunning_notice_items"}
+ADDED_TABLES = {"dunning_blocks", "dunning_runs", "dunning_notices", "dunning_notice_items",
+                "bank_statements", "bank_lines"}  # 0007
 
 #: Tables in foreign-key order (parents first).
 TABLES: tuple[sa.Table, ...] = tuple(t for t in schema.metadata.sorted_tables if t in schema.LEDGER_TABLES)

@@ -187,7 +187,8 @@ def load(engine: sa.Engine, fmt: str, source: Source, mapping: Any = None, skip_
 # ------------------------------------------------------------------------------------------------
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics load``."""
-    parser.add_argument("format", choices=FORMATS, help="input format")
+    parser.add_argument("format", choices=FORMATS + ("bank",),
+                        help="input format; `bank`: a bank statement (BAI2, MT940 or camt.053, detected)")
     parser.add_argument("path", help="file to load")
     parser.add_argument("--mapping", help="column-mapping file (YAML or TOML), required for csv and excel")
     parser.add_argument("--skip-invalid", action="store_true",
@@ -208,6 +209,10 @@ def _write_errors(path: str | None, errors: list[RowError]) -> None:
 def _run(args) -> int:
     from analytics import db
 
+    if args.format == "bank":
+        from analytics.bank import run_load
+
+        return run_load(args)
     engine = db.connect(args.db or db.default_url())
     try:
         report = load(engine, args.format, args.path, mapping=args.mapping, skip_invalid=args.skip_invalid)
