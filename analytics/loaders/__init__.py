@@ -187,7 +187,8 @@ def load(engine: sa.Engine, fmt: str, source: Source, mapping: Any = None, skip_
 # ------------------------------------------------------------------------------------------------
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics load``."""
-    parser.add_argument("format", choices=FORMATS, help="input format")
+    parser.add_argument("format", choices=FORMATS + ("rates", "schedule"),  # fx: ECB rates, instalment schedules
+                        help="input format")
     parser.add_argument("path", help="file to load")
     parser.add_argument("--mapping", help="column-mapping file (YAML or TOML), required for csv and excel")
     parser.add_argument("--skip-invalid", action="store_true",
@@ -207,6 +208,11 @@ def _write_errors(path: str | None, errors: list[RowError]) -> None:
 
 def _run(args) -> int:
     from analytics import db
+
+    if args.format in ("rates", "schedule"):  # not ledger rows: analytics.fx / analytics.instalments load them
+        from analytics import fx, instalments
+
+        return (fx if args.format == "rates" else instalments).run_load_cli(args)
 
     engine = db.connect(args.db or db.default_url())
     try:
