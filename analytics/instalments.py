@@ -188,8 +188,8 @@ def _split(total: int, portions: list[Decimal]) -> list[int]:
     return out + [total - sum(out)]
 
 
-def stage_schedules(conn: sa.Connection, text: str) -> tuple[dict[str, list[tuple[dt.date, int]]], list[RowError]]:
-    """Parse and check a schedule file against the ledger: invoice -> [(due date, cents)] by due date.
+def stage_schedules(conn: sa.Connection, text: str) -> tuple[dict[str, list[tuple[dt.date, int, int]]], list[RowError]]:
+    """Parse and check a schedule file against the ledger: invoice -> [(due date, cents, file row)] by due date.
 
     Checks: the invoice exists and is an invoice or debit memo; dates parse and are not before the
     invoice date; amounts are positive with at most 2 decimals (or portions add up to 100); the
@@ -240,7 +240,7 @@ def stage_schedules(conn: sa.Connection, text: str) -> tuple[dict[str, list[tupl
         for r in conn.execute(sa.select(inv.c.id, inv.c.doc_type, inv.c.invoice_date, inv.c.amount_cents)
                               .where(inv.c.id.in_(ids[i:i + 500]))):
             found[r.id] = r
-    staged: dict[str, list[tuple[dt.date, int]]] = {}
+    staged: dict[str, list[tuple[dt.date, int, int]]] = {}
     for invoice_id, rows in raw.items():
         first = rows[0][0]
         doc = found.get(invoice_id)
@@ -278,7 +278,7 @@ def stage_schedules(conn: sa.Connection, text: str) -> tuple[dict[str, list[tupl
         if any(c <= 0 for c in cents):
             errors.append(RowError(first, names["invoice_id"], invoice_id, "an instalment would be zero"))
             continue
-        staged[invoice_id] = [(r[1], c) for r, c in zip(rows, cents)]
+        staged[invoice_id] = [(r[1], c, r[0]) for r, c in zip(rows, cents)]
     return staged, sorted(errors, key=lambda e: e.row)
 
 
@@ -323,16 +323,16 @@ def load_schedules(engine: sa.Engine, source, *, skip_invalid: bool = False) -> 
         new, unchanged = [], 0
         for invoice_id, parts in staged.items():
             if invoice_id in existing:
-                if existing[invoice_id] == parts:
+                if existing[invoice_id] == [(due, c) for due, c, _ in parts]:
                     unchanged += 1
                 else:
-                    errors.append(RowError(0, "invoice_id", invoice_id, "conflicts with the schedule already "
-                                           "loaded for this invoice"))
+                    errors.append(RowError(parts[0][2], "invoice_id", invoice_id, "conflicts with the schedule "
+                                           "already loaded for this invoice"))
                 continue
             new += [{"invoice_id": invoice_id, "seq": k, "due_date": due, "amount_cents": c}
-                    for k, (due, c) in enumerate(parts, start=1)]
+                    for k, (due, c, _) in enumerate(parts, start=1)]
         if errors and not skip_invalid:
-            raise ValidationFailed(errors, name or "schedule")
+            raise ValidationFailed(sorted(errors, key=lambda e: e.row), name or "schedule")
         if new:
             db.bulk_insert(conn, ins, new)
             db.bump_ledger_version(conn)
