@@ -187,7 +187,8 @@ def _schema_revision(conn: sa.Connection) -> str | None:
 def _table_parquet(conn: sa.Connection, table: sa.Table, revision: str | None) -> tuple[bytes, int, str]:
     older = revision in COMPATIBLE_REVISIONS.get(_HEAD_REVISION, ())  # a database not yet migrated to 0004
     if older and ADDED_COLUMNS.get(table.name):  # leave out only the added columns this database lacks
-        present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        # the result's keys, not the inspector: duckdb_engine's column reflection fails on DuckDB 1.x
+        present = set(conn.execute(sa.text(f'SELECT * FROM "{table.name}" WHERE 1 = 0')).keys())
         columns = [c for c in table.c if c.name in present or c.name not in ADDED_COLUMNS[table.name]]
     else:
         columns = list(table.c)

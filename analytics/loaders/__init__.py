@@ -35,7 +35,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from typing import Any
