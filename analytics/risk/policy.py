@@ -59,6 +59,13 @@ generated ledger this doubles the rank correlation of the estimate with the true
 PRIOR_CONTACTS = 5.0
 """Weight (in contacts) of the ledger-wide response rate in each customer's estimate."""
 
+DEFAULT_RESPONSE = 0.3
+"""The ledger-wide response rate assumed while the ledger holds fewer than :data:`MIN_CONTACTS`
+readable contacts (a new ledger: every account then gets it, and contact value ranks by the amount
+at stake)."""
+
+MIN_CONTACTS = 30
+
 PRIOR_ITEMS = 3.0
 """Weight (in items) of the all-customer share in each customer's "paid within the horizon anyway"."""
 
@@ -111,7 +118,7 @@ def response_rates(conn: sa.Connection, as_of: dt.date, customer_ids=None) -> pd
     f["customer_id"] = f["customer_id"].astype(str)
     gap = (pd.to_datetime(f["paid_on"]) - pd.to_datetime(f["contact_day"])).dt.days
     f["answered"] = (gap >= 1) & (gap <= RESPONSE_DAYS)
-    overall = float(f["answered"].mean()) if len(f) else 0.0
+    overall = float(f["answered"].mean()) if len(f) >= MIN_CONTACTS else DEFAULT_RESPONSE
     g = f.groupby("customer_id")["answered"].agg(["sum", "count"])
     rate = (g["sum"] + PRIOR_CONTACTS * overall) / (g["count"] + PRIOR_CONTACTS)
     if customer_ids is not None:
