@@ -402,7 +402,7 @@ def conversion_rates(conn: sa.Connection, on: dt.date, currencies: Iterable[str]
 def _monthly_sales(conn: sa.Connection, upto: dt.date, flt: LedgerFilter) -> dict[tuple[int, int], int]:
     """Credit sales per (year, month) up to ``upto`` (the countback walk's input), one currency."""
     first = conn.execute(flt.apply_to_invoices(sa.select(sa.func.min(inv.c.invoice_date)))).scalar()
-    if first is None:
+    if first is None or as_date(first) > upto:
         return {}
     from analytics.kpis.common import month_periods, periods_table
     from analytics.ledger import credit_sales
@@ -554,25 +554,68 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, b
     return convert_frame(frames, rates, ["bucket", "bucket_order"], report)
 
 
+def _rates_by_date(conn: sa.Connection, dates: list[dt.date], codes: list[str], report: str) -> dict[dt.date, dict]:
+    """Conversion rates at each date that has them for every currency (dates without are left out)."""
+    out = {}
+    for d in dates:
+        try:
+            out[d] = conversion_rates(conn, d, codes, report)
+        except UserError:
+            continue
+    if dates and not out:
+        conversion_rates(conn, dates[-1], codes, report)  # raises, naming the missing rate
+    return out
+
+
+def aging_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, report: str,
+                buckets=kar.DEFAULT_BUCKETS) -> pd.DataFrame:
+    """:func:`analytics.kpis.aging_trend` of every currency converted into ``report``, each date at its
+    own rate (each currency's bucket amount converted half-up, then added). Dates without rates are
+    left out, as in :func:`kpi_trend`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``as_of, bucket, bucket_order, open_cents``; ``attrs["currency"]`` = ``report``.
+
+    Example
+    -------
+    >>> aging_trend(conn, [dt.date(2026, 9, 30), dt.date(2026, 10, 31)], LedgerFilter(), "EUR")  # doctest: +SKIP
+    """
+    codes = ledger_currencies(conn, flt)
+    stated = _rates_by_date(conn, sorted(set(as_date(d) for d in dates)), codes, report)
+    dates = sorted(stated)
+    frames = []
+    for code in codes:
+        f = kar.aging_trend(conn, dates, _per_currency(flt, code), buckets)
+        f["open_cents"] = [stated[as_date(d)][code].convert(int(v)) for d, v in zip(f["as_of"], f["open_cents"])]
+        frames.append(f)
+    if not frames:
+        return kar.aging_trend(conn, dates, _per_currency(flt, report), buckets)
+    out = pd.concat(frames).groupby(["as_of", "bucket", "bucket_order"], as_index=False, sort=False)["open_cents"].sum()
+    out = out.sort_values(["as_of", "bucket_order"], ignore_index=True)
+    out.attrs["currency"] = report
+    return out
+
+
 def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, report: str,
               window: int = kar.DEFAULT_WINDOW) -> pd.DataFrame:
     """:func:`analytics.kpis.kpi_trend` converted into ``report``, each date at its own rate.
 
     AR, current, overdue, over 90 and sales are converted per currency and added; DSO, BPDSO, ADD and
     % current are recomputed from those (module docstring). Countback DSO and CEI are left out (NaN) in
-    the converted trend; the converted snapshot (:func:`snapshot`) has both.
+    the converted trend; the converted snapshot (:func:`snapshot`) has both. Dates for which a rate is
+    missing (or too old) are left out; none at all raises :class:`UserError`.
 
     Example
     -------
     >>> kpi_trend(conn, [dt.date(2026, 9, 30), dt.date(2026, 10, 31)], LedgerFilter(), "EUR")  # doctest: +SKIP
     """
-    dates = sorted(set(as_date(d) for d in dates))
     codes = ledger_currencies(conn, flt)
+    stated = _rates_by_date(conn, sorted(set(as_date(d) for d in dates)), codes, report)
+    dates = sorted(stated)
     money = ["ar_cents", "current_cents", "overdue_cents", "over_90_cents", "sales_cents"]
     acc = {d: dict.fromkeys(money, 0) for d in dates}
-    stated = {}
-    for d in dates:
-        stated[d] = conversion_rates(conn, d, codes, report)
     for code in codes:
         tr = kar.kpi_trend(conn, dates, _per_currency(flt, code), window)
         for row in tr.itertuples():
