@@ -43,13 +43,16 @@ st.caption(f"Amounts in {cur}. Change against the end of the previous month ({pr
 def card(col, key, fmt, kind):
     """One KPI card; its label, help and which direction is good come from the metric catalogue."""
     m = metrics.get(key)
+    help_text = metrics.help_text(key)
+    if fmt is money:  # compact on the card, exact in the help
+        help_text = f"Exact: {ui.money(snap[key], cur, 2)}.  \n{help_text}"
     col.metric(m.label, fmt(snap[key]), ui.delta(snap[key], prev[key], kind=kind),
-               delta_color="inverse" if m.higher_is_better is False else "normal", help=metrics.help_text(key),
+               delta_color="inverse" if m.higher_is_better is False else "normal", help=help_text,
                border=True)
 
 
 def money(v):
-    return ui.money(v, cur)
+    return ui.money_compact(v, cur)
 
 
 row1 = st.columns(4)

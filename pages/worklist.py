@@ -25,7 +25,7 @@ if wl.empty:
 cur = wl["currency"].mode().iloc[0] if wl["currency"].notna().any() else None
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Accounts to work", f"{len(wl):,}")
-c2.metric("Expected loss", ui.cents(int(wl["expected_loss_cents"].sum()), cur))
+ui.money_metric(c2, "Expected loss", cents_value=int(wl["expected_loss_cents"].sum()), currency=cur)
 c3.metric("Promises due today", f"{int(wl['promises_due_today'].sum()):,}")
 c4.metric("Open disputes", f"{int(wl['open_disputes'].sum()):,}")
 

@@ -348,6 +348,7 @@ class ModelCache:
         self.maxsize = maxsize
         self._items: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._training: dict = {}  # key -> lock held while that key's model trains
 
     def get(self, conn: sa.Connection, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS,
             max_iter: int = 150, max_training_rows: int | None = MAX_TRAINING_ROWS) -> RiskModel:
@@ -357,11 +358,17 @@ class ModelCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
-        with self._lock:
-            self._items[key] = model
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            training = self._training.setdefault(key, threading.Lock())
+        with training:  # sessions asking at once for the same key train once; the others wait for it
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
+            with self._lock:
+                self._items[key] = model
+                self._training.pop(key, None)
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
         return model
 
     def clear(self) -> None:
@@ -464,8 +471,11 @@ def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     frame["probability"] = proba
     frame["expected_loss_cents"] = [_cents(p * o) for p, o in zip(proba, frame["open_cents"])]
     frame["band"] = [band(p) for p in proba]
+    # The sentences quote the figures the table shows beside them (worst days past due over every
+    # open item, overdue and open balance in the account's currency), not the model's inputs.
+    facts = frame[["max_days_past_due", "overdue_cents", "open_cents", "currency"]]
     frame["reasons"] = explain.reasons(m.account, X, m.reference["account"], list(F.ACCOUNT_FEATURES),
-                                       top=explain_top)
+                                       top=explain_top, facts=facts)
     frame = frame.sort_values(["expected_loss_cents", "probability", "customer_id"],
                               ascending=[False, False, True], kind="stable").reset_index(drop=True)
     return frame[ACCOUNT_COLUMNS + [c for c in F.ACCOUNT_NUMERIC if c not in ACCOUNT_COLUMNS]]

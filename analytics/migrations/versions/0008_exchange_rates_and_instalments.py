@@ -1,7 +1,7 @@
 """exchange rates (daily, EUR-based as the ECB publishes them) and invoice instalment schedules
 
 Revision ID: 0008
-Revises: 0006 (the lead re-chains it after 0007 when merging)
+Revises: 0007
 Create Date: 2026-12-01
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
