@@ -383,7 +383,7 @@ def _per_currency(flt: LedgerFilter, code: str) -> LedgerFilter:
 
 def _rates_note(rates: dict[str, Rate]) -> dict:
     return {c: {"rate": float(r.value), "rate_date": r.rate_date.isoformat(), "text": r.text()}
-            for c, r in sorted(rates.items())}
+            for c, r in sorted(rates.items()) if r.source != r.target}
 
 
 def conversion_rates(conn: sa.Connection, on: dt.date, currencies: Iterable[str], report: str) -> dict[str, Rate]:
@@ -485,7 +485,8 @@ def snapshot(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str
         "aging": {k: to_units(v) for k, v in aging_tot.items()},
         "open_items": tot["items"], "customers_with_balance": tot["customers"],
         "unapplied_cash": to_units(tot["unapplied"]),
-        "converted": True, "rate_date": min((r.rate_date for r in rates.values()), default=as_of).isoformat(),
+        "converted": True,
+        "rate_date": min((r.rate_date for r in rates.values() if r.source != r.target), default=as_of).isoformat(),
         "rates": _rates_note(rates),
     }
 
@@ -525,8 +526,10 @@ def convert_frame(frames: dict[str, pd.DataFrame], rates: dict[str, Rate], keys:
     out = allf.groupby(keys, as_index=False, sort=False).sum(numeric_only=True)
     out = out[[c for c in frames[next(iter(frames))].columns if c in out.columns]]
     out.attrs["currency"] = report
-    out.attrs["rates"] = {c: r.text() for c, r in sorted(rates.items())}
-    out.attrs["rate_date"] = min(r.rate_date for r in rates.values()).isoformat() if rates else None
+    out.attrs["rates"] = {c: r.text() for c, r in sorted(rates.items()) if r.source != r.target}
+    out.attrs["rate_date"] = min((r.rate_date for r in rates.values() if r.source != r.target),
+                                 default=None)
+    out.attrs["rate_date"] = out.attrs["rate_date"] and out.attrs["rate_date"].isoformat()
     return out
 
 
@@ -631,7 +634,7 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, 
         rows.append({"as_of": d, **a, "dso_standard": dso, "bpdso": bp, "add": dso - bp,
                      "pct_current": math.nan if a["ar_cents"] == 0 else a["current_cents"] * 100 / a["ar_cents"],
                      "dso_countback": math.nan, "cei_month": math.nan,
-                     "rate_date": min((r.rate_date for r in stated[d].values()), default=d)})
+                     "rate_date": min((r.rate_date for r in stated[d].values() if r.source != r.target), default=d)})
     df = pd.DataFrame(rows)
     df.attrs["currency"] = report
     return df
