@@ -342,6 +342,23 @@ def cross(table: dict[str, tuple[Fraction, dt.date]], source: str, target: str) 
 def rate(conn: sa.Connection, source: str, target: str, on: dt.date) -> Rate:
     """The ``source`` → ``target`` rate on ``on`` (latest on or before it, through EUR).
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    source, target : str
+        ISO 4217 codes.
+    on : datetime.date
+
+    Returns
+    -------
+    Rate
+        With the date of the rate used (the older leg's for a cross rate).
+
+    Raises
+    ------
+    UserError
+        No rate on or before ``on``, or the latest is more than :data:`MAX_RATE_AGE_DAYS` days old.
+
     Example
     -------
     >>> rate(conn, "GBP", "USD", dt.date(2026, 10, 31)).text()  # doctest: +SKIP
@@ -352,6 +369,17 @@ def rate(conn: sa.Connection, source: str, target: str, on: dt.date) -> Rate:
 
 def convert_cents(cents: int, value: Fraction) -> int:
     """Convert integer cents at an exact rate, rounded half-up (ties away from zero) to whole cents.
+
+    Parameters
+    ----------
+    cents : int
+    value : fractions.Fraction
+        Target units per source unit.
+
+    Returns
+    -------
+    int
+        Cents in the target currency.
 
     Example
     -------
@@ -366,6 +394,15 @@ def convert_cents(cents: int, value: Fraction) -> int:
 # ------------------------------------------------------------------------------------------------
 def ledger_currencies(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> list[str]:
     """The document currencies in ``flt``'s scope (its currency criterion ignored), sorted.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    list of str
 
     Example
     -------
@@ -388,6 +425,18 @@ def _rates_note(rates: dict[str, Rate]) -> dict:
 
 def conversion_rates(conn: sa.Connection, on: dt.date, currencies: Iterable[str], report: str) -> dict[str, Rate]:
     """Each currency's rate into ``report`` on ``on`` (one query).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    on : datetime.date
+    currencies : iterable of str
+    report : str
+
+    Returns
+    -------
+    dict
+        currency -> :class:`Rate` into ``report``.
 
     Example
     -------
@@ -540,6 +589,16 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, b
     Per currency :func:`analytics.kpis.aging` (per instalment, ``basis``), each bucket's amount converted
     half-up and added; ``items`` add up; ``customers`` add up per currency (accounts).
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    buckets : optional
+    basis : {"due", "document"}
+
     Returns
     -------
     pandas.DataFrame
@@ -555,6 +614,12 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, b
     if not frames:
         return kar.aging(conn, as_of, _per_currency(flt, report), buckets, basis=basis)
     return convert_frame(frames, rates, ["bucket", "bucket_order"], report)
+
+
+def _trend_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, report: str):
+    """(currencies in scope, {date: rates}) for a converted trend."""
+    codes = ledger_currencies(conn, flt)
+    return codes, _rates_by_date(conn, sorted(set(as_date(d) for d in dates)), codes, report)
 
 
 def _rates_by_date(conn: sa.Connection, dates: list[dt.date], codes: list[str], report: str) -> dict[dt.date, dict]:
@@ -576,6 +641,15 @@ def aging_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter
     own rate (each currency's bucket amount converted half-up, then added). Dates without rates are
     left out, as in :func:`kpi_trend`.
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    dates : iterable of datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    buckets : optional
+
     Returns
     -------
     pandas.DataFrame
@@ -585,8 +659,7 @@ def aging_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter
     -------
     >>> aging_trend(conn, [dt.date(2026, 9, 30), dt.date(2026, 10, 31)], LedgerFilter(), "EUR")  # doctest: +SKIP
     """
-    codes = ledger_currencies(conn, flt)
-    stated = _rates_by_date(conn, sorted(set(as_date(d) for d in dates)), codes, report)
+    codes, stated = _trend_rates(conn, dates, flt, report)
     dates = sorted(stated)
     frames = []
     for code in codes:
@@ -610,12 +683,25 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, 
     the converted trend; the converted snapshot (:func:`snapshot`) has both. Dates for which a rate is
     missing (or too old) are left out; none at all raises :class:`UserError`.
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    dates : iterable of datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    window : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`analytics.kpis.kpi_trend` plus ``rate_date``; ``attrs["currency"]``.
+
     Example
     -------
     >>> kpi_trend(conn, [dt.date(2026, 9, 30), dt.date(2026, 10, 31)], LedgerFilter(), "EUR")  # doctest: +SKIP
     """
-    codes = ledger_currencies(conn, flt)
-    stated = _rates_by_date(conn, sorted(set(as_date(d) for d in dates)), codes, report)
+    codes, stated = _trend_rates(conn, dates, flt, report)
     dates = sorted(stated)
     money = ["ar_cents", "current_cents", "overdue_cents", "over_90_cents", "sales_cents"]
     acc = {d: dict.fromkeys(money, 0) for d in dates}
@@ -651,6 +737,16 @@ def demo_rates_csv(start: dt.date, end: dt.date, seed: int = 42) -> str:
     """SYNTHETIC daily rates in the ECB's CSV layout (weekdays, newest first) for demos and tests.
 
     A seeded random walk around :data:`DEMO_CENTRES`; clearly not market data.
+
+    Parameters
+    ----------
+    start, end : datetime.date
+    seed : int
+
+    Returns
+    -------
+    str
+        The CSV text.
 
     Example
     -------

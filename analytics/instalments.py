@@ -51,6 +51,14 @@ inv = schema.invoices
 def has_schedules(conn: sa.Connection) -> bool:
     """Does any invoice carry an instalment schedule? (one indexed probe)
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+
+    Returns
+    -------
+    bool
+
     Example
     -------
     >>> has_schedules(conn)  # doctest: +SKIP
@@ -254,6 +262,16 @@ def stage_schedules(conn: sa.Connection, text: str) -> tuple[dict[str, list[tupl
     invoice date; amounts are positive with at most 2 decimals (or portions add up to 100); the
     instalments add up to the invoice amount. Every problem names its row, column and value.
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    text : str
+        The CSV text.
+
+    Returns
+    -------
+    (dict, list of RowError)
+
     Example
     -------
     >>> stage_schedules(conn, "invoice_id,due_date,amount\\nINV-1,2026-11-30,50.00\\n")  # doctest: +SKIP
@@ -402,13 +420,21 @@ def read_upload(source) -> tuple[bytes, str | None]:
     """The bytes and name of a small input file (path, bytes or a binary file-like such as Streamlit's
     ``UploadedFile``), refused above ``AR_LOAD_MAX_MB`` (200 MB) as the ledger loaders do.
 
+    Parameters
+    ----------
+    source : path, bytes or binary file-like
+
+    Returns
+    -------
+    (bytes, str or None)
+
     (The loaders' reader is not imported: ``analytics.loaders`` dispatches ``load rates`` and
     ``load schedule`` here, so importing it back would make a cycle.)
 
     Example
     -------
-    >>> read_upload(b"Date,USD\n")
-    (b'Date,USD\n', None)
+    >>> read_upload(b"Date,USD\\n")
+    (b'Date,USD\\n', None)
     """
     import os
     from pathlib import Path

@@ -163,6 +163,10 @@ def reporting_currency_picker(currencies: Iterable[str]) -> str | None:
     Returns
     -------
     str or None
+
+    Example
+    -------
+    >>> reporting_currency_picker(("USD", "GBP"))  # doctest: +SKIP
     """
     options = [None, *sorted(set(currencies) | {"EUR"})]
     _persisted("w_report_currency", REPORT_KEY, None)
@@ -177,7 +181,16 @@ def reporting_currency_picker(currencies: Iterable[str]) -> str | None:
 
 
 def reporting_currency() -> str | None:
-    """The reporting currency chosen in the sidebar, or None (transaction currency)."""
+    """The reporting currency chosen in the sidebar, or None (transaction currency).
+
+    Returns
+    -------
+    str or None
+
+    Example
+    -------
+    >>> rep = reporting_currency()  # doctest: +SKIP
+    """
     return st.session_state.get(REPORT_KEY)
 
 
