@@ -342,6 +342,23 @@ def cross(table: dict[str, tuple[Fraction, dt.date]], source: str, target: str) 
 def rate(conn: sa.Connection, source: str, target: str, on: dt.date) -> Rate:
     """The ``source`` → ``target`` rate on ``on`` (latest on or before it, through EUR).
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    source, target : str
+        ISO 4217 codes.
+    on : datetime.date
+
+    Returns
+    -------
+    Rate
+        With the date of the rate used (the older leg's for a cross rate).
+
+    Raises
+    ------
+    UserError
+        No rate on or before ``on``, or the latest is more than :data:`MAX_RATE_AGE_DAYS` days old.
+
     Example
     -------
     >>> rate(conn, "GBP", "USD", dt.date(2026, 10, 31)).text()  # doctest: +SKIP
@@ -352,6 +369,17 @@ def rate(conn: sa.Connection, source: str, target: str, on: dt.date) -> Rate:
 
 def convert_cents(cents: int, value: Fraction) -> int:
     """Convert integer cents at an exact rate, rounded half-up (ties away from zero) to whole cents.
+
+    Parameters
+    ----------
+    cents : int
+    value : fractions.Fraction
+        Target units per source unit.
+
+    Returns
+    -------
+    int
+        Cents in the target currency.
 
     Example
     -------
@@ -366,6 +394,15 @@ def convert_cents(cents: int, value: Fraction) -> int:
 # ------------------------------------------------------------------------------------------------
 def ledger_currencies(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> list[str]:
     """The document currencies in ``flt``'s scope (its currency criterion ignored), sorted.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    list of str
 
     Example
     -------
@@ -383,11 +420,23 @@ def _per_currency(flt: LedgerFilter, code: str) -> LedgerFilter:
 
 def _rates_note(rates: dict[str, Rate]) -> dict:
     return {c: {"rate": float(r.value), "rate_date": r.rate_date.isoformat(), "text": r.text()}
-            for c, r in sorted(rates.items())}
+            for c, r in sorted(rates.items()) if r.source != r.target}
 
 
 def conversion_rates(conn: sa.Connection, on: dt.date, currencies: Iterable[str], report: str) -> dict[str, Rate]:
     """Each currency's rate into ``report`` on ``on`` (one query).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    on : datetime.date
+    currencies : iterable of str
+    report : str
+
+    Returns
+    -------
+    dict
+        currency -> :class:`Rate` into ``report``.
 
     Example
     -------
@@ -402,7 +451,7 @@ def conversion_rates(conn: sa.Connection, on: dt.date, currencies: Iterable[str]
 def _monthly_sales(conn: sa.Connection, upto: dt.date, flt: LedgerFilter) -> dict[tuple[int, int], int]:
     """Credit sales per (year, month) up to ``upto`` (the countback walk's input), one currency."""
     first = conn.execute(flt.apply_to_invoices(sa.select(sa.func.min(inv.c.invoice_date)))).scalar()
-    if first is None:
+    if first is None or as_date(first) > upto:
         return {}
     from analytics.kpis.common import month_periods, periods_table
     from analytics.ledger import credit_sales
@@ -485,7 +534,8 @@ def snapshot(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str
         "aging": {k: to_units(v) for k, v in aging_tot.items()},
         "open_items": tot["items"], "customers_with_balance": tot["customers"],
         "unapplied_cash": to_units(tot["unapplied"]),
-        "converted": True, "rate_date": min((r.rate_date for r in rates.values()), default=as_of).isoformat(),
+        "converted": True,
+        "rate_date": min((r.rate_date for r in rates.values() if r.source != r.target), default=as_of).isoformat(),
         "rates": _rates_note(rates),
     }
 
@@ -525,8 +575,10 @@ def convert_frame(frames: dict[str, pd.DataFrame], rates: dict[str, Rate], keys:
     out = allf.groupby(keys, as_index=False, sort=False).sum(numeric_only=True)
     out = out[[c for c in frames[next(iter(frames))].columns if c in out.columns]]
     out.attrs["currency"] = report
-    out.attrs["rates"] = {c: r.text() for c, r in sorted(rates.items())}
-    out.attrs["rate_date"] = min(r.rate_date for r in rates.values()).isoformat() if rates else None
+    out.attrs["rates"] = {c: r.text() for c, r in sorted(rates.items()) if r.source != r.target}
+    out.attrs["rate_date"] = min((r.rate_date for r in rates.values() if r.source != r.target),
+                                 default=None)
+    out.attrs["rate_date"] = out.attrs["rate_date"] and out.attrs["rate_date"].isoformat()
     return out
 
 
@@ -536,6 +588,16 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, b
 
     Per currency :func:`analytics.kpis.aging` (per instalment, ``basis``), each bucket's amount converted
     half-up and added; ``items`` add up; ``customers`` add up per currency (accounts).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    buckets : optional
+    basis : {"due", "document"}
 
     Returns
     -------
@@ -554,25 +616,95 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, b
     return convert_frame(frames, rates, ["bucket", "bucket_order"], report)
 
 
+def _trend_rates(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, report: str):
+    """(currencies in scope, {date: rates}) for a converted trend."""
+    codes = ledger_currencies(conn, flt)
+    return codes, _rates_by_date(conn, sorted(set(as_date(d) for d in dates)), codes, report)
+
+
+def _rates_by_date(conn: sa.Connection, dates: list[dt.date], codes: list[str], report: str) -> dict[dt.date, dict]:
+    """Conversion rates at each date that has them for every currency (dates without are left out)."""
+    out = {}
+    for d in dates:
+        try:
+            out[d] = conversion_rates(conn, d, codes, report)
+        except UserError:
+            continue
+    if dates and not out:
+        conversion_rates(conn, dates[-1], codes, report)  # raises, naming the missing rate
+    return out
+
+
+def aging_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, report: str,
+                buckets=kar.DEFAULT_BUCKETS) -> pd.DataFrame:
+    """:func:`analytics.kpis.aging_trend` of every currency converted into ``report``, each date at its
+    own rate (each currency's bucket amount converted half-up, then added). Dates without rates are
+    left out, as in :func:`kpi_trend`.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    dates : iterable of datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    buckets : optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``as_of, bucket, bucket_order, open_cents``; ``attrs["currency"]`` = ``report``.
+
+    Example
+    -------
+    >>> aging_trend(conn, [dt.date(2026, 9, 30), dt.date(2026, 10, 31)], LedgerFilter(), "EUR")  # doctest: +SKIP
+    """
+    codes, stated = _trend_rates(conn, dates, flt, report)
+    dates = sorted(stated)
+    frames = []
+    for code in codes:
+        f = kar.aging_trend(conn, dates, _per_currency(flt, code), buckets)
+        f["open_cents"] = [stated[as_date(d)][code].convert(int(v)) for d, v in zip(f["as_of"], f["open_cents"])]
+        frames.append(f)
+    if not frames:
+        return kar.aging_trend(conn, dates, _per_currency(flt, report), buckets)
+    out = pd.concat(frames).groupby(["as_of", "bucket", "bucket_order"], as_index=False, sort=False)["open_cents"].sum()
+    out = out.sort_values(["as_of", "bucket_order"], ignore_index=True)
+    out.attrs["currency"] = report
+    return out
+
+
 def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, report: str,
               window: int = kar.DEFAULT_WINDOW) -> pd.DataFrame:
     """:func:`analytics.kpis.kpi_trend` converted into ``report``, each date at its own rate.
 
     AR, current, overdue, over 90 and sales are converted per currency and added; DSO, BPDSO, ADD and
     % current are recomputed from those (module docstring). Countback DSO and CEI are left out (NaN) in
-    the converted trend; the converted snapshot (:func:`snapshot`) has both.
+    the converted trend; the converted snapshot (:func:`snapshot`) has both. Dates for which a rate is
+    missing (or too old) are left out; none at all raises :class:`UserError`.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    dates : iterable of datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    window : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`analytics.kpis.kpi_trend` plus ``rate_date``; ``attrs["currency"]``.
 
     Example
     -------
     >>> kpi_trend(conn, [dt.date(2026, 9, 30), dt.date(2026, 10, 31)], LedgerFilter(), "EUR")  # doctest: +SKIP
     """
-    dates = sorted(set(as_date(d) for d in dates))
-    codes = ledger_currencies(conn, flt)
+    codes, stated = _trend_rates(conn, dates, flt, report)
+    dates = sorted(stated)
     money = ["ar_cents", "current_cents", "overdue_cents", "over_90_cents", "sales_cents"]
     acc = {d: dict.fromkeys(money, 0) for d in dates}
-    stated = {}
-    for d in dates:
-        stated[d] = conversion_rates(conn, d, codes, report)
     for code in codes:
         tr = kar.kpi_trend(conn, dates, _per_currency(flt, code), window)
         for row in tr.itertuples():
@@ -588,7 +720,7 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, 
         rows.append({"as_of": d, **a, "dso_standard": dso, "bpdso": bp, "add": dso - bp,
                      "pct_current": math.nan if a["ar_cents"] == 0 else a["current_cents"] * 100 / a["ar_cents"],
                      "dso_countback": math.nan, "cei_month": math.nan,
-                     "rate_date": min((r.rate_date for r in stated[d].values()), default=d)})
+                     "rate_date": min((r.rate_date for r in stated[d].values() if r.source != r.target), default=d)})
     df = pd.DataFrame(rows)
     df.attrs["currency"] = report
     return df
@@ -605,6 +737,16 @@ def demo_rates_csv(start: dt.date, end: dt.date, seed: int = 42) -> str:
     """SYNTHETIC daily rates in the ECB's CSV layout (weekdays, newest first) for demos and tests.
 
     A seeded random walk around :data:`DEMO_CENTRES`; clearly not market data.
+
+    Parameters
+    ----------
+    start, end : datetime.date
+    seed : int
+
+    Returns
+    -------
+    str
+        The CSV text.
 
     Example
     -------

@@ -51,6 +51,14 @@ inv = schema.invoices
 def has_schedules(conn: sa.Connection) -> bool:
     """Does any invoice carry an instalment schedule? (one indexed probe)
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+
+    Returns
+    -------
+    bool
+
     Example
     -------
     >>> has_schedules(conn)  # doctest: +SKIP
@@ -91,17 +99,9 @@ def instalment_items(as_of: dt.date, flt: LedgerFilter = NO_FILTER, basis: str =
         raise UserError(f"aging basis {basis!r}: choose 'due' (due date) or 'document' (document date)")
     d = sa.literal(as_date(as_of), sa.Date)
     o = open_items(as_date(as_of), flt)
-    cum = sa.select(
-        ins.c.invoice_id, ins.c.seq, ins.c.due_date, ins.c.amount_cents,
-        sa.func.sum(ins.c.amount_cents).over(partition_by=ins.c.invoice_id, order_by=ins.c.seq).label("cum"),
-        sa.func.max(ins.c.seq).over(partition_by=ins.c.invoice_id).label("last_seq"),
-    ).subquery("schedule")
-    paid = o.c.amount_cents - o.c.open_cents
+    cum = _schedule()
     zero = sa.literal_column("0")
-    before = cum.c.cum - cum.c.amount_cents  # C_{k-1}
-    inst_open = sa.case(
-        (cum.c.seq < cum.c.last_seq, _clamp(cum.c.cum - paid, zero, cum.c.amount_cents)),
-        else_=o.c.open_cents - _clamp(before - paid, zero, before))
+    inst_open = _instalment_open(cum, o.c.amount_cents - o.c.open_cents, o.c.open_cents)
     age_from = (lambda due: due) if basis == "due" else (lambda due: o.c.invoice_date)
     split = (sa.select(o.c.invoice_id, o.c.customer_id, o.c.doc_type, o.c.invoice_date,
                        cum.c.due_date.label("due_date"), o.c.currency, cum.c.amount_cents.label("amount_cents"),
@@ -115,6 +115,73 @@ def instalment_items(as_of: dt.date, flt: LedgerFilter = NO_FILTER, basis: str =
                        sa.literal(0, sa.Integer).label("instalment"))
              .where(~o.c.invoice_id.in_(sa.select(ins.c.invoice_id))))
     return sa.union_all(whole, split).subquery("instalment_items")
+
+
+def bucket_corrections(dv: sa.FromClause, flt: LedgerFilter, bucket_of) -> list[sa.Select]:
+    """Rows ``(as_of, b, c)`` that turn a by-invoice bucketing of open amounts into a per-instalment one.
+
+    For every invoice with a schedule issued by each date ``dv.c.as_of``: its open amount with the sign
+    reversed in the bucket of the invoice's due date, and each open instalment's amount (allocation as
+    in :func:`instalment_items`) in the bucket of the instalment's due date. Added to a by-invoice sum
+    (``kpis.ar``'s balance moves: AR, current AR for BPDSO, over 90, the aging history) they move the
+    scheduled invoices' amounts to their instalments' buckets; with no schedules they are no rows.
+
+    Parameters
+    ----------
+    dv : FROM clause
+        A table of dates with an ``as_of`` column (:func:`analytics.db.date_values`).
+    flt : LedgerFilter
+    bucket_of : callable
+        ``bucket_of(due_date_column, as_of_column) -> SQL bucket number``.
+
+    Returns
+    -------
+    list of sqlalchemy.Select
+        Two selects of ``(as_of, b, c)`` to UNION ALL with the other moves.
+
+    Example
+    -------
+    >>> from analytics.db import date_values
+    >>> len(bucket_corrections(date_values([dt.date(2026, 10, 31)]), NO_FILTER, lambda due, d: due))
+    2
+    """
+    from analytics.ledger import settlements
+
+    s = settlements()
+    moved = (sa.select(sa.func.coalesce(sa.func.sum(s.c.delta_cents), 0))
+             .where(s.c.item_id == inv.c.id, s.c.move_date <= dv.c.as_of).scalar_subquery())
+    scheduled = flt.apply_to_invoices(
+        sa.select(dv.c.as_of, inv.c.id.label("invoice_id"), inv.c.due_date,
+                  (inv.c.amount_cents + moved).label("open_cents"), (-moved).label("paid"))
+        .select_from(dv.join(inv, inv.c.invoice_date <= dv.c.as_of))
+        .where(inv.c.id.in_(sa.select(ins.c.invoice_id)))).subquery("scheduled")
+    cum = _schedule()
+    zero = sa.literal_column("0")
+    inst_open = _instalment_open(cum, scheduled.c.paid, scheduled.c.open_cents)
+    whole = sa.select(scheduled.c.as_of, bucket_of(scheduled.c.due_date, scheduled.c.as_of).label("b"),
+                      (-scheduled.c.open_cents).label("c")).where(scheduled.c.open_cents != zero)
+    split = (sa.select(scheduled.c.as_of, bucket_of(cum.c.due_date, scheduled.c.as_of).label("b"), inst_open.label("c"))
+             .select_from(scheduled.join(cum, cum.c.invoice_id == scheduled.c.invoice_id))
+             .where(scheduled.c.open_cents != zero))
+    return [whole, split]
+
+
+def _schedule() -> sa.Subquery:
+    """The schedule with each instalment's cumulative amount ``cum`` (C_k) and the invoice's ``last_seq``."""
+    return sa.select(
+        ins.c.invoice_id, ins.c.seq, ins.c.due_date, ins.c.amount_cents,
+        sa.func.sum(ins.c.amount_cents).over(partition_by=ins.c.invoice_id, order_by=ins.c.seq).label("cum"),
+        sa.func.max(ins.c.seq).over(partition_by=ins.c.invoice_id).label("last_seq"),
+    ).subquery("schedule")
+
+
+def _instalment_open(cum: sa.Subquery, paid, open_total) -> sa.ColumnElement:
+    """Open amount of instalment k, earliest first: min(a_k, max(0, C_k − paid)); the last one the rest."""
+    zero = sa.literal_column("0")
+    before = cum.c.cum - cum.c.amount_cents  # C_{k-1}
+    return sa.case(
+        (cum.c.seq < cum.c.last_seq, _clamp(cum.c.cum - paid, zero, cum.c.amount_cents)),
+        else_=open_total - _clamp(before - paid, zero, before))
 
 
 def aged_items(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER, basis: str = "due") -> sa.Subquery:
@@ -194,6 +261,16 @@ def stage_schedules(conn: sa.Connection, text: str) -> tuple[dict[str, list[tupl
     Checks: the invoice exists and is an invoice or debit memo; dates parse and are not before the
     invoice date; amounts are positive with at most 2 decimals (or portions add up to 100); the
     instalments add up to the invoice amount. Every problem names its row, column and value.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    text : str
+        The CSV text.
+
+    Returns
+    -------
+    (dict, list of RowError)
 
     Example
     -------
@@ -343,13 +420,21 @@ def read_upload(source) -> tuple[bytes, str | None]:
     """The bytes and name of a small input file (path, bytes or a binary file-like such as Streamlit's
     ``UploadedFile``), refused above ``AR_LOAD_MAX_MB`` (200 MB) as the ledger loaders do.
 
+    Parameters
+    ----------
+    source : path, bytes or binary file-like
+
+    Returns
+    -------
+    (bytes, str or None)
+
     (The loaders' reader is not imported: ``analytics.loaders`` dispatches ``load rates`` and
     ``load schedule`` here, so importing it back would make a cycle.)
 
     Example
     -------
-    >>> read_upload(b"Date,USD\n")
-    (b'Date,USD\n', None)
+    >>> read_upload(b"Date,USD\\n")
+    (b'Date,USD\\n', None)
     """
     import os
     from pathlib import Path
@@ -393,5 +478,5 @@ def run_load_cli(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["BASES", "has_schedules", "instalment_items", "aged_items", "stage_schedules", "load_schedules",
-           "read_upload"]
+__all__ = ["BASES", "has_schedules", "instalment_items", "bucket_corrections", "aged_items", "stage_schedules",
+           "load_schedules", "read_upload"]

@@ -93,7 +93,7 @@ def test_rates_lookup_conversion_and_converted_kpis(engine):
                                  "120+": 0.0}
         assert snap["unapplied_cash"] == 58.48
         assert (snap["open_items"], snap["customers_with_balance"]) == (4, 3)
-        assert set(snap["rates"]) == {"USD", "GBP", "EUR"}
+        assert set(snap["rates"]) == {"USD", "GBP"}  # EUR needs no rate
         # one currency reported in itself equals the transaction-currency KPI exactly
         own = fx.snapshot(conn, AS_OF, LedgerFilter(customers=("U",)), "USD")
         plain = kpis.snapshot(conn, AS_OF, LedgerFilter(currencies=("USD",)))
@@ -142,3 +142,49 @@ def test_cli_converts(engine, capsys):
     assert "1 GBP = 1.264444 USD (rate of 2024-03-28)" in capsys.readouterr().out
     assert cli_main(["aging", "--as-of", "2024-03-31", "--report-currency", "EUR", "--by", "customer",
                      "--db", url]) == 2
+
+
+def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypatch):
+    from tests.apptest_helpers import assert_clean, open_page, texts
+
+    build(duckdb_engine)
+    url = duckdb_engine.url.render_as_string(hide_password=False)
+    duckdb_engine.dispose()
+    monkeypatch.setenv("AR_DB_URL", url)
+    at = open_page(monkeypatch, url, "overview", role="manager")
+    assert_clean(at)
+    assert at.selectbox(key="w_report_currency").value is None  # transaction currency by default
+    at.selectbox(key="w_report_currency").set_value("EUR").run()
+    assert_clean(at)
+    shown = texts(at)
+    assert "converted into EUR" in shown and "rate of 2024-03-28" in shown
+    assert "EUR 3,553" in [m.value for m in at.metric]  # AR 3,553.36 (cards show whole units)
+    at.switch_page("../pages/aging.py").run()  # the choice is kept across pages
+    assert_clean(at)
+    assert "converted into EUR" in texts(at)
+    at.segmented_control(key="aging_basis").set_value("document").run()
+    at.text_input(key="aging_edges").set_value("0, 60").run()
+    assert_clean(at)
+    assert [o for o in at.selectbox(key="aging_bucket").options] == ["Current", "1-60", "60+"]
+
+
+def test_month_end_revaluation_in_the_roll_forward(engine):
+    """March 2024 into EUR. Opening at the 02-29 rates, lines and closing at the 03-28 rates:
+    USD: opening U2 50000 / 1.0813 = 46240.63 -> 46241; invoice U1 100000 / 1.0811 -> 92498; cash -20000
+         / 1.0811 = -18499.68 -> -18500; closing 130000 / 1.0811 -> 120248; FX = 120248 - 46241 - 92498
+         + 18500 = +9 (gain 0.09).
+    GBP: opening G1 30000 / 0.8546 = 35104.14 -> 35104; no lines; closing 30000 / 0.855 -> 35088; FX = -16.
+    EUR: no revaluation (E1 200000 issued and open).
+    """
+    from analytics.cash_app import reports, ties_out
+
+    build(engine)
+    with engine.connect() as conn:
+        rf = reports.revalued_rollforward(conn, "2024-03", "2024-03", "EUR").set_index("currency")
+    assert rf.loc["USD", ["opening_cents", "invoices_cents", "cash_applied_cents", "fx_revaluation_cents",
+                          "closing_cents"]].tolist() == [46_241, 92_498, -18_500, 9, 120_248]
+    assert rf.loc["GBP", ["opening_cents", "fx_revaluation_cents", "closing_cents"]].tolist() == [35_104, -16, 35_088]
+    assert rf.loc["EUR", ["opening_cents", "invoices_cents", "fx_revaluation_cents", "closing_cents"]].tolist() == [
+        0, 200_000, 0, 200_000]
+    assert ties_out(rf) and int(rf["closing_cents"].sum()) == 355_336  # = the converted AR of the snapshot
+    assert rf.loc["USD", "rate_date"] == D(2024, 3, 28)

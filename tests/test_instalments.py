@@ -127,3 +127,33 @@ def test_cli_basis_and_edges(engine, capsys, tmp_path):
     assert [(r["bucket"], r["open"]) for r in out["rows"]] == [("Current", 0.0), ("1-60", 0.0), ("61-90", 1.0),
                                                                  ("90+", 0.0)]
     assert cli_main(["aging", "--edges", "30,10", "--db", url]) == 2
+
+
+def test_dso_trend_and_dunning_work_per_instalment(engine):
+    """BPDSO's current AR and the aging history use the instalments; so does dunning.
+
+    At D: AR 750.00, current (per instalment) 366.67; sales in (D - 90, D] = S1 is dated 01-01 (in: D - 90 =
+    2024-01-01 is excluded, so S1 is out), N1 200 + P1 100 = 300.00 -> BPDSO = 366.67 / 300 x 90 = 110.00;
+    without instalments current would be S1 450 + P1 100 = 550.00 (165.00).
+    Dunning (grace 0): counted are N1 (29 d), S1 #2 (150.00, 31 d), P1 #1 (33.33, 16 d); the call step
+    (31+ days, at least 50.00) is reached by S1 #2 alone: a call letter for 150.00, not for S1's 450.00.
+    """
+    from analytics import dunning, dunning_runs
+    from tests.apptest_helpers import make_user
+
+    build(engine)
+    with engine.connect() as conn:
+        snap = kpis.snapshot(conn, AS_OF)
+        assert (snap["ar_total"], snap["current_total"], snap["credit_sales"], snap["bpdso"]) == (
+            750.0, 366.67, 300.0, 110.0)
+        trend = kpis.aging_trend(conn, [D(2024, 2, 15), AS_OF]).set_index(["as_of", "bucket"])["open_cents"]
+        assert trend[(AS_OF, "31-60")] == 15_000 and trend[(D(2024, 2, 15), "1-30")] == 30_000
+        acc = dunning.assess(dunning.account_items(conn, AS_OF))
+        row = acc.iloc[0]
+        assert (row.step, int(row.letter_cents)) == ("call", 15_000)
+    plan = dunning_runs.run_dunning(engine, make_user("manager", username="boss"), AS_OF)
+    assert list(plan["action"]) == ["send"]
+    with engine.connect() as conn:
+        items = conn.execute(sa.select(schema.dunning_notice_items.c.invoice_id,
+                                       schema.dunning_notice_items.c.open_cents)).all()
+    assert sorted(tuple(r) for r in items) == [("S1", 15_000)]

@@ -391,7 +391,11 @@ def _balance_moves(dates: list[dt.date], flt: LedgerFilter, buckets) -> sa.Subqu
     moved = sa.select(dv.c.as_of, b, s.c.delta_cents.label("c")).select_from(
         dv.join(s, s.c.move_date <= dv.c.as_of).join(inv, sa.and_(inv.c.id == s.c.item_id,
                                                                   inv.c.invoice_date <= dv.c.as_of)))
-    return sa.union_all(flt.apply_to_invoices(issued), flt.apply_to_invoices(moved)).subquery("balance_moves")
+    # invoices with an instalment schedule: their amounts moved to their instalments' buckets (fx, issue 20)
+    per_instalment = instalments.bucket_corrections(
+        dv, flt, lambda due, d: bucket_order_expr(days_between(due, d), buckets))
+    return sa.union_all(flt.apply_to_invoices(issued), flt.apply_to_invoices(moved),
+                        *per_instalment).subquery("balance_moves")
 
 
 @dataclasses.dataclass(frozen=True)
