@@ -43,6 +43,7 @@ from dashboard.feedback import (  # noqa: E402,F401
     GENERIC_ERROR, RAISE_ENV, attempt, empty_state, flash, run_safely, show_flash, write_action)
 from dashboard.filters import (  # noqa: E402,F401
     PERIODS, LedgerFacts, filter_caption, frame_currency, ledger_facts, page_title, period_picker, sidebar_filters)
+from dashboard.filters import reporting_currency  # noqa: E402,F401  (fx: the sidebar's "Report in")
 from dashboard.formatting import (  # noqa: E402,F401
     DASH, cents, days, delta, is_missing, money, num, pct, plain, to_cents)
 from dashboard.formatting import cents_compact, date_text, header, label, money_compact  # noqa: E402,F401
@@ -106,6 +107,7 @@ __all__ = [
     "run_safely",
     "show_flash",
     "sidebar_filters",
+    "reporting_currency",  # fx
     "sign_in_form",
     "sign_out",
     "table",

@@ -10,7 +10,7 @@ import datetime as dt
 
 import streamlit as st
 
-from analytics import kpis, metrics
+from analytics import fx, kpis, metrics
 from dashboard import common as ui
 from dashboard import charts
 
@@ -18,9 +18,16 @@ user = ui.require_page("overview")
 as_of, flt = ui.sidebar_filters()
 ui.page_title("Overview", as_of, flt)
 
-snap = ui.cached(kpis.snapshot, as_of, flt)
 prev_date = as_of.replace(day=1) - dt.timedelta(days=1)
-prev = ui.cached(kpis.snapshot, prev_date, flt)
+rep = ui.reporting_currency()  # fx: every currency converted into one at the as-of date's rates
+if rep:
+    ok, both = ui.attempt(lambda: [ui.cached(fx.snapshot, d, flt, rep) for d in (as_of, prev_date)])
+    if not ok:
+        st.stop()
+    snap, prev = both
+else:
+    snap = ui.cached(kpis.snapshot, as_of, flt)
+    prev = ui.cached(kpis.snapshot, prev_date, flt)
 cur = snap["currency"]
 
 if not snap["open_items"] and not snap["credit_sales"] and not prev["open_items"]:
@@ -28,7 +35,9 @@ if not snap["open_items"] and not snap["credit_sales"] and not prev["open_items"
     st.stop()
 
 st.caption(f"Amounts in {cur}. Change against the end of the previous month ({prev_date:%d %b %Y}). "
-           f"DSO window {snap['window']} days.")
+           f"DSO window {snap['window']} days."
+           + (f" All currencies converted into {cur}: " + "; ".join(r["text"] for r in snap["rates"].values())
+              if rep else ""))
 
 
 def card(col, key, fmt, kind):
@@ -62,7 +71,7 @@ st.caption(f"{snap['open_items']:,} open items · {snap['customers_with_balance'
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Aging")
-    aging = ui.cached(kpis.aging, as_of, flt)
+    aging = ui.cached(fx.aging, as_of, flt, rep) if rep else ui.cached(kpis.aging, as_of, flt)
     if charts.has_amounts(aging):
         st.plotly_chart(charts.aging_bar(aging, cur), key="overview_aging", config=charts.CONFIG)
     else:
@@ -72,10 +81,13 @@ with right:
     dates = kpis.last_month_ends(as_of, 12)
     if as_of not in dates:
         dates = dates + [as_of]
-    trend = ui.cached(kpis.kpi_trend, tuple(dates), flt)
-    st.plotly_chart(charts.dso_trend(trend), key="overview_dso", config=charts.CONFIG)
+    ok, trend = ui.attempt(ui.cached, fx.kpi_trend, tuple(dates), flt, rep) if rep else \
+        (True, ui.cached(kpis.kpi_trend, tuple(dates), flt))
+    if ok:
+        st.plotly_chart(charts.dso_trend(trend), key="overview_dso", config=charts.CONFIG)
 
 with st.expander("Trend table"):
-    ui.table(trend, "kpi_trend", key="overview_trend_table")
+    if ok:
+        ui.table(trend, "kpi_trend", key="overview_trend_table")
 with st.expander("Aging table"):
     ui.table(aging, "aging", key="overview_aging_table")
