@@ -303,3 +303,16 @@ def test_invoice_features_see_nothing_after_the_scoring_point(ledger):
         conn.execute(schema.disputes.insert(), [dict(invoice_id="I3", customer_id="K1", opened_date=D(2024, 3, 1),
                                                      reason_code="price", amount_cents=1_000)])
     assert _invoice_features(ledger).loc["I3", "inv_disputed"] == 1
+
+
+def test_model_card_reports_the_early_warning_score(gen_url):
+    """The account model asked only of current or early accounts (worst item <= 30 days past due)."""
+    from analytics.risk import evaluate
+
+    card = evaluate(db.make_engine(gen_url), max_iter=20)
+    acc = card["account"]
+    assert "model" in acc, acc
+    ew = acc["early_warning"]
+    assert ew["max_days_past_due"] == 30 and 0 < ew["n_test"] < acc["n_test"]
+    assert ew["events"]["late"] + ew["events"]["on_time"] == ew["n_test"]
+    assert ew["model"]["brier"] is not None and card["invoice"]["reliable"] in (True, False)
