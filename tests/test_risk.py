@@ -316,3 +316,16 @@ def test_model_card_reports_the_early_warning_score(gen_url):
     assert ew["max_days_past_due"] == 30 and 0 < ew["n_test"] < acc["n_test"]
     assert ew["events"]["late"] + ew["events"]["on_time"] == ew["n_test"]
     assert ew["model"]["brier"] is not None and card["invoice"]["reliable"] in (True, False)
+
+
+def test_kaplan_meier_quantiles_count_open_items_as_not_yet_paid():
+    from analytics.risk.lateness import km_quantiles
+
+    paid = np.array([True] * 10)
+    assert km_quantiles(np.arange(1.0, 11.0), paid, (0.1, 0.5, 0.9)).tolist() == [1.0, 5.0, 9.0]
+    # half the items still open at 3 days: the median moves later than the paid items alone say
+    t = np.array([1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 8.0, 9.0])
+    e = np.array([True, True, False, False, False, False, True, True])
+    assert km_quantiles(t, e, (0.1, 0.5, 0.9)).tolist() == [1.0, 8.0, 9.0]  # paid items alone: 1.5, 5.5, 8.7
+    # a quantile the data never reach (most items still open): 1.5 x the longest time seen
+    assert km_quantiles(np.array([1.0, 2.0, 3.0]), np.array([True, False, False]), (0.5,)).tolist() == [4.5]

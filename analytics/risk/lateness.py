@@ -34,11 +34,48 @@ def _late_history(conn: sa.Connection, as_of: dt.date) -> tuple[np.ndarray, np.n
     return cust[order], late[order], seen[order]
 
 
+def km_quantiles(times: np.ndarray, events: np.ndarray, quantiles) -> np.ndarray:
+    """Quantiles of the time to payment from a Kaplan-Meier estimate (``events`` False = censored);
+    a quantile the data never reach (too many items still open) is the longest time observed × 1.5.
+
+    Parameters
+    ----------
+    times : numpy.ndarray
+        Days to payment (paid) or days observed so far (still open).
+    events : numpy.ndarray of bool
+        True = paid, False = still open (censored).
+    quantiles : sequence of float
+
+    Returns
+    -------
+    numpy.ndarray
+        One time per quantile.
+
+    Example
+    -------
+    >>> km_quantiles(np.array([1.0, 2.0, 3.0, 8.0]), np.array([True, True, False, True]), (0.5,)).tolist()
+    [2.0]
+    """
+    if not times.size:
+        return np.full(len(quantiles), 30.0)
+    order = np.argsort(times, kind="stable")
+    t, e = times[order], events[order]
+    at_risk = t.size - np.arange(t.size)
+    surv = np.cumprod(1.0 - e / at_risk)
+    paid_share = 1.0 - surv
+    out = []
+    for q in quantiles:
+        k = np.searchsorted(paid_share, q - 1e-9, side="left")  # 1 - 0.9 is 0.0999...: no float miss
+        out.append(t[k] if k < t.size else t[-1] * 1.5)
+    return np.array(out, dtype=float)
+
+
 def late_payment_days(conn: sa.Connection, as_of: dt.date, items: pd.DataFrame,
                       quantiles=(0.1, 0.5, 0.9), min_items: int = 20) -> np.ndarray:
     """Days from ``as_of`` to payment of items already past due: quantiles of how much longer the
     customer's earlier items that were as late took (their own history when it holds ``min_items``
-    such items, else every customer's), counting items still open as paid no earlier than today.
+    such items, else every customer's), a Kaplan-Meier estimate in which items still open are
+    censored at their age today.
 
     Parameters
     ----------
@@ -61,18 +98,22 @@ def late_payment_days(conn: sa.Connection, as_of: dt.date, items: pd.DataFrame,
     array([[ 3., 12., 41.]])
     """
     cust, late, seen = _late_history(conn, as_of)
-    # an item still open at age a was paid a days late at the earliest: a lower bound, kept so that
-    # customers who stop paying do not look like prompt payers
-    value = np.where(np.isfinite(late), late, seen)
+    # an item still open at age a is censored at a (paid later than a, unknown when): Kaplan-Meier
+    paid = np.isfinite(late)
+    value = np.where(paid, late, seen)
     d = items["days_past_due"].to_numpy(dtype=float)
     item_cust = items["customer_id"].astype(str).to_numpy()
     starts = np.searchsorted(cust, item_cust, side="left")
     ends = np.searchsorted(cust, item_cust, side="right")
     out = np.zeros((len(d), len(quantiles)))
     for i, (a, b, dd) in enumerate(zip(starts, ends, d)):
-        own = value[a:b][value[a:b] > dd]
-        pool = own if own.size >= min_items else value[value > dd]
-        out[i] = np.quantile(pool - dd, quantiles) if pool.size else np.full(len(quantiles), 30.0)
+        own = value[a:b] > dd
+        if own.sum() >= min_items:
+            times, events = value[a:b][own] - dd, paid[a:b][own]
+        else:
+            pool = value > dd
+            times, events = value[pool] - dd, paid[pool]
+        out[i] = km_quantiles(times, events, quantiles)
     return np.maximum(out, 1.0)
 
 

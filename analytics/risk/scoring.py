@@ -505,7 +505,8 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     already more than ``late_days`` past due gets 1. ``days_to_pay*`` are days from the invoice date
     (10th/50th/90th percentile): for an item not yet due, the days-to-pay model's conformal interval
     (never earlier than its age today); for an item already past due, its age plus how much longer
-    the customer's earlier items that were as late took (:func:`analytics.risk.lateness.late_payment_days`).
+    the customer's earlier items that were as late took (Kaplan-Meier,
+    :func:`analytics.risk.lateness.late_payment_days`).
     ``pay_date*`` = invoice date + those days. Without enough paid history the interval falls back to
     the customer's average days late around the due date.
 
