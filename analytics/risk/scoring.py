@@ -349,6 +349,7 @@ class ModelCache:
         self.maxsize = maxsize
         self._items: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._training: dict = {}  # key -> lock held while that key's model trains
 
     def get(self, conn: sa.Connection, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS,
             max_iter: int = 150, max_training_rows: int | None = MAX_TRAINING_ROWS) -> RiskModel:
@@ -358,11 +359,17 @@ class ModelCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
-        with self._lock:
-            self._items[key] = model
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            training = self._training.setdefault(key, threading.Lock())
+        with training:  # sessions asking at once for the same key train once; the others wait for it
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
+            with self._lock:
+                self._items[key] = model
+                self._training.pop(key, None)
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
         return model
 
     def clear(self) -> None:
