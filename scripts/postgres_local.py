@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT / "data" / "postgres"
 DEFAULT_PORT = 5433
 DATABASE = "ar"
+#: Settings of a kept server (``make run-postgres``): PostgreSQL's defaults (128MB shared buffers, 4MB
+#: work_mem) make the KPI queries at a million invoices spill their hash joins to disk.
+KEPT_SETTINGS = "-c shared_buffers=256MB -c work_mem=64MB -c effective_cache_size=1GB -c jit=off"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -172,6 +175,8 @@ class PostgresServer:
             opts = f"-p {self.port} -k {self._socket_dir()} -c listen_addresses=127.0.0.1 -c max_connections=100"
             if not self.kept:  # throw-away: speed over durability
                 opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            else:  # the dashboard's server: memory for the KPI queries' hash joins and sorts (defaults: 4MB)
+                opts += f" {KEPT_SETTINGS}"
             self._run(f"{self.bindir}/pg_ctl", "-D", self.data, "-o", opts, "-l", log, "-w", "-t", "60", "start")
         except subprocess.CalledProcessError as exc:
             raise PostgresUnavailable(f"PostgreSQL failed to start: {exc.stderr or exc.stdout}") from exc
