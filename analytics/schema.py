@@ -133,6 +133,13 @@ receipts = sa.Table(
     sa.Column("method", sa.String(16), nullable=False, server_default="eft"),
     sa.Column("remittance_ref", sa.Text),
     sa.Column("import_batch_id", sa.Integer, sa.ForeignKey("import_batches.id")),
+    # From a bank statement line (0007): who paid, from which account, the bank's reference and the
+    # statement (bank_statements.id; no foreign key: DuckDB cannot add one to an existing table).
+    # The line's remittance text is ``remittance_ref``, which the matcher reads.
+    sa.Column("payer_name", sa.String(200)),
+    sa.Column("payer_account", sa.String(64)),
+    sa.Column("bank_reference", sa.String(64)),
+    sa.Column("statement_id", sa.Integer),
     sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
     sa.CheckConstraint(_in("method", RECEIPT_METHODS), name="method"),
 )
@@ -421,10 +428,93 @@ dunning_notice_items = sa.Table(
 )
 sa.Index("ix_dunning_notice_items_invoice", dunning_notice_items.c.invoice_id)
 
+# ---- bank statements (revision 0007) ---------------------------------------------------------
+BANK_FORMATS = ("bai2", "mt940", "camt053")
+BANK_DIRECTIONS = ("credit", "debit", "return")
+
+# One loaded bank statement (a file may hold several accounts or days: one row per account and file).
+bank_statements = sa.Table(
+    "bank_statements",
+    metadata,
+    _serial_pk("bank_statements"),
+    sa.Column("format", sa.String(8), nullable=False),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("statement_ref", sa.String(64)),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("from_date", sa.Date, nullable=False),
+    sa.Column("to_date", sa.Date, nullable=False),
+    sa.Column("file_name", sa.String(500)),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("loaded_at", sa.DateTime, nullable=False),
+    sa.Column("loaded_by", sa.String(64)),
+    sa.Column("lines_new", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lines_duplicate", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("import_batch_id", sa.Integer, sa.ForeignKey("import_batches.id")),
+    sa.CheckConstraint(_in("format", BANK_FORMATS), name="format"),
+)
+
+# Every statement line once (``line_key`` identifies it across overlapping statements): a credit made a
+# receipt; a return names the receipt it reverses; other debits are kept as they are.
+bank_lines = sa.Table(
+    "bank_lines",
+    metadata,
+    _serial_pk("bank_lines"),
+    sa.Column("statement_id", sa.Integer, sa.ForeignKey("bank_statements.id"), nullable=False),
+    sa.Column("line_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("file_line", sa.Integer, nullable=False),
+    sa.Column("value_date", sa.Date, nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    _money("amount_cents"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("payer_name", sa.String(200)),
+    sa.Column("payer_account", sa.String(64)),
+    sa.Column("bank_reference", sa.String(64)),
+    sa.Column("customer_reference", sa.String(64)),
+    sa.Column("type_code", sa.String(16)),
+    sa.Column("remittance_text", sa.Text),
+    sa.Column("receipt_id", sa.String(64), sa.ForeignKey("receipts.id")),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint(_in("direction", BANK_DIRECTIONS), name="direction"),
+)
+sa.Index("ix_bank_lines_statement", bank_lines.c.statement_id)
+sa.Index("ix_bank_lines_receipt", bank_lines.c.receipt_id)
+
+# ---- currencies and instalments (revision 0008) ----------------------------------------------
+#: Exchange rates are stored as integers: the rate times RATE_SCALE (10 decimal places, exact).
+RATE_SCALE = 10**10
+
+# Daily reference rates as published (the ECB: units of ``currency`` per 1 ``base``, base EUR).
+exchange_rates = sa.Table(
+    "exchange_rates",
+    metadata,
+    sa.Column("base", sa.String(3), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("rate_date", sa.Date, primary_key=True),
+    sa.Column("rate_scaled", sa.BigInteger, nullable=False),  # rate x RATE_SCALE
+    sa.Column("source", sa.String(200)),
+    sa.CheckConstraint("rate_scaled > 0", name="rate_pos"),
+    sa.CheckConstraint("currency <> base", name="not_base"),
+)
+
+# An invoice's payment schedule (instalments, as ERPNext's payment schedule): due dates with portions
+# that add up to the invoice amount. Invoices without rows here have one due date (invoices.due_date).
+invoice_instalments = sa.Table(
+    "invoice_instalments",
+    metadata,
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("due_date", sa.Date, nullable=False),
+    _money("amount_cents"),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint("seq >= 1", name="seq_pos"),
+)
+
 LEDGER_TABLES = (
     collectors, customers, customer_truth, invoices, receipts, applications, adjustments,
     disputes, promises, activities, users, audit_log, import_batches, ledger_meta, receipt_truth,
     match_proposals, writeoff_proposals, dunning_blocks, dunning_runs, dunning_notices, dunning_notice_items,
+    bank_statements, bank_lines,
+    exchange_rates, invoice_instalments,
 )
 #: Security state that is not ledger data: not exported by backups (a restore keeps the target's).
 SECURITY_TABLES = (audit_head, login_throttle)

@@ -77,11 +77,11 @@ if not scenario.is_base():
 # --------------------------------------------------------------------------------------------- headline
 score = summary.set_index("method").loc[method] if summary is not None and method in set(summary["method"]) else None
 c1, c2, c3 = st.columns(3)
-c1.metric(f"Expected receipts, {weeks} weeks", ui.money(base["expected"].sum(), currency))
-c2.metric("Weeks 1–4", ui.money(base["expected"].head(4).sum(), currency))
+ui.money_metric(c1, f"Expected receipts, {weeks} weeks", units=base["expected"].sum(), currency=currency)
+ui.money_metric(c2, "Weeks 1–4", units=base["expected"].head(4).sum(), currency=currency)
 if scen is not None:
-    c3.metric("Scenario total", ui.money(scen["expected"].sum(), currency),
-              delta=ui.money(scen["expected"].sum() - base["expected"].sum(), currency))
+    ui.money_metric(c3, "Scenario total", units=scen["expected"].sum(), currency=currency,
+                    delta=ui.money_compact(scen["expected"].sum() - base["expected"].sum(), currency))
 elif score is not None:
     c3.metric("Backtest WAPE, weeks 1–4", ui.pct(score.wape_1_4, ratio=True))
 

@@ -96,3 +96,71 @@ def evaluate_matching(conn: sa.Connection, as_of: dt.date | None = None, auto_th
         "auto_recall": _ratio(len(auto_found), len(truth)),
         "by_rule": by_rule,
     }
+
+
+HIT_RATE_COLUMNS = ["statement_id", "format", "account", "statement_ref", "currency", "from_date", "to_date",
+                    "file_name", "receipts", "auto_applied", "proposed", "unmatched", "returned", "hit_rate",
+                    "auto_rate", "receipts_cents", "auto_applied_cents", "proposed_cents", "unmatched_cents"]
+
+
+def statement_hit_rates(conn: sa.Connection) -> pd.DataFrame:
+    """Hit rate of cash application per loaded bank statement.
+
+    Each receipt a statement's credit lines made is counted once, by its best outcome so far:
+    ``auto_applied`` (the matching run applied cash to it automatically), ``proposed`` (it got
+    proposals, waiting for or decided by a person, or cash applied by hand, e.g. a remittance
+    advice), else ``unmatched`` (nothing proposed: suspense or no open item fits). A receipt a bank
+    return reversed counts as ``returned`` and is left out of the rates.
+    ``hit_rate = (auto_applied + proposed) / (receipts − returned)``, ``auto_rate = auto_applied /
+    (receipts − returned)``. Source: ``bank_statements``, ``receipts.statement_id``,
+    ``match_proposals``, ``applications``, ``bank_lines``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per statement, newest first; columns :data:`HIT_RATE_COLUMNS` (money in cents).
+
+    Example
+    -------
+    >>> statement_hit_rates(conn)[["statement_id", "receipts", "auto_applied", "hit_rate"]]  # doctest: +SKIP
+    """
+    from analytics.cash_app.matching import returned_receipts
+
+    bs, rc, mp = schema.bank_statements, schema.receipts, schema.match_proposals
+    stmts = conn.execute(sa.select(bs.c.id, bs.c.format, bs.c.account, bs.c.statement_ref, bs.c.currency,
+                                   bs.c.from_date, bs.c.to_date, bs.c.file_name).order_by(bs.c.id.desc())).all()
+    if not stmts:
+        return pd.DataFrame(columns=HIT_RATE_COLUMNS)
+    recs = pd.DataFrame(conn.execute(sa.select(rc.c.id, rc.c.statement_id, rc.c.amount_cents)
+                                     .where(rc.c.statement_id.is_not(None))).all(),
+                        columns=["receipt_id", "statement_id", "amount_cents"])
+    auto = set(conn.execute(sa.select(mp.c.receipt_id).where(mp.c.status == "auto_applied")
+                            .where(mp.c.receipt_id.in_(sa.select(rc.c.id).where(rc.c.statement_id.is_not(None))))
+                            .distinct()).scalars())
+    proposed = set(conn.execute(sa.select(mp.c.receipt_id).where(mp.c.status != "auto_applied")
+                                .where(mp.c.receipt_id.in_(sa.select(rc.c.id).where(rc.c.statement_id.is_not(None))))
+                                .distinct()).scalars())
+    proposed |= set(conn.execute(sa.select(ap.c.receipt_id).where(ap.c.source != "auto", ap.c.amount_cents > 0)
+                                 .where(ap.c.receipt_id.in_(sa.select(rc.c.id).where(rc.c.statement_id.is_not(None))))
+                                 .distinct()).scalars())
+    returned = set(conn.execute(returned_receipts()).scalars())
+    recs["outcome"] = [("returned" if r in returned else "auto_applied" if r in auto else
+                        "proposed" if r in proposed else "unmatched") for r in recs["receipt_id"]]
+    out = []
+    for s in stmts:
+        mine = recs[recs["statement_id"] == s.id]
+        counts = mine["outcome"].value_counts()
+        cents = mine.groupby("outcome")["amount_cents"].sum()
+        n = len(mine)
+        base = n - int(counts.get("returned", 0))
+        a, p, u = (int(counts.get(k, 0)) for k in ("auto_applied", "proposed", "unmatched"))
+        out.append({"statement_id": int(s.id), "format": s.format, "account": s.account,
+                    "statement_ref": s.statement_ref, "currency": s.currency, "from_date": s.from_date,
+                    "to_date": s.to_date, "file_name": s.file_name, "receipts": n, "auto_applied": a,
+                    "proposed": p, "unmatched": u, "returned": int(counts.get("returned", 0)),
+                    "hit_rate": _ratio(a + p, base), "auto_rate": _ratio(a, base),
+                    "receipts_cents": int(mine["amount_cents"].sum()),
+                    "auto_applied_cents": int(cents.get("auto_applied", 0)),
+                    "proposed_cents": int(cents.get("proposed", 0)),
+                    "unmatched_cents": int(cents.get("unmatched", 0))})
+    return pd.DataFrame(out, columns=HIT_RATE_COLUMNS)

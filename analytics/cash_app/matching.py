@@ -23,7 +23,11 @@ date) the engine proposes allocations ``receipt -> invoice`` with a **confidence
 ``oldest_first``
     Last resort: the remaining amount is spread over the customer's oldest open items by due date.
 
-A receipt without a customer (unidentified payer) is identified from the invoice numbers in its
+A receipt without a customer (unidentified payer, e.g. a bank statement line) is first identified
+from the bank line: its **payer account** when that account already paid one customer (learned from
+past matches: a receipt with the account whose customer is known or whose cash went to one customer's
+items), else its **payer name** when it equals one customer's name (case, punctuation and legal forms
+such as Inc/LLC/Ltd/GmbH ignored). Otherwise it is identified from the invoice numbers in its
 text (they must all belong to one customer); without numbers, a single open item in the receipt's
 currency with exactly its amount is proposed at low confidence (``exact_amount_any_customer``).
 
@@ -95,7 +99,12 @@ def unapplied_receipts_query(as_of: dt.date) -> sa.Select:
     """Receipts dated <= ``as_of`` with their unapplied amount at ``as_of`` (> 0 only).
 
     Columns: ``receipt_id, customer_id, receipt_date, amount_cents, currency, remittance_ref,
-    applied_cents, unapplied_cents``.
+    payer_name, payer_account, applied_cents, unapplied_cents``. Receipts a bank return reversed
+    (``bank_lines`` of direction ``return``) are not unapplied cash: they are left out.
+
+    Example
+    -------
+    >>> conn.execute(unapplied_receipts_query(dt.date(2026, 10, 31))).all()  # doctest: +SKIP
     """
     d = sa.literal(as_of, sa.Date)
     applied = (sa.select(ap.c.receipt_id, sa.func.sum(ap.c.amount_cents).label("applied_cents"))
@@ -103,10 +112,104 @@ def unapplied_receipts_query(as_of: dt.date) -> sa.Select:
                .group_by(ap.c.receipt_id).subquery("applied"))
     applied_cents = sa.func.coalesce(applied.c.applied_cents, 0)
     return (sa.select(rc.c.id.label("receipt_id"), rc.c.customer_id, rc.c.receipt_date, rc.c.amount_cents,
-                      rc.c.currency, rc.c.remittance_ref, applied_cents.label("applied_cents"),
+                      rc.c.currency, rc.c.remittance_ref, rc.c.payer_name, rc.c.payer_account,
+                      applied_cents.label("applied_cents"),
                       (rc.c.amount_cents - applied_cents).label("unapplied_cents"))
             .select_from(rc.outerjoin(applied, applied.c.receipt_id == rc.c.id))
-            .where(rc.c.receipt_date <= d, rc.c.amount_cents - applied_cents > 0))
+            .where(rc.c.receipt_date <= d, rc.c.amount_cents - applied_cents > 0,
+                   rc.c.id.not_in(returned_receipts())))
+
+
+def returned_receipts() -> sa.Select:
+    """Ids of the receipts a bank return reversed (``bank_lines.direction = 'return'``).
+
+    Example
+    -------
+    >>> conn.execute(returned_receipts()).scalars().all()  # doctest: +SKIP
+    []
+    """
+    bl = schema.bank_lines
+    return sa.select(bl.c.receipt_id).where(bl.c.direction == "return", bl.c.receipt_id.is_not(None))
+
+
+_LEGAL = re.compile(r"\b(inc|incorporated|llc|ltd|limited|gmbh|ag|sa|sas|bv|nv|plc|corp|corporation|co|company|"
+                    r"the)\b")
+
+
+def name_key(name: str | None) -> str:
+    """A payer or customer name compared without case, punctuation and legal forms.
+
+    Example
+    -------
+    >>> name_key("Globex Corporation, Inc."), name_key("GLOBEX")
+    ('globex', 'globex')
+    """
+    text = re.sub(r"[^a-z0-9 ]+", " ", str(name or "").lower())
+    return " ".join(_LEGAL.sub(" ", text).split())
+
+
+def learned_payers(conn: sa.Connection) -> dict[str, str]:
+    """Payer account -> customer, learned from receipts already identified.
+
+    A receipt's customer is its ``customer_id`` or, for an unidentified receipt, the one customer whose
+    items its cash went to (net of unapplies). An account that paid for several customers teaches
+    nothing (left out).
+
+    Returns
+    -------
+    dict
+        ``{payer_account: customer_id}``.
+
+    Example
+    -------
+    >>> learned_payers(conn)  # doctest: +SKIP
+    {'DE89370400440532013000': 'C0001'}
+    """
+    net = (sa.select(ap.c.receipt_id, ap.c.invoice_id, sa.func.sum(ap.c.amount_cents).label("net"))
+           .where(ap.c.receipt_id.is_not(None)).group_by(ap.c.receipt_id, ap.c.invoice_id).subquery("net"))
+    via_cash = (sa.select(rc.c.payer_account, inv.c.customer_id)
+                .select_from(rc.join(net, net.c.receipt_id == rc.c.id).join(inv, inv.c.id == net.c.invoice_id))
+                .where(rc.c.payer_account.is_not(None), rc.c.customer_id.is_(None), net.c.net > 0))
+    direct = sa.select(rc.c.payer_account, rc.c.customer_id).where(rc.c.payer_account.is_not(None),
+                                                                  rc.c.customer_id.is_not(None))
+    seen: dict[str, set[str]] = {}
+    for q in (direct, via_cash):
+        for account, customer in conn.execute(q.distinct()).all():
+            seen.setdefault(account, set()).add(customer)
+    return {a: next(iter(c)) for a, c in seen.items() if len(c) == 1}
+
+
+def payer_by_name(conn: sa.Connection) -> dict[str, str]:
+    """:func:`name_key` of each customer name -> customer id, for names no two customers share.
+
+    Example
+    -------
+    >>> payer_by_name(conn).get("globex")  # doctest: +SKIP
+    'C0001'
+    """
+    seen: dict[str, set[str]] = {}
+    for cid, name in conn.execute(sa.select(schema.customers.c.id, schema.customers.c.name)).all():
+        key = name_key(name)
+        if key:
+            seen.setdefault(key, set()).add(cid)
+    return {k: next(iter(v)) for k, v in seen.items() if len(v) == 1}
+
+
+def identify_payer(rec, accounts: dict[str, str], names: dict[str, str]) -> tuple[str | None, str | None]:
+    """(customer, how) for an unidentified receipt from its bank line: ``account``, ``name`` or (None, None).
+
+    Example
+    -------
+    >>> identify_payer(row, {"DE89370400440532013000": "C1"}, {})  # doctest: +SKIP
+    ('C1', 'account')
+    """
+    account = getattr(rec, "payer_account", None)
+    if account and account in accounts:
+        return accounts[account], "account"
+    key = name_key(getattr(rec, "payer_name", None))
+    if key and key in names:
+        return names[key], "name"
+    return None, None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -456,10 +559,14 @@ def propose(conn: sa.Connection, as_of: dt.date | None = None,
             sa.select(ap.c.receipt_id, sa.func.min(inv.c.customer_id))
             .select_from(ap.join(inv, inv.c.id == ap.c.invoice_id))
             .where(ap.c.receipt_id.in_(ids), ap.c.applied_date <= as_of).group_by(ap.c.receipt_id)).all())
+    accounts = learned_payers(conn) if unidentified else {}
+    names = payer_by_name(conn) if unidentified else {}
     states = []
     for rec in recs:
-        state = {"remaining": int(rec.unapplied_cents), "lines": [], "had_tokens": False,
-                 "customer_id": rec.customer_id if rec.customer_id is not None else payer.get(rec.receipt_id)}
+        customer = rec.customer_id if rec.customer_id is not None else payer.get(rec.receipt_id)
+        if customer is None:
+            customer, _how = identify_payer(rec, accounts, names)
+        state = {"remaining": int(rec.unapplied_cents), "lines": [], "had_tokens": False, "customer_id": customer}
         _reference_pass(rec, book, state)
         states.append(state)
     for rec, state in zip(recs, states):
@@ -468,3 +575,53 @@ def propose(conn: sa.Connection, as_of: dt.date | None = None,
     frame = _frame(lines)
     return frame.sort_values(["receipt_date", "receipt_id", "confidence", "invoice_id"],
                              ascending=[True, True, False, True], kind="stable", ignore_index=True)
+
+
+SUSPENSE_COLUMNS = ["receipt_id", "receipt_date", "age_days", "amount_cents", "unapplied_cents", "currency",
+                    "payer_name", "payer_account", "bank_reference", "remittance_ref", "statement_id"]
+
+
+def suspense_queue(conn: sa.Connection, as_of: dt.date | None = None) -> pd.DataFrame:
+    """The suspense queue: cash whose payer nobody has identified yet, oldest first, with its age.
+
+    A receipt is in suspense at ``as_of`` when it has unapplied cash (:func:`unapplied_receipts_query`:
+    returned receipts excluded), no customer, no cash applied to anyone's items, no proposal waiting
+    for a person, and neither its payer account nor its payer name identifies a customer
+    (:func:`identify_payer`). Source: ``receipts``, ``applications``, ``match_proposals``.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date, optional
+        Default :func:`default_as_of`. ``age_days`` = as_of − receipt date.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`SUSPENSE_COLUMNS` (money in cents).
+
+    Example
+    -------
+    >>> suspense_queue(conn)[["receipt_id", "age_days", "amount_cents"]].head()  # doctest: +SKIP
+    """
+    as_of = as_of or default_as_of(conn)
+    u = unapplied_receipts_query(as_of).subquery("u")
+    mp = schema.match_proposals
+    pending = sa.select(mp.c.receipt_id).where(mp.c.status == "proposed")
+    stmt = (sa.select(u.c.receipt_id, u.c.receipt_date, u.c.amount_cents, u.c.unapplied_cents, u.c.currency,
+                      u.c.payer_name, u.c.payer_account, rc.c.bank_reference, u.c.remittance_ref, rc.c.statement_id)
+            .select_from(u.join(rc, rc.c.id == u.c.receipt_id))
+            .where(u.c.customer_id.is_(None), u.c.applied_cents == 0, u.c.receipt_id.not_in(pending))
+            .order_by(u.c.receipt_date, u.c.receipt_id))
+    rows = conn.execute(stmt).all()
+    accounts, names = (learned_payers(conn), payer_by_name(conn)) if rows else ({}, {})
+    out = []
+    for r in rows:
+        if identify_payer(r, accounts, names)[0] is not None:
+            continue
+        d = as_date(r.receipt_date)
+        out.append({**r._asdict(), "receipt_date": d, "age_days": (as_of - d).days})
+    frame = pd.DataFrame(out, columns=SUSPENSE_COLUMNS)
+    for col in ("amount_cents", "unapplied_cents", "age_days"):
+        frame[col] = frame[col].astype("int64")
+    return frame
