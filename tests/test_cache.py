@@ -436,3 +436,18 @@ def test_risk_model_trains_once_for_sessions_asking_at_once(duckdb_engine, monke
     with duckdb_engine.connect() as conn:
         cache.get(conn, AS_OF)
     assert len(trained) == 2  # a new ledger version: trained again, once
+
+
+def test_restoring_a_backup_moves_the_money_version(duckdb_engine, tmp_path):
+    """A restored backup carries its own money version; the restore must not let it equal one cached before."""
+    from analytics import backup
+
+    generator.generate(duckdb_engine, customers=5, invoices=80, seed=2, end=AS_OF)
+    path = tmp_path / "ledger.zip"
+    backup.export_ledger(duckdb_engine, path)
+    before = db.versions(duckdb_engine)
+    with duckdb_engine.begin() as conn:  # work after the backup: ledger version up, money version as it was
+        db.bump_ledger_version(conn, money=False)
+    backup.import_ledger(duckdb_engine, path, replace=True)
+    after = db.versions(duckdb_engine)
+    assert after.money > before.money and after.money == after.ledger
