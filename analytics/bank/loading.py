@@ -54,6 +54,9 @@ class BankLoadReport:
         """The report as a plain dict (for ``--json``)."""
         return dataclasses.asdict(self)
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
         """One line for people."""
         return (f"{self.file_name or 'statement'} ({self.format}): {self.lines_read} line(s) read, "

@@ -237,6 +237,12 @@ def apply_advice(engine: sa.Engine, user, receipt_id: str | None, source, applie
             applied_date = max(d for d in (latest, rdate) if d is not None)
     posted = apply_with_deductions(engine, user, plan["receipt_id"], plan["allocations"], plan["deductions"],
                                    applied_date=applied_date)
-    return {"receipt_id": plan["receipt_id"], "customer_id": plan["customer_id"], "currency": plan["currency"],
-            "applied_cents": sum(a for _, a in plan["allocations"]),
-            "deductions_cents": sum(d for _, d, _ in plan["deductions"]), "lines": plan["lines"], **posted}
+    applied = sum(a for _, a in plan["allocations"])
+    deducted = sum(d for _, d, _ in plan["deductions"])
+    cur = plan["currency"]
+    message = (f"Receipt {plan['receipt_id']}: {money_text(applied, cur)} applied to {len(plan['allocations'])} "
+               f"item(s) of {plan['customer_id']}, {len(plan['deductions'])} deduction(s) of "
+               f"{money_text(deducted, cur)} posted.")
+    return {"receipt_id": plan["receipt_id"], "customer_id": plan["customer_id"], "currency": cur,
+            "applied_cents": applied, "deductions_cents": deducted, "lines": plan["lines"], "message": message,
+            **posted}
