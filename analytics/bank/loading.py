@@ -151,7 +151,7 @@ def load_statement(engine: sa.Engine, source, fmt: str | None = None, file_name:
     3
     """
     from analytics.auth import User
-    from analytics.loaders import read_source
+    from analytics.loaders.files import read_source
 
     db.require_writable(engine, "load a bank statement")
     data, name = read_source(source, file_name)

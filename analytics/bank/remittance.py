@@ -65,7 +65,7 @@ def read_advice(source, file_name: str | None = None) -> pd.DataFrame:
     >>> read_advice(b"invoice,amount\\nINV-1,100.00\\n")["amount_cents"].tolist()
     [10000]
     """
-    from analytics.loaders import read_source
+    from analytics.loaders.files import read_source
 
     data, name = read_source(source, file_name)
     name = file_name or name or "advice"
