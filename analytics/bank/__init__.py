@@ -81,6 +81,7 @@ def _print(obj, as_json: bool) -> None:
         for col in [c for c in obj.columns if str(c).endswith("_cents")]:
             shown[col] = [cs.money(v, c) for v, c in zip(obj[col], obj.get("currency", [None] * len(obj)))]
         shown.columns = [str(c)[: -len("_cents")] if str(c).endswith("_cents") else c for c in shown.columns]
+        shown = shown.astype(object).where(shown.notna(), "")
         print(shown.to_string(index=False) if len(shown) else "(none)")
         return
     if isinstance(obj, dict):
