@@ -284,3 +284,22 @@ def test_cli_load_bank_and_the_bank_commands(tmp_path, capsys):
     out = tmp_path / "x.camt053"
     assert main(["bank", "export", "--format", "camt053", "--out", str(out), "--db", url]) == 0
     assert out.read_bytes().startswith(b"<?xml")
+
+
+def test_a_backup_keeps_the_bank_statements_and_a_reload_after_restore_adds_nothing(engine, tmp_path):
+    from analytics import backup
+    from tests.checksums import table_checksums
+
+    src = db.connect(f"duckdb:///{tmp_path / 'src.duckdb'}")
+    _ledger(src)
+    load_statement(src, FILES["camt053"])
+    sums = table_checksums(src)
+    path = tmp_path / "ledger.zip"
+    backup.export_ledger(src, path)
+    src.dispose()
+    backup.import_ledger(engine, path)
+    after = table_checksums(engine)
+    for name in ("receipts", "bank_statements", "bank_lines", "applications"):
+        assert after[name] == sums[name], name
+    assert load_statement(engine, FILES["camt053"]).lines_new == 0
+    assert load_statement(engine, FILES["bai2"]).lines_new == 5  # another account: its own lines
