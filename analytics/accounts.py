@@ -271,6 +271,34 @@ def pending_writeoffs(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.
     return _frame(conn.execute(stmt))
 
 
+#: Reasons offered for a new dispute besides those already in the ledger (the generator's codes).
+STANDARD_DISPUTE_REASONS = ("pricing", "quantity", "damaged", "not_received", "duplicate_billing", "other")
+
+
+def dispute_reason_codes(conn: sa.Connection) -> list[str]:
+    """The reason codes a new dispute may take: the ledger's standard codes (:data:`STANDARD_DISPUTE_REASONS`),
+    then any other code already in the ledger's disputes (an imported ledger's own codes).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> with db.connect("sqlite://").connect() as conn:
+    ...     dispute_reason_codes(conn)[:3]
+    ['pricing', 'quantity', 'damaged']
+    """
+    used = conn.execute(sa.select(schema.disputes.c.reason_code).distinct()
+                        .order_by(schema.disputes.c.reason_code)).scalars().all()
+    return list(STANDARD_DISPUTE_REASONS) + [c for c in used if c not in STANDARD_DISPUTE_REASONS]
+
+
 def timeline(items: pd.DataFrame, receipts: pd.DataFrame, disputes: pd.DataFrame, promises: pd.DataFrame,
              activities: pd.DataFrame) -> pd.DataFrame:
     """One account's history as one table, newest first: ``when, kind, what, amount_cents, by``.
@@ -290,7 +318,7 @@ def timeline(items: pd.DataFrame, receipts: pd.DataFrame, disputes: pd.DataFrame
             rows.append((pd.Timestamp(r.resolved_date), "Dispute resolved", f"#{r.dispute_id}: {r.outcome}",
                          int(r.amount_cents), ""))
     for r in promises.itertuples(index=False):
-        target = f" on {r.invoice_id}" if r.invoice_id else ""
+        target = f" on {r.invoice_id}" if isinstance(r.invoice_id, str) and r.invoice_id else ""
         rows.append((pd.Timestamp(r.made_on), "Promise", f"to pay by {r.promised_date}{target}", int(r.amount_cents),
                      r.recorded_by or ""))
     for r in activities.itertuples(index=False):

@@ -694,6 +694,202 @@ def create_first_admin(engine: sa.Engine, username: str, password: str, token: s
     return User(username, "admin", None)
 
 
+# ------------------------------------------------------------------------------------------------
+# Dashboard sessions that survive a browser refresh (issue 17)
+# ------------------------------------------------------------------------------------------------
+SESSION_SECRET_ENV = "AR_SESSION_SECRET_FILE"
+SESSION_MAX_HOURS = 12
+SESSION_SIGNOUT_ACTION = "signout"
+
+
+def session_secret_path() -> Path:
+    """Where the server's session-signing secret is kept: ``$AR_SESSION_SECRET_FILE`` or
+    ``data/session_secret`` (created on first use, readable by its owner only).
+
+    Example
+    -------
+    >>> session_secret_path().name
+    'session_secret'
+    """
+    env = os.environ.get(SESSION_SECRET_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "session_secret"
+
+
+def _session_secret() -> bytes:
+    path = session_secret_path()
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return bytes.fromhex(value)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _session_mac(payload: str, password_hash: str) -> str:
+    # Keyed by the server's secret and the user's password hash: a password change ends every session.
+    key = hmac.new(_session_secret(), password_hash.encode(), "sha256").digest()
+    return _b64(hmac.new(key, payload.encode(), "sha256").digest())
+
+
+def issue_session_token(engine: sa.Engine, user: User, started: dt.datetime | None = None,
+                        seen: dt.datetime | None = None, session_id: str | None = None) -> str | None:
+    """A signed, expiring token that lets a dashboard session resume after a browser refresh.
+
+    The token names the user, a random session id, when the session started and when it was last
+    seen (UTC); it is signed (HMAC-SHA256) with the server's secret (:func:`session_secret_path`) and
+    the user's password hash. :func:`resume_session` accepts it until ``SESSION_MAX_HOURS`` (12) after
+    sign-in and ``idle_minutes`` after ``seen``, never after :func:`revoke_session` (sign-out) or a
+    password change. Nothing is written to the database to issue one.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+    started, seen : datetime.datetime, optional
+        UTC sign-in time and last activity; default now.
+    session_id : str, optional
+        Keep the id of the session being renewed; default a new random id.
+
+    Returns
+    -------
+    str or None
+        None when the user no longer exists.
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> e = db.connect("sqlite://"); _ = add_user(e, "ann", "long-secret-1", "admin")
+    >>> resume_session(e, issue_session_token(e, User("ann", "admin"))).username
+    'ann'
+    """
+    row = _user_row(engine, user.username)
+    if row is None:
+        return None
+    now = _utcnow()
+    body = {"u": row.username, "sid": session_id or secrets.token_urlsafe(12),
+            "iat": int(((started or now) - dt.datetime(1970, 1, 1)).total_seconds()),
+            "seen": int(((seen or now) - dt.datetime(1970, 1, 1)).total_seconds())}
+    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+    return f"{payload}.{_session_mac(payload, row.password_hash)}"
+
+
+def read_session_token(token: str) -> dict | None:
+    """The unverified content of a token (``u``, ``sid``, ``iat``, ``seen``), or None when malformed.
+
+    Example
+    -------
+    >>> read_session_token("garbage") is None
+    True
+    """
+    try:
+        payload, _ = str(token).split(".", 1)
+        body = json.loads(_unb64(payload))
+        return body if isinstance(body, dict) and {"u", "sid", "iat", "seen"} <= set(body) else None
+    except (ValueError, TypeError):
+        return None
+
+
+def resume_session(engine: sa.Engine, token: str | None, now: dt.datetime | None = None,
+                   idle_minutes: float = 30) -> User | None:
+    """The user a token from :func:`issue_session_token` signs in again, or None.
+
+    None when the token is missing, malformed or forged; older than ``SESSION_MAX_HOURS`` since sign-in
+    or idle longer than ``idle_minutes`` (0: no idle limit); revoked by :func:`revoke_session`; when
+    the user was removed, changed password, or is locked out by failed sign-ins.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    token : str or None
+    now : datetime.datetime, optional
+        UTC time (tests); default now.
+    idle_minutes : float, default 30
+
+    Returns
+    -------
+    User or None
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> resume_session(db.connect("sqlite://"), "x.y") is None
+    True
+    """
+    body = read_session_token(token) if token else None
+    if body is None:
+        return None
+    now = now or _utcnow()
+    try:
+        started = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(body["iat"]))
+        seen = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(body["seen"]))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if now - started > dt.timedelta(hours=SESSION_MAX_HOURS) or started > now + dt.timedelta(minutes=5):
+        return None
+    if idle_minutes and now - seen > dt.timedelta(minutes=idle_minutes):
+        return None
+    row = _user_row(engine, str(body["u"]))
+    if row is None:
+        return None
+    payload = str(token).split(".", 1)[0]
+    if not hmac.compare_digest(str(token).split(".", 1)[1], _session_mac(payload, row.password_hash)):
+        return None
+    a, lt = schema.audit_log, schema.login_throttle
+    with engine.connect() as conn:
+        revoked = conn.execute(sa.select(a.c.id).where(a.c.action == SESSION_SIGNOUT_ACTION,
+                                                       a.c.row_id == str(body["sid"])[:64]).limit(1)).first()
+        locked = conn.execute(sa.select(lt.c.locked_until).where(lt.c.username == _throttle_key(row.username))
+                              ).scalar()
+    if revoked is not None or (locked is not None and locked > now):
+        return None
+    return User(row.username, row.role, row.collector_id)
+
+
+def revoke_session(engine: sa.Engine, token: str | None) -> bool:
+    """End a token's session for good (sign-out): an audited ``signout`` row names its session id, and
+    :func:`resume_session` refuses it from then on.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    token : str or None
+
+    Returns
+    -------
+    bool
+        False when there was nothing to revoke (no or malformed token, read-only database).
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> revoke_session(db.connect("sqlite://"), None)
+    False
+    """
+    from analytics.db import is_readonly
+
+    body = read_session_token(token) if token else None
+    if body is None or is_readonly(engine):
+        return False
+    run_write(engine, lambda conn: append_audit(conn, str(body["u"])[:64], SESSION_SIGNOUT_ACTION, "users",
+                                                str(body["sid"])[:64], None, None))
+    return True
+
+
 def get_user(engine: sa.Engine, username: str) -> User | None:
     """The user named ``username`` (no password check), or None."""
     t = schema.users

@@ -75,8 +75,8 @@ MANIFEST = "manifest.json"
 _BATCH = 50_000
 #: Older schema revisions whose backups a database at the key revision imports as they are: the tables
 #: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
-_HEAD_REVISION = "0007"
-COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0006", "0005", "0004", "0003", "0002")}  # 0005: triggers and an index only
+_HEAD_REVISION = "0008"
+COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0007", "0006", "0005", "0004", "0003", "0002")}  # 0005: triggers and an index only
 #: Columns that backups of those older revisions lack (filled on import: defaults, or the chain computed).
 ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_password"},
                  "customers": {"email"},
@@ -84,7 +84,8 @@ ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_
 #: Tables that databases and backups of those older revisions do not have (0006's dunning history): not
 #: exported from such a database, restored empty from such a backup.
 ADDED_TABLES = {"dunning_blocks", "dunning_runs", "dunning_notices", "dunning_notice_items",
-                "bank_statements", "bank_lines"}  # 0007
+                "bank_statements", "bank_lines",  # 0007
+                "exchange_rates", "invoice_instalments"}  # 0008: rates and instalment schedules
 
 #: Tables in foreign-key order (parents first).
 TABLES: tuple[sa.Table, ...] = tuple(t for t in schema.metadata.sorted_tables if t in schema.LEDGER_TABLES)
@@ -185,7 +186,12 @@ def _schema_revision(conn: sa.Connection) -> str | None:
 # ------------------------------------------------------------------------------------------------
 def _table_parquet(conn: sa.Connection, table: sa.Table, revision: str | None) -> tuple[bytes, int, str]:
     older = revision in COMPATIBLE_REVISIONS.get(_HEAD_REVISION, ())  # a database not yet migrated to 0004
-    columns = [c for c in table.c if not (older and c.name in ADDED_COLUMNS.get(table.name, ()))]
+    if older and ADDED_COLUMNS.get(table.name):  # leave out only the added columns this database lacks
+        # the result's keys, not the inspector: duckdb_engine's column reflection fails on DuckDB 1.x
+        present = set(conn.execute(sa.text(f'SELECT * FROM "{table.name}" WHERE 1 = 0')).keys())
+        columns = [c for c in table.c if c.name in present or c.name not in ADDED_COLUMNS[table.name]]
+    else:
+        columns = list(table.c)
     arrow_schema = _arrow_schema(columns)
     names = [c.name for c in columns]
     buf = io.BytesIO()
@@ -249,9 +255,10 @@ def export_ledger(engine: sa.Engine, out: str | os.PathLike, user=None) -> dict:
             with conn.begin(), zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 manifest["schema_revision"] = _schema_revision(conn)
                 older = manifest["schema_revision"] in COMPATIBLE_REVISIONS.get(_HEAD_REVISION, ())
+                present = set(sa.inspect(conn).get_table_names()) if older else set()
                 for table in TABLES:
-                    if older and table.name in ADDED_TABLES:
-                        continue
+                    if older and table.name in ADDED_TABLES and table.name not in present:
+                        continue  # (a 0006 database has the dunning tables but not 0008's)
                     data, n, content = _table_parquet(conn, table, manifest["schema_revision"])
                     name = f"{table.name}.parquet"
                     zf.writestr(name, data)

@@ -827,8 +827,31 @@ def _time_bucket() -> int:
     return -(int(time.time()) // readonly_ttl()) - 1
 
 
-def bump_ledger_version(conn: sa.Connection) -> int:
-    """Increment the ledger version inside the caller's transaction; returns the new value."""
+def bump_ledger_version(conn: sa.Connection, money: bool = True) -> int:
+    """Increment the ledger version inside the caller's transaction; returns the new value.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        Inside the write's transaction.
+    money : bool
+        True (the default, always safe) when the write may change a money table (:data:`MONEY_TABLES`:
+        an import, a cash application, an approved write-off...): the money version moves too, so cached
+        money figures (:data:`MONEY_ONLY`) are recomputed. False for work on an account that leaves
+        every money table as it was (a call, a note, a promise, a dispute, a write-off proposal).
+
+    Returns
+    -------
+    int
+        The new ledger version.
+
+    Example
+    -------
+    >>> engine = connect("sqlite://")
+    >>> with engine.begin() as conn:
+    ...     bump_ledger_version(conn, money=False)
+    1
+    """
     t = schema.ledger_meta
     # Incremented in the database (not read-then-write), so concurrent writers never lose a bump.
     bumped = sa.cast(sa.cast(t.c.value, sa.Integer) + 1, sa.String(200))
@@ -836,7 +859,104 @@ def bump_ledger_version(conn: sa.Connection) -> int:
     if not updated:
         conn.execute(t.insert().values(key=_VERSION_KEY, value="1"))
     rows = conn.execute(sa.select(t.c.value).where(t.c.key == _VERSION_KEY)).all()  # consumed (DuckDB)
-    return int(rows[0][0])
+    version = int(rows[0][0])
+    if money:
+        mark_money_changed(conn, version)
+    return version
+
+
+# --------------------------------------------------------------------------------------------
+# What a write changed: the money version. Cached money figures (aging, DSO, KPI snapshot, roll-forward)
+# are keyed on it instead of the ledger version, so a logged call or promise does not recompute them.
+# --------------------------------------------------------------------------------------------
+_MONEY_KEY = "money_version"
+#: Tables whose rows make the money figures. A write to any of them must bump with ``money=True``.
+MONEY_TABLES = frozenset({"customers", "collectors", "invoices", "receipts", "applications", "adjustments",
+                          "import_batches", "ledger_meta"})
+#: ``module:qualname`` of the functions whose result depends only on :data:`MONEY_TABLES` (checked by
+#: tests/test_cache.py, which runs each one and reads the tables its SQL names): the dashboard caches them
+#: on the money version. Anything not listed is keyed on the ledger version (every write).
+MONEY_ONLY = frozenset({
+    "analytics.kpis.ar:aging", "analytics.kpis.ar:aging_trend", "analytics.kpis.ar:aging_detail",
+    "analytics.kpis.ar:kpi_trend", "analytics.kpis.ar:snapshot", "analytics.ledger:main_currency",
+    "analytics.kpis.ar:cei", "analytics.kpis.ar:roll_rates", "analytics.kpis.ar:provision_matrix",
+    "analytics.kpis.ar:payment_days", "analytics.kpis.ar:latest_date",
+    "analytics.cash_app.reports:rollforward", "analytics.cash_app.reports:unapplied_aging",
+    "analytics.cash_app.reports:ledger_integrity",
+    "analytics.forecast.data:actual_receipts", "analytics.forecast.data:open_by_customer",
+    "analytics.forecast.api:backtest", "analytics.forecast.api:forecast",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class Versions:
+    """The two cache versions of a ledger (see :func:`versions`)."""
+
+    ledger: int
+    money: int
+
+
+def mark_money_changed(conn: sa.Connection, version: int) -> None:
+    """Record, inside the caller's transaction, that money tables changed at ledger version ``version``.
+
+    Example
+    -------
+    >>> engine = connect("sqlite://")
+    >>> with engine.begin() as conn:
+    ...     mark_money_changed(conn, bump_ledger_version(conn, money=False))
+    """
+    t = schema.ledger_meta
+    if not conn.execute(t.update().where(t.c.key == _MONEY_KEY).values(value=str(version))).rowcount:
+        conn.execute(t.insert().values(key=_MONEY_KEY, value=str(version)))
+
+
+def versions(conn_or_engine: sa.Engine | sa.Connection) -> Versions:
+    """The ledger version and the money version, in one query.
+
+    The money version is the ledger version of the last write that touched a money table; it is never
+    above the ledger version. Without a money version row (a ledger written before it existed, a
+    warehouse whose ETL bumps only ``ledger_version``) it is the ledger version, so nothing goes stale.
+
+    Returns
+    -------
+    Versions
+        ``ledger`` (every write moves it, :func:`ledger_version`) and ``money``.
+
+    Example
+    -------
+    >>> versions(connect("sqlite://"))
+    Versions(ledger=0, money=0)
+    """
+    engine = _engine_of(conn_or_engine)
+    if engine in _NO_VERSION_ENGINES:
+        bucket = _time_bucket()
+        return Versions(bucket, bucket)
+    t = schema.ledger_meta
+    stmt = sa.select(t.c.key, t.c.value).where(t.c.key.in_((_VERSION_KEY, _MONEY_KEY)))
+    with connection(conn_or_engine) as conn:
+        values = dict(conn.execute(stmt).all())
+    if values.get(_VERSION_KEY) is None:
+        if is_readonly(engine):
+            bucket = _time_bucket()
+            return Versions(bucket, bucket)
+        return Versions(0, 0)
+    ledger = int(values[_VERSION_KEY])
+    money = values.get(_MONEY_KEY)
+    money = int(money) if money is not None and 0 <= int(money) <= ledger else ledger
+    return Versions(ledger, money)
+
+
+def reads_money_only(fn) -> bool:
+    """Whether ``fn``'s result depends only on :data:`MONEY_TABLES` (it is listed in :data:`MONEY_ONLY`).
+
+    Example
+    -------
+    >>> from analytics import kpis
+    >>> from analytics.kpis import operations
+    >>> reads_money_only(kpis.aging), reads_money_only(operations.dispute_stats)
+    (True, False)
+    """
+    return f"{fn.__module__}:{getattr(fn, '__qualname__', '')}" in MONEY_ONLY
 
 
 _WRITER_LOCKS: dict[str, threading.Lock] = {}

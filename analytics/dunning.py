@@ -54,7 +54,7 @@ import jinja2
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics import schema
+from analytics import instalments, schema
 from analytics.errors import UserError
 from analytics.exports import safe_csv
 from analytics.ledger import (NO_FILTER, LedgerFilter, money_text,  # noqa: F401 (re-exported)
@@ -407,7 +407,7 @@ def account_items(conn: sa.Connection | sa.Engine, as_of: dt.date, flt: LedgerFi
         with conn.connect() as c:
             return account_items(c, as_of, flt, ladder)
     proc = _procedure(ladder)
-    oi = open_items(as_of, flt)
+    oi = instalments.aged_items(conn, as_of, flt)  # an invoice with a schedule: one row per open instalment
     stmt = sa.select(
         oi.c.customer_id, oi.c.currency, oi.c.invoice_id, oi.c.doc_type, oi.c.invoice_date, oi.c.due_date,
         oi.c.days_past_due, oi.c.open_cents,

@@ -277,6 +277,10 @@ def _record_run(engine, user, as_of, flt, proc, email: bool = False):
                 values.update(channel="file", recipient=None, status="produced", attempts=1, sent_at=now)
             notice = int(conn.execute(schema.dunning_notices.insert().values(**values)).inserted_primary_key[0])
             listed = listed_by[(r.customer_id, r.currency)]
+            if listed["invoice_id"].duplicated().any():  # instalments of one invoice: one row per invoice
+                listed = listed.groupby("invoice_id", as_index=False, sort=False).agg(
+                    level_before=("level_before", "max"), days_past_due=("days_past_due", "max"),
+                    open_cents=("open_cents", "sum"))
             conn.execute(schema.dunning_notice_items.insert(), [
                 {"notice_id": notice, "invoice_id": x.invoice_id, "level_before": int(x.level_before),
                  "level": max(int(x.level_before), int(r.level)), "days_past_due": int(x.days_past_due),

@@ -47,8 +47,24 @@ def _configure_kpis(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trend", type=cs.positive_int, default=None, metavar="MONTHS",
                         help="the Overview's trend instead: AR, DSO family and CEI at the last MONTHS month ends "
                              "and the as-of date (the page shows 12)")
+    add_report_currency_argument(parser)
     cs.add_output_arguments(parser)
     parser.set_defaults(run=_run_kpis)
+
+
+def add_report_currency_argument(parser: argparse.ArgumentParser) -> None:
+    """``--report-currency CUR``: every currency converted into CUR at the as-of date's rates
+    (:mod:`analytics.fx`); ``--currency`` is then ignored.
+
+    Example
+    -------
+    >>> p = argparse.ArgumentParser(); add_report_currency_argument(p)
+    >>> p.parse_args(["--report-currency", "eur"]).report_currency
+    'EUR'
+    """
+    parser.add_argument("--report-currency", "--currency-report", dest="report_currency", type=str.upper,
+                        default=None, metavar="CUR",
+                        help="convert every currency into CUR at the as-of date's exchange rates (rate date stated)")
 
 
 def month_ends_to(as_of: dt.date, months: int) -> list[dt.date]:
@@ -74,6 +90,13 @@ def _run_kpis(args: argparse.Namespace) -> int:
     def compute(conn):
         cs.check_filter(conn, flt)
         day = cs.as_of(conn, args)
+        if args.report_currency:
+            from analytics import fx
+
+            if args.trend:
+                return day, fx.kpi_trend(conn, month_ends_to(day, args.trend), flt, args.report_currency,
+                                         window=args.window)
+            return day, fx.snapshot(conn, day, flt, args.report_currency, window=args.window)
         if args.trend:
             return day, kpi_trend(conn, month_ends_to(day, args.trend), flt, window=args.window)
         return day, snapshot(conn, day, flt, window=args.window)
@@ -100,6 +123,7 @@ def format_snapshot(snap: dict) -> str:
     >>> print(format_snapshot(snap))  # doctest: +SKIP
     """
     cur = snap["currency"]
+    rates = [f"  {r['text']}" for r in snap.get("rates", {}).values()]
 
     def num(value, suffix: str) -> str:
         if value is None:
@@ -112,6 +136,8 @@ def format_snapshot(snap: dict) -> str:
     width = max(len(k) for k, _ in rows)
     lines += [f"{k:<{width}}  {v:>22}" for k, v in rows]
     lines += ["", "Aging", *[f"{k:<{width}}  {num(v, ''):>22}" for k, v in snap["aging"].items()]]
+    if rates:
+        lines += ["", f"Converted into {cur} at the rates of {snap['rate_date']} or the latest before:", *rates]
     return "\n".join(lines)
 
 
@@ -131,8 +157,31 @@ def _configure_aging(parser: argparse.ArgumentParser) -> None:
                         help="the page's history instead: open amount per bucket at the last MONTHS month ends and "
                              "the as-of date, one column per bucket (the page shows 6, 12 or 24)")
     parser.add_argument("--limit", type=cs.positive_int, default=50, help="rows printed for people (default 50)")
+    parser.add_argument("--basis", choices=("due", "document"), default="due",
+                        help="age by days past the due date (default; per instalment where an invoice has a "
+                             "schedule) or by days since the document date")
+    parser.add_argument("--edges", type=edges_arg, default=None, metavar="DAYS",
+                        help="bucket edges in days, e.g. 0,30,60,90,120 (the default)")
+    add_report_currency_argument(parser)
     cs.add_output_arguments(parser)
     parser.set_defaults(run=_run_aging)
+
+
+def edges_arg(text: str) -> tuple[int, ...]:
+    """``--edges 0,30,60``: strictly increasing whole days, else a usage error.
+
+    Example
+    -------
+    >>> edges_arg("0, 30,60")
+    (0, 30, 60)
+    """
+    try:
+        edges = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole days such as 0,30,60,90") from None
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise argparse.ArgumentTypeError(f"{text!r}: edges must increase, such as 0,30,60,90")
+    return edges
 
 
 def aging_by_customer(detail: pd.DataFrame, buckets) -> pd.DataFrame:
@@ -177,8 +226,13 @@ def _run_aging(args: argparse.Namespace) -> int:
     from analytics.errors import UserError
     from analytics.kpis import DEFAULT_BUCKETS, aging, aging_detail, aging_trend
 
+    from analytics.kpis import make_buckets
+
     flt = cs.ledger_filter(args)
-    labels = [b.label for b in DEFAULT_BUCKETS]
+    buckets = make_buckets(args.edges) if args.edges else DEFAULT_BUCKETS
+    labels = [b.label for b in buckets]
+    if args.report_currency and (args.by != "bucket" or args.history):
+        raise UserError("--report-currency converts the aging by bucket: leave out --by and --history")
     if args.bucket is not None and args.bucket not in labels:
         raise UserError(f"--bucket {args.bucket!r}: not an aging bucket (one of {', '.join(labels)})")
     if args.bucket is not None and (args.by == "bucket" or args.history):
@@ -189,11 +243,15 @@ def _run_aging(args: argparse.Namespace) -> int:
     def compute(conn):
         cs.check_filter(conn, flt)
         day = cs.as_of(conn, args)
+        if args.report_currency:
+            from analytics import fx
+
+            return day, fx.aging(conn, day, flt, args.report_currency, buckets, basis=args.basis)
         if args.history:
-            return day, aging_trend(conn, month_ends_to(day, args.history), flt)
+            return day, aging_trend(conn, month_ends_to(day, args.history), flt, buckets)
         if args.by == "bucket":
-            return day, aging(conn, day, flt)
-        return day, aging_detail(conn, day, flt, args.bucket)
+            return day, aging(conn, day, flt, buckets, basis=args.basis)
+        return day, aging_detail(conn, day, flt, args.bucket, buckets=buckets, basis=args.basis)
 
     day, frame = cs.run_on_ledger(args, compute)
     cur = frame.attrs.get("currency")
@@ -208,7 +266,7 @@ def _run_aging(args: argparse.Namespace) -> int:
         table = frame[["bucket", "open_cents", "items", "customers"]]
         headers = {"bucket": "Bucket", "open_cents": "Open", "items": "Items", "customers": "Customers"}
     elif args.by == "customer":
-        table = aging_by_customer(frame, DEFAULT_BUCKETS)
+        table = aging_by_customer(frame, buckets)
         headers = {"customer_id": "Customer", "customer_name": "Name",
                    **{f"{b}_cents": b for b in labels if args.bucket in (None, b)},
                    "open_cents": "Total", "items": "Items", "max_days_past_due": "Worst DPD"}
@@ -217,9 +275,12 @@ def _run_aging(args: argparse.Namespace) -> int:
         headers = {"customer_id": "Customer", "invoice_id": "Document", "doc_type": "Type", "invoice_date": "Date",
                    "due_date": "Due", "days_past_due": "DPD", "bucket": "Bucket", "open_cents": "Open"}
     payload = {"as_of": day.isoformat(), "currency": cur, "by": args.by, "bucket": args.bucket,
-               "rows": cs.records(table)}
+               "basis": args.basis, "rows": cs.records(table)}
     title = f"Aging as of {day.isoformat()} by {args.by}" + (f", bucket {args.bucket}" if args.bucket else "") \
-        + f" ({cur})"
+        + f" ({cur})" + (" by document date" if args.basis == "document" else "")
+    if frame.attrs.get("rates"):
+        payload["rates"] = frame.attrs["rates"]
+        title += "\nConverted at: " + "; ".join(frame.attrs["rates"].values())
     return cs.emit(args, payload, table, lambda: title + "\n\n" + cs.text_table(table, headers, cur, args.limit))
 
 

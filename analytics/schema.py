@@ -479,11 +479,42 @@ bank_lines = sa.Table(
 sa.Index("ix_bank_lines_statement", bank_lines.c.statement_id)
 sa.Index("ix_bank_lines_receipt", bank_lines.c.receipt_id)
 
+# ---- currencies and instalments (revision 0008) ----------------------------------------------
+#: Exchange rates are stored as integers: the rate times RATE_SCALE (10 decimal places, exact).
+RATE_SCALE = 10**10
+
+# Daily reference rates as published (the ECB: units of ``currency`` per 1 ``base``, base EUR).
+exchange_rates = sa.Table(
+    "exchange_rates",
+    metadata,
+    sa.Column("base", sa.String(3), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("rate_date", sa.Date, primary_key=True),
+    sa.Column("rate_scaled", sa.BigInteger, nullable=False),  # rate x RATE_SCALE
+    sa.Column("source", sa.String(200)),
+    sa.CheckConstraint("rate_scaled > 0", name="rate_pos"),
+    sa.CheckConstraint("currency <> base", name="not_base"),
+)
+
+# An invoice's payment schedule (instalments, as ERPNext's payment schedule): due dates with portions
+# that add up to the invoice amount. Invoices without rows here have one due date (invoices.due_date).
+invoice_instalments = sa.Table(
+    "invoice_instalments",
+    metadata,
+    sa.Column("invoice_id", sa.String(64), sa.ForeignKey("invoices.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("due_date", sa.Date, nullable=False),
+    _money("amount_cents"),
+    sa.CheckConstraint("amount_cents > 0", name="amount_pos"),
+    sa.CheckConstraint("seq >= 1", name="seq_pos"),
+)
+
 LEDGER_TABLES = (
     collectors, customers, customer_truth, invoices, receipts, applications, adjustments,
     disputes, promises, activities, users, audit_log, import_batches, ledger_meta, receipt_truth,
     match_proposals, writeoff_proposals, dunning_blocks, dunning_runs, dunning_notices, dunning_notice_items,
     bank_statements, bank_lines,
+    exchange_rates, invoice_instalments,
 )
 #: Security state that is not ledger data: not exported by backups (a restore keeps the target's).
 SECURITY_TABLES = (audit_head, login_throttle)

@@ -81,9 +81,14 @@ def _insert(conn: sa.Connection, table: sa.Table, values: dict) -> int:
     return int(result.inserted_primary_key[0])
 
 
+#: Workflow writes that leave every money table as it was: cached money figures stay valid after them.
+_WORK_ONLY_ACTIONS = frozenset({"log_activity", "record_promise", "open_dispute", "resolve_dispute",
+                                "propose_writeoff", "reject_writeoff"})
+
+
 def _finish(conn: sa.Connection, user: User, action: str, table: sa.Table, row_id, before, after) -> None:
     append_audit(conn, user.username, action, table.name, row_id, before, after)
-    bump_ledger_version(conn)
+    bump_ledger_version(conn, money=action not in _WORK_ONLY_ACTIONS)
 
 
 _RETRIES = 30  # DuckDB is optimistic: 20 writers at once conflict on the shared version row

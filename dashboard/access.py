@@ -10,6 +10,7 @@ created here only with the one-time token the server writes to its log and to
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import streamlit as st
 
 from analytics import db, schema
 from dashboard.feedback import attempt, run_safely
-from dashboard.session import read_only
+from dashboard.session import get_engine, read_only
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES_DIR = ROOT / "pages"
@@ -30,6 +31,29 @@ USER_KEY = "user"
 LAST_SEEN_KEY = "_last_seen"
 SIGNED_IN_KEY = "_signed_in_at"
 CHANGE_FOR_KEY = "_signin_change_for"
+#: The query parameter holding the signed session token (:func:`analytics.auth.issue_session_token`):
+#: it is what lets a browser refresh, or a second tab opened from this one, resume the session.
+SESSION_PARAM = "session"
+TOKEN_KEY = "_session_token"
+TOKEN_RENEW_SECONDS = 60
+
+#: The page each role lands on after sign-in (when no other page was asked for).
+LANDING = {"collector": "worklist", "finance": "cash_forecast", "manager": "overview", "admin": "overview"}
+
+
+def landing_page(user) -> str:
+    """The key of the page ``user`` lands on: collectors their Worklist, finance the Cash forecast,
+    managers and admins the Overview; the first allowed page when that one is not open to them.
+
+    Example
+    -------
+    >>> from analytics.auth import User
+    >>> landing_page(User("col01", "collector", "COL01"))
+    'worklist'
+    """
+    keys = [p.key for p in allowed_pages(user)]
+    wanted = LANDING.get(getattr(user, "role", None))
+    return wanted if wanted in keys else (keys[0] if keys else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,6 +133,8 @@ def current_user():
     is older than :data:`MAX_SESSION_HOURS`)."""
     user = st.session_state.get(USER_KEY)
     if user is None:
+        user = _resume_from_token()
+    if user is None:
         return None
     now = time.time()
     last = st.session_state.get(LAST_SEEN_KEY)
@@ -120,7 +146,52 @@ def current_user():
         sign_out(reason=f"You were signed out after {IDLE_MINUTES:g} minutes without activity.")
         return None
     st.session_state[LAST_SEEN_KEY] = now
+    _keep_token(user, now)
     return user
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None)
+
+
+def _resume_from_token():
+    """A new browser session (a refresh, a new tab) carrying a valid token in its URL: signed in again,
+    with the original sign-in time (the 12-hour limit counts from there)."""
+    from analytics import auth
+
+    token = st.query_params.get(SESSION_PARAM)
+    if not token or read_only():
+        return None
+    user = run_safely(auth.resume_session, get_engine(), token, idle_minutes=IDLE_MINUTES)
+    if user is None:
+        del st.query_params[SESSION_PARAM]
+        return None
+    body = auth.read_session_token(token)
+    st.session_state[USER_KEY] = user
+    st.session_state[SIGNED_IN_KEY] = float(body["iat"])
+    st.session_state[LAST_SEEN_KEY] = time.time()
+    st.session_state[TOKEN_KEY] = token
+    return user
+
+
+def _keep_token(user, now: float) -> None:
+    """Keep the session token in the URL (page changes drop query parameters) and renew its
+    "last seen" once a minute, so a refresh within the idle limit resumes the session."""
+    from analytics import auth
+
+    if read_only():
+        return
+    token = st.session_state.get(TOKEN_KEY)
+    body = auth.read_session_token(token) if token else None
+    if body is None or now - float(body["seen"]) > TOKEN_RENEW_SECONDS:
+        started = st.session_state.get(SIGNED_IN_KEY, now)
+        token = run_safely(auth.issue_session_token, get_engine(), user, _utc(started), _utc(now),
+                           body["sid"] if body else None)
+        if token is None:
+            return
+        st.session_state[TOKEN_KEY] = token
+    if st.query_params.get(SESSION_PARAM) != token:
+        st.query_params[SESSION_PARAM] = token
 
 
 def _start_session(user) -> None:
@@ -128,9 +199,20 @@ def _start_session(user) -> None:
     st.session_state[USER_KEY] = user
     st.session_state[LAST_SEEN_KEY] = now
     st.session_state[SIGNED_IN_KEY] = now
+    st.session_state.pop(TOKEN_KEY, None)
+    _keep_token(user, now)
 
 
 def sign_out(reason: str | None = None) -> None:
+    """End the session: its token is revoked (a refresh or an old link no longer signs in) and the
+    session state is cleared."""
+    from analytics import auth
+
+    token = st.session_state.get(TOKEN_KEY) or st.query_params.get(SESSION_PARAM)
+    if token and not read_only():
+        run_safely(auth.revoke_session, get_engine(), token)
+    if SESSION_PARAM in st.query_params:
+        del st.query_params[SESSION_PARAM]
     for key in list(st.session_state.keys()):
         if not str(key).startswith("_signin"):
             del st.session_state[key]

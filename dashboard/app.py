@@ -31,7 +31,14 @@ st.set_page_config(page_title="AR Collections Analytics", page_icon=":material/a
 engine = ui.get_engine()
 user = ui.current_user()
 if user is None:
-    ui.run_safely(ui.sign_in_form, engine)
+    # Every page's address leads to the sign-in form, so a deep link (/customer_360?customer=…) keeps its
+    # page and query parameters through sign-in: the rerun after it opens the page that was asked for.
+    def sign_in():
+        ui.run_safely(ui.sign_in_form, engine)
+
+    st.navigation([st.Page(sign_in, title="Sign in", url_path="sign_in", default=True)]
+                  + [st.Page(sign_in, title=spec.title, url_path=spec.key) for spec in ui.PAGES],
+                  position="hidden").run()
     st.stop()
 
 specs = ui.allowed_pages(user)
@@ -40,9 +47,11 @@ if not specs:
     st.title("AR Collections Analytics")
     ui.empty_state(f"There is no page for the role {user.role!r} yet.")
     st.stop()
+landing = ui.landing_page(user)
 sections: dict[str, list] = {}
-for i, spec in enumerate(specs):
-    page = st.Page(str(spec.path), title=spec.title, icon=spec.icon, url_path=spec.key, default=(i == 0))
+for spec in specs:
+    page = st.Page(str(spec.path), title=spec.title, icon=spec.icon, url_path=spec.key,
+                   default=(spec.key == landing))
     sections.setdefault(spec.group, []).append(page)
 current = st.navigation({g: sections[g] for g in ui.GROUPS if g in sections}, position="sidebar")
 ui.user_badge(user)

@@ -38,16 +38,20 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 from dashboard.access import (  # noqa: E402,F401
     GROUPS, IDLE_MINUTES, LAST_SEEN_KEY, PAGES, PAGES_BY_KEY, PAGES_DIR, USER_KEY, WRITE_ACTIONS, PageSpec,
     allowed_pages, can, current_user, customer_link, may_open, require_page, sign_in_form, sign_out, user_badge)
+from dashboard.access import LANDING, SESSION_PARAM, landing_page  # noqa: E402,F401
 from dashboard.feedback import (  # noqa: E402,F401
     GENERIC_ERROR, RAISE_ENV, attempt, empty_state, flash, run_safely, show_flash, write_action)
 from dashboard.filters import (  # noqa: E402,F401
     PERIODS, LedgerFacts, filter_caption, frame_currency, ledger_facts, page_title, period_picker, sidebar_filters)
+from dashboard.filters import reporting_currency  # noqa: E402,F401  (fx: the sidebar's "Report in")
 from dashboard.formatting import (  # noqa: E402,F401
     DASH, cents, days, delta, is_missing, money, num, pct, plain, to_cents)
+from dashboard.formatting import cents_compact, date_text, header, label, money_compact  # noqa: E402,F401
 from dashboard.session import (  # noqa: E402,F401
     cached, clear_caches, db_url, get_engine, ledger_version, read_only, readonly_notice)
 from dashboard.tables import (  # noqa: E402,F401
     csv_bytes, display_frame, download_buttons, excel_bytes, money_columns, neutralise_formulas, table)
+from dashboard.tables import export_frame, money_metric  # noqa: E402,F401
 
 
 __all__ = [
@@ -103,10 +107,22 @@ __all__ = [
     "run_safely",
     "show_flash",
     "sidebar_filters",
+    "reporting_currency",  # fx
     "sign_in_form",
     "sign_out",
     "table",
     "to_cents",
     "user_badge",
     "write_action",
+    # screens (issue 17): formatting layer, landing pages, sessions that survive a refresh
+    "LANDING",
+    "SESSION_PARAM",
+    "landing_page",
+    "cents_compact",
+    "date_text",
+    "export_frame",
+    "header",
+    "label",
+    "money_compact",
+    "money_metric",
 ]

@@ -132,6 +132,7 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
                 args=("w_currency", "f_currency"),
                 help="Amounts are never converted: one currency at a time.")
             flt_kwargs["currencies"] = (cur,)
+            reporting_currency_picker(facts.currencies)  # fx: convert into one currency (pages that can)
         if facts.collectors and show_collector and not is_collector:
             names = dict(facts.collectors)
             flt_kwargs["collectors"] = _kept_multiselect("Collector", tuple(names), "collector", "All collectors",
@@ -143,6 +144,54 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
     if user is not None:
         flt = auth.scope_filter(user, flt)
     return as_of, flt
+
+
+REPORT_KEY = "f_report_currency"
+
+
+def reporting_currency_picker(currencies: Iterable[str]) -> str | None:
+    """Sidebar "Report in": None (each figure in its transaction currency, the Currency filter) or a
+    currency every amount is converted into at the as-of date's exchange rates (:mod:`analytics.fx`).
+
+    Kept across pages in ``st.session_state["f_report_currency"]``; :func:`reporting_currency` reads it.
+
+    Parameters
+    ----------
+    currencies : iterable of str
+        The ledger's currencies (EUR, the rates' base, is always offered).
+
+    Returns
+    -------
+    str or None
+
+    Example
+    -------
+    >>> reporting_currency_picker(("USD", "GBP"))  # doctest: +SKIP
+    """
+    options = [None, *sorted(set(currencies) | {"EUR"})]
+    _persisted("w_report_currency", REPORT_KEY, None)
+    if st.session_state["w_report_currency"] not in options:
+        st.session_state["w_report_currency"] = st.session_state[REPORT_KEY] = None
+    return st.selectbox("Report in", options, key="w_report_currency", on_change=_remember,
+                        args=("w_report_currency", REPORT_KEY),
+                        format_func=lambda c: "Transaction currency" if c is None else f"{c} (all converted)",
+                        help="Convert every currency into one at the as-of date's exchange rates (ECB rates "
+                             "loaded on the Data page; the rate date is stated). Pages that cannot convert "
+                             "keep the Currency filter.")
+
+
+def reporting_currency() -> str | None:
+    """The reporting currency chosen in the sidebar, or None (transaction currency).
+
+    Returns
+    -------
+    str or None
+
+    Example
+    -------
+    >>> rep = reporting_currency()  # doctest: +SKIP
+    """
+    return st.session_state.get(REPORT_KEY)
 
 
 def _kept_multiselect(label: str, options: tuple[str, ...], name: str, placeholder: str,

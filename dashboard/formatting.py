@@ -67,6 +67,152 @@ def delta(current, previous, *, kind: str = "number") -> str | None:
 
 
 
+def money_compact(units, currency: str | None = None) -> str:
+    """Money short enough for a metric card: ``money_compact(677_123.4, "USD") == "USD 677.1k"``.
+
+    Below 10,000 the figure is shown whole (``USD 9,876``); then thousands (k), millions (M) and
+    billions (bn) with one decimal. Pair it with ``help=money(...)`` so the exact figure is one hover away.
+
+    Parameters
+    ----------
+    units : float or None
+        Amount in currency units.
+    currency : str, optional
+        ISO code written before the figure.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> money_compact(1_234_567, "EUR")
+    'EUR 1.2M'
+    """
+    if is_missing(units):
+        return DASH
+    value = float(units)
+    for size, suffix in ((1e9, "bn"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= max(size, 10_000):
+            text = f"{abs(value) / size:,.1f}{suffix}"
+            break
+    else:
+        text = f"{abs(value):,.0f}"
+    text = ("−" if value < 0 and text.strip("0.,k") else "") + text
+    return f"{currency} {text}" if currency else text
+
+
+def cents_compact(value, currency: str | None = None) -> str:
+    """:func:`money_compact` of an amount in integer cents.
+
+    Example
+    -------
+    >>> cents_compact(67_712_345, "USD")
+    'USD 677.1k'
+    """
+    if is_missing(value):
+        return DASH
+    return money_compact(int(value) / 100, currency)
+
+
+def date_text(value, fmt: str = "%Y-%m-%d") -> str:
+    """A date without its time (``2026-06-03``), or a dash when missing. Datetimes with a time of day
+    keep hours and minutes (``2026-06-03 14:05``).
+
+    Parameters
+    ----------
+    value : date, datetime, pandas.Timestamp, ISO string or None
+    fmt : str
+        strftime format for the date part.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> date_text(pd.Timestamp("2026-06-03 00:00:00")), date_text(None)
+    ('2026-06-03', '—')
+    """
+    if is_missing(value):
+        return DASH
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(None)
+    if (ts.hour, ts.minute, ts.second, ts.microsecond) == (0, 0, 0, 0):
+        return ts.strftime(fmt)
+    return ts.strftime(fmt + " %H:%M")
+
+
+#: Codes whose label is not just "capitalised, underscores as spaces".
+LABELS = {
+    "eft": "EFT", "ptp": "Promise to pay", "email": "E-mail", "credit_memo": "Credit memo",
+    "debit_memo": "Debit memo", "write_off": "Write-off", "not_received": "Not received",
+    "duplicate_billing": "Duplicate billing", "auto_applied": "Auto-applied", "on_time": "On time",
+    "chronic_late": "Chronic late", "1-30": "1–30", "31-60": "31–60", "61-90": "61–90", "91-120": "91–120",
+}
+
+
+def label(code) -> str:
+    """A ledger code as people read it: ``not_received -> "Not received"``, ``invoice -> "Invoice"``,
+    ``eft -> "EFT"``; missing -> ``""``.
+
+    Parameters
+    ----------
+    code : str or None
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> label("credit_memo"), label("collection agency"), label(None)
+    ('Credit memo', 'Collection agency', '')
+    """
+    if is_missing(code):
+        return ""
+    text = str(code)
+    if text in LABELS:
+        return LABELS[text]
+    text = text.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+_ACRONYMS = {"id": "ID", "cei": "CEI", "dso": "DSO", "wape": "WAPE", "ptp": "PTP", "ar": "AR", "add": "ADD",
+             "bpdso": "BPDSO", "pct": "%", "sha256": "SHA-256", "url": "URL", "fx": "FX"}
+
+
+def header(name) -> str:
+    """A column name as a table header: ``wape_1_4 -> "WAPE weeks 1–4"``, ``customer_id -> "Customer ID"``,
+    ``ptp_kept_pct -> "PTP kept %"``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> header("wape_5_13"), header("days_past_due")
+    ('WAPE weeks 5–13', 'Days past due')
+    """
+    text = str(name)
+    m = re.fullmatch(r"(.*?)_(\d+)_(\d+)", text)
+    if m:  # a week range: wape_1_4
+        return f"{header(m.group(1))} weeks {m.group(2)}–{m.group(3)}"
+    words = [w for w in text.replace("-", " ").split("_") if w] if "_" in text else text.split(" ")
+    out = [_ACRONYMS.get(w.lower(), w) for w in words]
+    joined = " ".join(out).strip()
+    return joined[:1].upper() + joined[1:]
+
+
 def is_missing(value) -> bool:
     """True for None, NaN, NaT and pandas.NA."""
     try:

@@ -1,5 +1,7 @@
 """The dashboard's database session: one engine per URL and server process, the ledger version, and
-``cached`` (an ``analytics`` call cached on the query, its arguments and the ledger version).
+``cached`` (an ``analytics`` call cached on the query, its arguments and the version of what it reads:
+the money version for the money figures of :data:`analytics.db.MONEY_ONLY`, the ledger version for
+everything else). The cache is one per server process, shared by every session and user.
 
 On an embedded DuckDB file the engine opens the file only while queries run and lets go of it after
 ``AR_DB_IDLE_RELEASE`` seconds (:func:`analytics.db.share_file`), so the command line, backups and
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import threading
 import time
 from typing import Callable
 from pathlib import Path
@@ -38,7 +41,7 @@ BUSY_MEMORY_SECONDS = 3.0
 BUSY_NOTICE = ("New data is loading — figures as of the last load; this page refreshes when it finishes.")
 #: Seconds between checks, while the notice shows, whether the file is free again.
 BUSY_POLL_SECONDS = 2.0
-_LAST_VERSION: dict[str, int] = {}  # per URL: the ledger version last read (cache entries exist for it)
+_LAST_VERSION: dict[str, db.Versions] = {}  # per URL: the versions last read (cache entries exist for them)
 _BUSY_AT: dict[str, float] = {}  # per URL: when a read last found the file busy (monotonic)
 
 
@@ -100,8 +103,8 @@ def _read_wait(url: str) -> float:
     return 0.0 if _busy_recently(url) else min(READ_WAIT, db.lock_wait_seconds())
 
 
-def _current_version(engine: sa.Engine, url: str) -> int:
-    """The ledger version; while another program holds the file, the last one read (with the notice).
+def _current_version(engine: sa.Engine, url: str) -> db.Versions:
+    """The ledger and money versions; while another program holds the file, the last ones read (with the notice).
 
     Raises :class:`~analytics.errors.DatabaseBusy` when the file is busy and no version was ever read.
     """
@@ -110,7 +113,7 @@ def _current_version(engine: sa.Engine, url: str) -> int:
         return _LAST_VERSION[url]
     try:
         with db.waiting_for_lock(_read_wait(url)):
-            version = db.ledger_version(engine)
+            version = db.versions(engine)
     except DatabaseBusy:
         if url not in _BUSY_AT:
             log.info("ledger file busy (another program holds it): showing figures cached for ledger version %s",
@@ -137,7 +140,7 @@ def ledger_version() -> int:
     -------
     >>> key = ("my_table", ledger_version())  # doctest: +SKIP
     """
-    return _current_version(get_engine(), db_url())
+    return _current_version(get_engine(), db_url()).ledger
 
 
 def busy_notice() -> None:
@@ -182,19 +185,69 @@ def _refresh_when_free() -> None:
     st.rerun(scope="app")
 
 
+class _Miss(Exception):
+    """Raised inside the cache to find out, without computing, that a key has no entry yet."""
+
+
+def _missing(*_args, **_kwargs):
+    raise _Miss
+
+
+_COMPUTING: dict[tuple, threading.Lock] = {}  # per cache key being computed with a progress callback
+_COMPUTING_GUARD = threading.Lock()
+
+
 @st.cache_data(show_spinner=False, max_entries=512, ttl=6 * 3600)
-def _cached_call(key: str, url: str, version: int, args: tuple, kwargs: tuple, _fn: Callable):
+def _cached_call(key: str, url: str, version: tuple, args: tuple, kwargs: tuple, _fn: Callable):
     engine = _engine_for(url)
     with engine.connect() as conn:
         return _fn(conn, *args, **dict(kwargs))
 
 
-def cached(fn: Callable, *args, **kwargs):
-    """``fn(conn, *args, **kwargs)`` cached on the function, its arguments and the ledger version.
+def cache_version(fn: Callable, versions: db.Versions) -> tuple[str, int]:
+    """The version a cached result of ``fn`` is keyed on: the money version when ``fn`` reads only money
+    tables (:func:`analytics.db.reads_money_only`), else the ledger version (every write moves it).
 
-    Arguments must be hashable values (dates, strings, tuples, :class:`LedgerFilter`...). A new
-    import or a logged activity bumps the ledger version, so stale results are never shown. Not
-    keyed on any global state: two sessions with the same arguments share the result.
+    Example
+    -------
+    >>> from analytics import kpis
+    >>> cache_version(kpis.aging, db.Versions(ledger=7, money=5))
+    ('money', 5)
+    """
+    return ("money", versions.money) if db.reads_money_only(fn) else ("ledger", versions.ledger)
+
+
+def cached(fn: Callable, *args, _progress: Callable[[int, int], None] | None = None, **kwargs):
+    """``fn(conn, *args, **kwargs)`` cached on the function, its arguments and the version of what it reads.
+
+    Arguments must be hashable values (dates, strings, tuples, :class:`LedgerFilter`...). Money figures
+    (functions listed in :data:`analytics.db.MONEY_ONLY`: aging, DSO, KPI snapshot, roll-forward, the
+    forecast) are keyed on the money version, which an import, a cash application or an approved
+    write-off moves and a logged call, promise, note or dispute does not; everything else is keyed on the
+    ledger version, which every write moves. So stale results are never shown and work on an account
+    recomputes only what reads work. Not keyed on any global state: two sessions (two users) with the
+    same arguments share the result.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level ``analytics`` function taking a connection first.
+    *args, **kwargs
+        Its other arguments (part of the key).
+    _progress : callable(done, total), optional
+        Passed to ``fn`` as ``progress=`` when the result has to be computed (a progress bar); not part
+        of the key, and not called at all on a hit. Concurrent sessions missing the same key compute it
+        once: the others wait for it.
+
+    Returns
+    -------
+    object
+        ``fn``'s result (shared: do not modify it in place).
+
+    Example
+    -------
+    >>> snap = cached(kpis.snapshot, as_of, flt)                               # doctest: +SKIP
+    >>> bt = cached(backtest, flt, weeks=13, end=as_of, _progress=bar_update)   # doctest: +SKIP
 
     While another program holds the embedded ledger file, the result cached for the last ledger
     version read is returned under :data:`BUSY_NOTICE`; with nothing cached,
@@ -205,13 +258,40 @@ def cached(fn: Callable, *args, **kwargs):
         raise ValueError(f"cached() needs a module-level function, got {key}")
     engine = get_engine()
     url = engine.url.render_as_string(hide_password=False)
-    version = _current_version(engine, db_url())
+    version = cache_version(fn, _current_version(engine, db_url()))
+    call = (key, url, version, tuple(args), tuple(sorted(kwargs.items())))
     try:
         with db.waiting_for_lock(_read_wait(db_url())):  # a miss while the file is busy: DatabaseBusy
-            return _cached_call(key, url, version, tuple(args), tuple(sorted(kwargs.items())), _fn=fn)
+            if _progress is None:
+                return _cached_call(*call, _fn=fn)
+            return _with_progress(call, fn, _progress)
     except DatabaseBusy:
         _BUSY_AT[db_url()] = time.monotonic()
         raise
+
+
+def _with_progress(call: tuple, fn: Callable, progress: Callable[[int, int], None]):
+    """A cache lookup that, on a miss, computes outside the cache (Streamlit elements updated by the
+    callback must not be recorded for replay) and then stores the result under the same key."""
+    try:
+        return _cached_call(*call, _fn=_missing)
+    except _Miss:
+        pass
+    with _COMPUTING_GUARD:
+        lock = _COMPUTING.setdefault(call, threading.Lock())
+    with lock:  # another session computing the same key: wait for it, then read its result
+        try:
+            return _cached_call(*call, _fn=_missing)
+        except _Miss:
+            pass
+        key, url, version, args, kwargs = call
+        with _engine_for(url).connect() as conn:
+            result = fn(conn, *args, **dict(kwargs), progress=progress)
+        try:
+            return _cached_call(*call, _fn=lambda *_a, **_k: result)
+        finally:
+            with _COMPUTING_GUARD:
+                _COMPUTING.pop(call, None)
 
 
 def clear_caches() -> None:

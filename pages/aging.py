@@ -2,13 +2,16 @@
 invoices. Click a bar (or pick the bucket in the list) to drill down.
 
 Figures from :func:`analytics.kpis.aging`, :func:`analytics.kpis.aging_trend` and
-:func:`analytics.kpis.aging_detail`.
+:func:`analytics.kpis.aging_detail`. Settings: the aging basis (due date, per instalment where an invoice
+has a schedule, or document date) and the bucket edges; with a reporting currency chosen in the sidebar
+the bucket totals and history are converted (:func:`analytics.fx.aging`, :func:`analytics.fx.aging_trend`).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from analytics import kpis
+from analytics import fx, kpis
+from analytics.errors import UserError
 from dashboard import charts
 from dashboard import common as ui
 
@@ -16,7 +19,27 @@ user = ui.require_page("aging")
 as_of, flt = ui.sidebar_filters()
 ui.page_title("Aging", as_of, flt)
 
-aging = ui.cached(kpis.aging, as_of, flt)
+s1, s2 = st.columns([1, 2])
+basis = s1.segmented_control("Age by", ("due", "document"), default="due", key="aging_basis",
+                             format_func=lambda b: "Due date" if b == "due" else "Document date",
+                             help="Due date: days past due (each instalment by its own due date). "
+                                  "Document date: days since the invoice date.") or "due"
+edges_text = s2.text_input("Bucket edges (days)", value="0, 30, 60, 90, 120", key="aging_edges",
+                           help="Increasing whole days; the last bucket is everything above the last edge.")
+try:
+    edges = tuple(int(x) for x in edges_text.split(","))
+    kpis.make_buckets(edges)
+except (ValueError, UserError):
+    st.error(f"Bucket edges: {ui.plain(edges_text)!s} is not an increasing list of whole days such as 0, 30, 60, 90.")
+    st.stop()
+rep = ui.reporting_currency()  # fx: bucket totals and history converted; the drill-down stays per currency
+if rep:
+    ok, aging = ui.attempt(ui.cached, fx.aging, as_of, flt, rep, edges, basis=basis)
+    if not ok:
+        st.stop()
+    st.caption(f"All currencies converted into {rep}: " + "; ".join(aging.attrs.get("rates", {}).values()))
+else:
+    aging = ui.cached(kpis.aging, as_of, flt, edges, basis=basis)
 cur = aging.attrs.get("currency") or (flt.currencies[0] if flt.currencies else "")
 if int(aging["open_cents"].abs().sum()) == 0 and int(aging["items"].sum()) == 0:
     ui.empty_state("No open items for this filter at this date.")
@@ -27,8 +50,13 @@ months = st.segmented_control("History", (6, 12, 24), default=12, key="aging_mon
 dates = kpis.last_month_ends(as_of, int(months))
 if as_of not in dates:
     dates = dates + [as_of]
-trend = ui.cached(kpis.aging_trend, tuple(dates), flt)
+ok, trend = ui.attempt(ui.cached, fx.aging_trend, tuple(dates), flt, rep, edges) if rep else \
+    (True, ui.cached(kpis.aging_trend, tuple(dates), flt, edges))
+if not ok:
+    st.stop()
 st.subheader("Open amount by bucket over time")
+if basis == "document":
+    st.caption("The history is by due date (the as-of aging below follows the setting).")
 st.plotly_chart(charts.aging_stacked(trend, cur), key="aging_trend_chart", config=charts.CONFIG)
 
 # ---- drill-down ---------------------------------------------------------------------------
@@ -60,7 +88,10 @@ if st.session_state.get("aging_bucket") not in labels:
         (b for b in reversed(labels) if int(aging.loc[aging["bucket"] == b, "items"].iloc[0]) > 0), labels[-1])
 bucket = st.selectbox("Drill into bucket", labels, key="aging_bucket",
                       help="Or click a bar in the chart above.")
-detail = ui.cached(kpis.aging_detail, as_of, flt, bucket)
+if rep:
+    st.caption(f"The drill-down lists the {ui.plain(', '.join(flt.currencies))} items (the Currency filter), "
+               "in their own currency.")
+detail = ui.cached(kpis.aging_detail, as_of, flt, bucket, buckets=edges, basis=basis)
 if detail.empty:
     ui.empty_state(f"No open items in the {bucket} bucket.")
     st.stop()

@@ -12,7 +12,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics import db
 from analytics.forecast import (METHODS, NAIVE_METHODS, Scenario, actual_receipts, backtest, backtest_summary,
                                 band_calibration, beats_baselines, choose_method, forecast, open_by_customer)
 from dashboard import common as ui
@@ -20,7 +19,6 @@ from dashboard import common as ui
 user = ui.require_page("cash_forecast")
 as_of, flt = ui.sidebar_filters()
 ui.page_title("Cash forecast", as_of, flt)
-engine = ui.get_engine()
 
 with st.sidebar:
     st.subheader("Forecast")
@@ -31,22 +29,18 @@ with st.sidebar:
                               help="Past dates the methods are re-run from and scored against what came in")
 
 # --------------------------------------------------------------------------------------------- backtest
-# Kept per session, keyed on everything it depends on (including the ledger version); computed with a
-# progress bar the first time.
-bt_key = ("fc_backtest", engine.url.render_as_string(hide_password=True), db.ledger_version(engine), as_of, flt,
-          weeks, int(origins))
-store = st.session_state.setdefault("_fc_backtests", {})
-if bt_key not in store:
-    bar = st.progress(0.0, text="Backtesting every method on past origins…")
+# Computed once per money version and shared by every session through the dashboard cache (a logged call
+# does not recompute it); the progress bar shows only while it is computed.
+bar = st.empty()
 
-    def _progress(done: int, total: int) -> None:
-        bar.progress(done / total, text=f"Backtest: origin {done} of {total}")
 
-    ok, bt = ui.attempt(backtest, engine, flt, weeks=weeks, origins=int(origins), end=as_of, progress=_progress)
-    bar.empty()
-    store.clear()  # one backtest per session is enough to keep
-    store[bt_key] = bt if ok else None
-bt = store[bt_key]
+def _progress(done: int, total: int) -> None:
+    bar.progress(done / total, text=f"Backtesting every method on past origins: origin {done} of {total}")
+
+
+ok, bt = ui.attempt(ui.cached, backtest, flt, weeks=weeks, origins=int(origins), end=as_of, _progress=_progress)
+bar.empty()
+bt = bt if ok else None
 summary = backtest_summary(bt) if bt is not None else None
 
 if method_choice == "auto":
@@ -83,11 +77,11 @@ if not scenario.is_base():
 # --------------------------------------------------------------------------------------------- headline
 score = summary.set_index("method").loc[method] if summary is not None and method in set(summary["method"]) else None
 c1, c2, c3 = st.columns(3)
-c1.metric(f"Expected receipts, {weeks} weeks", ui.money(base["expected"].sum(), currency))
-c2.metric("Weeks 1–4", ui.money(base["expected"].head(4).sum(), currency))
+ui.money_metric(c1, f"Expected receipts, {weeks} weeks", units=base["expected"].sum(), currency=currency)
+ui.money_metric(c2, "Weeks 1–4", units=base["expected"].head(4).sum(), currency=currency)
 if scen is not None:
-    c3.metric("Scenario total", ui.money(scen["expected"].sum(), currency),
-              delta=ui.money(scen["expected"].sum() - base["expected"].sum(), currency))
+    ui.money_metric(c3, "Scenario total", units=scen["expected"].sum(), currency=currency,
+                    delta=ui.money_compact(scen["expected"].sum() - base["expected"].sum(), currency))
 elif score is not None:
     c3.metric("Backtest WAPE, weeks 1–4", ui.pct(score.wape_1_4, ratio=True))
 

@@ -14,6 +14,7 @@ import streamlit as st
 from analytics import auth, dunning, schema, workflow
 from dashboard import common as ui
 from analytics import accounts as q
+from analytics.worklist import worklist
 
 user = ui.require_page("customer_360")
 as_of, flt = ui.sidebar_filters()
@@ -42,7 +43,10 @@ ids = list(choices["customer_id"])
 if wanted in labels:
     st.session_state["c360_customer"] = wanted
 elif st.session_state.get("c360_customer") not in labels:
-    st.session_state["c360_customer"] = ids[0]
+    # No account asked for: open the top of this user's worklist (the account to work first).
+    top = ui.run_safely(ui.cached, worklist, as_of, flt)
+    top_ids = [c for c in (list(top["customer_id"]) if top is not None and not top.empty else []) if c in labels]
+    st.session_state["c360_customer"] = top_ids[0] if top_ids else ids[0]
 customer_id = st.selectbox("Customer", ids, key="c360_customer",
                            format_func=lambda cid: f"{labels.get(cid, cid)} ({cid})")
 if st.query_params.get("customer") != customer_id:
@@ -74,6 +78,7 @@ if profile.get("customer_since"):
     facts.append(f"customer since {profile['customer_since']:%b %Y}")
 st.caption(" · ".join(facts) + f" · figures as of {as_of:%d %b %Y}")
 
+items = items.sort_values(["due_date", "invoice_id"], kind="stable").reset_index(drop=True)  # oldest first
 open_items = items[items["open_cents"] != 0]
 balance = int(open_items["open_cents"].sum()) if not open_items.empty else 0
 overdue = int(open_items.loc[open_items["days_past_due"].fillna(0) > 0, "open_cents"].sum()) if not open_items.empty else 0
@@ -82,8 +87,8 @@ limit = profile.get("credit_limit_cents")
 open_disputes = disputes[disputes["resolved_date"].isna()] if not disputes.empty else disputes
 
 cols = st.columns(5)
-cols[0].metric("Balance", ui.cents(balance, currency))
-cols[1].metric("Past due", ui.cents(overdue, currency))
+ui.money_metric(cols[0], "Balance", cents_value=balance, currency=currency)
+ui.money_metric(cols[1], "Past due", cents_value=overdue, currency=currency)
 oldest_days = int(oldest) if oldest is not None and not ui.is_missing(oldest) else 0
 cols[2].metric("Oldest past due", f"{oldest_days} days" if oldest_days > 0 else "—")
 if limit:
@@ -103,17 +108,20 @@ cols[4].metric("Open disputes", f"{account_facts['open_disputes']}",
 
 # ---- dunning letter ------------------------------------------------------------------------
 if ui.can(user, "draft_letters"):
-    with st.expander("Dunning letter", icon=":material/mail:"):
+    with st.container(border=True):
+        st.markdown(":material/mail: **Dunning letter**")
         step_rows = ui.cached(dunning.dunning_candidates, as_of, type(flt)(customers=(customer_id,)))
         if step_rows.empty:
             st.caption(f"Nothing overdue (outside disputes) at {as_of:%d %b %Y}: no letter is due.")
         else:
             worst = step_rows.iloc[0]
-            st.markdown(f"Next step: **{ui.plain(worst['step'])}** — worst item {int(worst['max_days_past_due'])} days past "
+            st.markdown(f"Next step: **{ui.plain(ui.label(worst['step']))}** — worst item {int(worst['max_days_past_due'])} days past "
                         f"due, {ui.cents(int(worst['overdue_cents']), worst['currency'], 2)} overdue"
                         + (" · credit hold" if bool(worst["credit_hold"]) else ""))
             ok, letter = ui.attempt(ui.cached, dunning.draft_letter, customer_id, as_of)
             if ok:
+                with st.container(height=220, border=False):
+                    st.text(letter)
                 st.download_button(
                     f"Download the {worst['step']} letter (.txt)", data=letter.encode("utf-8"),
                     file_name=f"{as_of.isoformat()}_{customer_id}_{str(worst['step']).replace(' ', '_')}.txt",
@@ -121,8 +129,9 @@ if ui.can(user, "draft_letters"):
                 st.caption("A draft to send yourself; the Dunning page previews it and drafts letters in bulk.")
 
 # ---- tabs ---------------------------------------------------------------------------------
+# Keyed: the chosen tab is kept across reruns, so after a save the next submit stays on "Record work".
 tab_items, tab_pay, tab_disp, tab_prom, tab_hist, tab_act = st.tabs(
-    ["Open items", "Payments", "Disputes", "Promises", "Timeline", "Record work"])
+    ["Open items", "Payments", "Disputes", "Promises", "Timeline", "Record work"], key="c360_tab", on_change="rerun")
 
 with tab_items:
     show_all = st.toggle("Show settled items too", key="c360_all_items")
@@ -140,6 +149,9 @@ with tab_prom:
     ui.table(promises, f"{customer_id}_promises", key="c360_promises", empty="No promises to pay recorded.")
 with tab_hist:
     history = q.timeline(items, receipts, disputes, promises, activities)
+    logins = {u["collector_id"]: u["username"] for u in (ui.run_safely(auth.list_users, engine) or [])
+              if u.get("collector_id")}
+    history["by"] = history["by"].map(lambda who: logins.get(who, who))
     ui.table(history, f"{customer_id}_timeline", key="c360_timeline", empty="Nothing has happened on this account yet.")
     if ui.can(user, "view_audit"):
         with st.expander("Audit trail"):
@@ -165,8 +177,9 @@ with tab_act:
     left, right = st.columns(2)
     if ui.can(user, "write_activity"):
         with left.form("c360_activity", clear_on_submit=True):
+            ui.show_flash("c360_activity")  # this form's last save, shown beside it
             st.markdown("**Log a call, e-mail or note**")
-            a_type = st.selectbox("Type", schema.ACTIVITY_TYPES, key="act_type")
+            a_type = st.selectbox("Type", schema.ACTIVITY_TYPES, key="act_type", format_func=ui.label)
             a_outcome = st.text_input("Outcome", key="act_outcome", max_chars=64,
                                       placeholder="e.g. no answer, promised, left voicemail")
             a_note = st.text_area("Note", key="act_note", height=80)
@@ -174,9 +187,10 @@ with tab_act:
             if st.form_submit_button("Save activity", type="primary"):
                 ui.write_action(workflow.log_activity, engine, user, customer_id, a_type,
                                 outcome=a_outcome.strip() or None, note=a_note.strip() or None, invoice_id=a_inv,
-                                success="Activity saved (#{result}).")
+                                success="Activity saved (#{result}).", where="c360_activity")
     if ui.can(user, "record_promise"):
         with right.form("c360_promise", clear_on_submit=True):
+            ui.show_flash("c360_promise")  # this form's last save, shown beside it
             st.markdown("**Promise to pay**")
             p_date = st.date_input("Promised date", value=today + dt.timedelta(days=7), min_value=today,
                                    key="prom_date")
@@ -188,17 +202,18 @@ with tab_act:
                     st.error("Enter the promised amount.")
                 else:
                     ui.write_action(workflow.record_promise, engine, user, customer_id, p_date, ui.to_cents(p_amount),
-                                    invoice_id=p_inv, today=today,
+                                    invoice_id=p_inv, today=today, where="c360_promise",
                                     success="Promise saved (#{result}): " + f"{ui.money(p_amount, currency, 2)} "
                                     f"by {p_date:%d %b %Y}.")
     left, right = st.columns(2)
     if ui.can(user, "manage_disputes"):
         with left.form("c360_dispute", clear_on_submit=True):
+            ui.show_flash("c360_dispute")  # this form's last save, shown beside it
             st.markdown("**Open a dispute**")
             d_inv = st.selectbox("Item", list(open_items.loc[open_items["open_cents"] > 0, "invoice_id"]),
                                  key="disp_invoice", format_func=inv_label, index=None, placeholder="Choose an item")
-            d_reason = st.selectbox("Reason", ("pricing", "quantity", "quality", "delivery", "duplicate", "other"),
-                                    key="disp_reason")
+            d_reason = st.selectbox("Reason", ui.cached(q.dispute_reason_codes), key="disp_reason",
+                                    format_func=ui.label)
             d_amount = st.number_input(f"Amount in dispute ({currency})", min_value=0.0, step=100.0, format="%.2f",
                                        key="disp_amount")
             d_note = st.text_input("Note", key="disp_note")
@@ -207,21 +222,24 @@ with tab_act:
                     st.error("Choose the item and the amount in dispute.")
                 else:
                     ui.write_action(workflow.open_dispute, engine, user, d_inv, d_reason, ui.to_cents(d_amount),
-                                    note=d_note.strip() or None, success="Dispute #{result} opened.")
+                                    note=d_note.strip() or None, success="Dispute #{result} opened.", where="c360_dispute")
         if len(open_disputes):
             with left.form("c360_resolve"):
+                ui.show_flash("c360_resolve")  # this form's last save, shown beside it
                 st.markdown("**Resolve a dispute**")
                 r_id = st.selectbox(
                     "Dispute", list(open_disputes["dispute_id"]), key="res_dispute",
-                    format_func=lambda i: next(f"#{r.dispute_id} · {r.invoice_id} · {r.reason_code} · "
+                    format_func=lambda i: next(f"#{r.dispute_id} · {r.invoice_id} · {ui.label(r.reason_code)} · "
                                                f"{ui.cents(r.amount_cents, currency, 2)}"
                                                for r in open_disputes.itertuples() if r.dispute_id == i))
-                r_outcome = st.selectbox("Outcome", schema.DISPUTE_OUTCOMES, key="res_outcome")
+                r_outcome = st.selectbox("Outcome", schema.DISPUTE_OUTCOMES, key="res_outcome", format_func=ui.label)
                 if st.form_submit_button("Resolve"):
                     ui.write_action(workflow.resolve_dispute, engine, user, int(r_id), r_outcome,
-                                    success=f"Dispute #{int(r_id)} resolved ({r_outcome}).")
+                                    success=f"Dispute #{int(r_id)} resolved ({ui.label(r_outcome)}).",
+                                    where="c360_resolve")
     if ui.can(user, "propose_writeoff"):
         with right.form("c360_writeoff", clear_on_submit=True):
+            ui.show_flash("c360_writeoff")  # this form's last save, shown beside it
             st.markdown("**Propose a write-off**")
             w_inv = st.selectbox("Item", list(open_items.loc[open_items["open_cents"] > 0, "invoice_id"]),
                                  key="wo_invoice", format_func=inv_label, index=None, placeholder="Choose an item")
@@ -233,10 +251,11 @@ with tab_act:
                     st.error("Choose the item, the amount and give a reason.")
                 else:
                     ui.write_action(workflow.propose_writeoff, engine, user, w_inv, ui.to_cents(w_amount),
-                                    w_reason.strip(), success="Write-off proposal #{result} sent for approval.")
+                                    w_reason.strip(), success="Write-off proposal #{result} sent for approval.", where="c360_writeoff")
     pending = writeoffs[writeoffs["status"] == "proposed"] if not writeoffs.empty else writeoffs
     if ui.can(user, "approve_writeoff") and len(pending):
         with right.form("c360_decide"):
+            ui.show_flash("c360_decide")  # this form's last save, shown beside it
             st.markdown("**Decide a write-off proposal**")
             w_id = st.selectbox("Proposal", list(pending["proposal_id"]), key="wo_decide",
                                 format_func=lambda i: next(f"#{r.proposal_id} · {r.invoice_id} · "
@@ -245,4 +264,4 @@ with tab_act:
             approve = st.radio("Decision", ("Approve", "Reject"), horizontal=True, key="wo_decision")
             if st.form_submit_button("Record decision"):
                 ui.write_action(workflow.decide_writeoff, engine, user, int(w_id), approve == "Approve",
-                                success=f"Write-off proposal #{int(w_id)}: {approve.lower()}d.")
+                                success=f"Write-off proposal #{int(w_id)}: {approve.lower()}d.", where="c360_decide")

@@ -120,11 +120,37 @@ def _load_form() -> None:
             _show_errors(errors, f"{name}_errors", "data_load_errors")
 
 
+# ---- exchange rates and instalment schedules (fx) ----------------------------------------
+def _small_load_form() -> None:
+    """ECB exchange rates (:func:`analytics.fx.load_rates`) and instalment schedules
+    (:func:`analytics.instalments.load_schedules`): all or nothing, safe to repeat, bad rows named."""
+    from analytics import fx, instalments
+
+    st.subheader("Exchange rates and instalment schedules")
+    c1, c2 = st.columns(2)
+    for col, label, fn, key in (
+            (c1, "ECB daily rates (CSV as published: Date, USD, JPY, ...)", fx.load_rates, "data_rates"),
+            (c2, "Instalment schedules (CSV: invoice_id, due_date, amount or portion %)", instalments.load_schedules,
+             "data_schedule")):
+        upload = col.file_uploader(label, type=["csv", "txt"], key=f"{key}_file")
+        if col.button("Load", key=f"{key}_btn", disabled=upload is None, icon=":material/upload:"):
+            try:
+                col.success(ui.plain(fn(engine, upload.getvalue()).summary()), icon=":material/check_circle:")
+            except ValidationFailed as exc:
+                col.error(f"{ui.plain(upload.name)}: {len(exc.errors)} bad row(s); nothing was loaded.",
+                          icon=":material/error:")
+                with col:
+                    _show_errors(exc.errors, f"{upload.name}_errors", f"{key}_errors")
+            except UserError as exc:
+                col.error(ui.plain(str(exc)), icon=":material/error:")
+
+
 with tab_load:
     if ui.read_only():
         ui.readonly_notice("Loading files")
     else:
         _load_form()
+        _small_load_form()  # fx
     st.divider()
     st.subheader("Ledger contents")
     counts = ui.cached(q.table_counts)

@@ -75,7 +75,7 @@ with tab_p:
     c[1].metric("Kept", f"{int(_get(p, 'kept_count', 0)):,}", border=True)
     c[2].metric("Broken", f"{int(_get(p, 'broken_count', 0)):,}", border=True)
     c[3].metric("Kept rate", ui.pct(_get(p, "kept_pct")), border=True, help="Kept / (kept + broken).")
-    c[4].metric("Collected on promises", ui.cents(_get(p, "collected_cents"), cur), border=True)
+    ui.money_metric(c[4], "Collected on promises", cents_value=_get(p, "collected_cents"), currency=cur, border=True)
 
     st.subheader("Due or broken")
     due = ui.cached(ops.promises_due, as_of, flt)

@@ -39,8 +39,8 @@ if buckets:
 cur = ui.frame_currency(cands, flt) or (cands["currency"].mode().iloc[0] if not cands.empty else None)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Accounts due a letter", f"{len(cands):,}")
-c2.metric("Overdue (not disputed)", ui.cents(int(cands["overdue_cents"].sum()), cur))
-c3.metric("In dispute", ui.cents(int(cands["disputed_cents"].sum()), cur))
+ui.money_metric(c2, "Overdue (not disputed)", cents_value=int(cands["overdue_cents"].sum()), currency=cur)
+ui.money_metric(c3, "In dispute", cents_value=int(cands["disputed_cents"].sum()), currency=cur)
 c4.metric("On credit hold", f"{int(cands['credit_hold'].sum()):,}")
 procedure = dunning.current_procedure()
 with st.expander(f"Dunning procedure: {procedure.name}", icon=":material/rule:"):

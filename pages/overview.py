@@ -10,7 +10,7 @@ import datetime as dt
 
 import streamlit as st
 
-from analytics import kpis, metrics
+from analytics import fx, kpis, metrics
 from dashboard import common as ui
 from dashboard import charts
 
@@ -18,9 +18,16 @@ user = ui.require_page("overview")
 as_of, flt = ui.sidebar_filters()
 ui.page_title("Overview", as_of, flt)
 
-snap = ui.cached(kpis.snapshot, as_of, flt)
 prev_date = as_of.replace(day=1) - dt.timedelta(days=1)
-prev = ui.cached(kpis.snapshot, prev_date, flt)
+rep = ui.reporting_currency()  # fx: every currency converted into one at the as-of date's rates
+if rep:
+    ok, both = ui.attempt(lambda: [ui.cached(fx.snapshot, d, flt, rep) for d in (as_of, prev_date)])
+    if not ok:
+        st.stop()
+    snap, prev = both
+else:
+    snap = ui.cached(kpis.snapshot, as_of, flt)
+    prev = ui.cached(kpis.snapshot, prev_date, flt)
 cur = snap["currency"]
 
 if not snap["open_items"] and not snap["credit_sales"] and not prev["open_items"]:
@@ -28,19 +35,24 @@ if not snap["open_items"] and not snap["credit_sales"] and not prev["open_items"
     st.stop()
 
 st.caption(f"Amounts in {cur}. Change against the end of the previous month ({prev_date:%d %b %Y}). "
-           f"DSO window {snap['window']} days.")
+           f"DSO window {snap['window']} days."
+           + (f" All currencies converted into {cur}: " + "; ".join(r["text"] for r in snap["rates"].values())
+              if rep else ""))
 
 
 def card(col, key, fmt, kind):
     """One KPI card; its label, help and which direction is good come from the metric catalogue."""
     m = metrics.get(key)
+    help_text = metrics.help_text(key)
+    if fmt is money:  # compact on the card, exact in the help
+        help_text = f"Exact: {ui.money(snap[key], cur, 2)}.  \n{help_text}"
     col.metric(m.label, fmt(snap[key]), ui.delta(snap[key], prev[key], kind=kind),
-               delta_color="inverse" if m.higher_is_better is False else "normal", help=metrics.help_text(key),
+               delta_color="inverse" if m.higher_is_better is False else "normal", help=help_text,
                border=True)
 
 
 def money(v):
-    return ui.money(v, cur)
+    return ui.money_compact(v, cur)
 
 
 row1 = st.columns(4)
@@ -59,17 +71,20 @@ st.caption(f"{snap['open_items']:,} open items · {snap['customers_with_balance'
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Aging")
-    aging = ui.cached(kpis.aging, as_of, flt)
+    aging = ui.cached(fx.aging, as_of, flt, rep) if rep else ui.cached(kpis.aging, as_of, flt)
     st.plotly_chart(charts.aging_bar(aging, cur), key="overview_aging", config=charts.CONFIG)
 with right:
     st.subheader("DSO, best possible DSO and days delinquent")
     dates = kpis.last_month_ends(as_of, 12)
     if as_of not in dates:
         dates = dates + [as_of]
-    trend = ui.cached(kpis.kpi_trend, tuple(dates), flt)
-    st.plotly_chart(charts.dso_trend(trend), key="overview_dso", config=charts.CONFIG)
+    ok, trend = ui.attempt(ui.cached, fx.kpi_trend, tuple(dates), flt, rep) if rep else \
+        (True, ui.cached(kpis.kpi_trend, tuple(dates), flt))
+    if ok:
+        st.plotly_chart(charts.dso_trend(trend), key="overview_dso", config=charts.CONFIG)
 
 with st.expander("Trend table"):
-    ui.table(trend, "kpi_trend", key="overview_trend_table")
+    if ok:
+        ui.table(trend, "kpi_trend", key="overview_trend_table")
 with st.expander("Aging table"):
     ui.table(aging, "aging", key="overview_aging_table")

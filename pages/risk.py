@@ -52,13 +52,17 @@ st.subheader("Flagged for credit review")
 st.caption("Paying 5+ days later than the quarter before, over the credit limit in the high/critical band, "
            "or 2+ broken promises in 90 days.")
 flagged = credit_review(scores)
+# Probabilities are fractions in analytics; shown as percentages here.
+PCT = {"probability": st.column_config.ProgressColumn("Chance of 60+ days past due in 90 days", min_value=0.0,
+                                                      max_value=1.0, format="percent")}
 ui.table(flagged[["customer_name", "customer_id", "band", "probability", "expected_loss_cents", "open_cents", "flag",
                   "reasons", "collector_id"]] if not flagged.empty else flagged, f"credit_review_{as_of:%Y%m%d}",
-         key="risk_flagged", empty="No account flagged.")
+         key="risk_flagged", empty="No account flagged.", column_config=PCT)
 
 st.subheader("All scores")
 ui.table(scores[["customer_name", "customer_id", "band", "probability", "expected_loss_cents", "open_cents",
-                 "max_days_past_due", "reasons", "collector_id"]], f"risk_scores_{as_of:%Y%m%d}", key="risk_all")
+                 "max_days_past_due", "reasons", "collector_id"]], f"risk_scores_{as_of:%Y%m%d}", key="risk_all",
+         column_config=PCT)
 
 st.subheader("Model card")
 st.caption("Time-based split of the whole ledger (train on earlier invoices, test on later ones); baseline = the "

@@ -161,3 +161,275 @@ def test_overview_page_shows_new_ar_after_a_write_off(ledger_url, monkeypatch):
     assert_clean(at)
     assert {m.label: m.value for m in at.metric}["Total AR"] != card
     engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Caches keyed on what changed: work on an account (a call, a note, a promise, a dispute) leaves the money
+# figures cached; an import, a cash application or an approved write-off recomputes them. On all three
+# databases.
+# --------------------------------------------------------------------------------------------------------
+import importlib  # noqa: E402
+import re  # noqa: E402
+
+from analytics import cash_app  # noqa: E402
+from analytics.kpis import ar as kpis_ar  # noqa: E402
+from analytics.forecast import api as fc_api, data as fc_data  # noqa: E402
+from analytics.cash_app import posting  # noqa: E402
+
+TABLE_NAMES = sorted(t.name for t in schema.metadata.sorted_tables)
+
+
+class TableSpy:
+    """The tables each statement run on an engine names (read and written)."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine, self.statements = engine, []
+        sa.event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, *args):
+        self.statements.append(statement)
+
+    def tables(self, writes_only: bool = False) -> set[str]:
+        out = set()
+        for s in self.statements:
+            head = s.lstrip().split(None, 1)[0].upper() if s.strip() else ""
+            if writes_only and head not in ("INSERT", "UPDATE", "DELETE"):
+                continue
+            if writes_only:  # the table written: the first name after INSERT INTO / UPDATE / DELETE FROM
+                m = re.match(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", s, re.I)
+                out.add(m.group(1) if m else "?")
+            else:
+                out |= {t for t in TABLE_NAMES if re.search(rf"\b{t}\b", s)}
+        return out
+
+    def close(self):
+        sa.event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def _money_only_calls(as_of: dt.date) -> dict:
+    """One example call (arguments after the connection) of every function in db.MONEY_ONLY."""
+    m1, m2 = dt.date(as_of.year, as_of.month, 1) - dt.timedelta(days=1), as_of
+    return {
+        kpis_ar.aging: (as_of,), kpis_ar.aging_trend: ((m1, m2),), kpis_ar.aging_detail: (as_of,),
+        kpis_ar.kpi_trend: ((m1, m2),), kpis_ar.snapshot: (as_of,), kpis.main_currency: (),
+        kpis_ar.cei: (m1, as_of), kpis_ar.roll_rates: ((m1 - dt.timedelta(days=31), m1, m2),),
+        kpis_ar.provision_matrix: (as_of,), kpis_ar.payment_days: (m1 - dt.timedelta(days=60), as_of),
+        kpis_ar.latest_date: (),
+        cash_app.rollforward: (f"{m1:%Y-%m}", f"{m2:%Y-%m}"), cash_app.unapplied_aging: (as_of,),
+        cash_app.ledger_integrity: (),
+        fc_data.actual_receipts: (as_of - dt.timedelta(days=180), as_of), fc_data.open_by_customer: (as_of,),
+        fc_api.backtest: (), fc_api.forecast: (as_of,),
+    }
+
+
+def test_money_only_functions_read_only_money_tables(duckdb_engine):
+    """Every function cached on the money version reads nothing a work write changes (proved on its SQL)."""
+    generator.generate(duckdb_engine, customers=8, invoices=250, seed=5, end=AS_OF)
+    calls = _money_only_calls(AS_OF)
+    listed = set()
+    for name in db.MONEY_ONLY:
+        module, qualname = name.split(":")
+        fn = getattr(importlib.import_module(module), qualname)
+        assert db.reads_money_only(fn)
+        listed.add(fn)
+    assert listed == set(calls)  # each listed function is exercised below, and only those
+    for fn, args in calls.items():
+        spy = TableSpy(duckdb_engine)
+        with duckdb_engine.connect() as conn:
+            fn(conn, *args)
+        spy.close()
+        read = spy.tables()
+        assert read and read <= db.MONEY_TABLES, f"{fn.__module__}.{fn.__qualname__} reads {read - db.MONEY_TABLES}"
+    assert not db.reads_money_only(ops.promise_stats) and not db.reads_money_only(ops.collector_kpis)
+
+
+@pytest.fixture
+def dashboard_on(engine, monkeypatch):
+    """The dashboard (ui.cached) pointed at the engine fixture's database, with a small generated ledger."""
+    url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("AR_DB_URL", url)
+    ui.clear_caches()
+    generator.generate(engine, customers=10, invoices=300, seed=11, end=AS_OF)
+    yield engine
+    ui.clear_caches()
+
+
+def _counted(engine, fn, *args):
+    counter = StatementCounter(ui.get_engine())
+    try:
+        return ui.cached(fn, *args), counter.n
+    finally:
+        counter.close()
+
+
+def test_work_writes_keep_money_figures_cached_and_show_at_once(dashboard_on):
+    engine = dashboard_on
+    url = engine.url.render_as_string(hide_password=False)
+    flt = kpis.LedgerFilter(currencies=(_fresh(url, kpis.main_currency),))
+    invoice_id, customer_id, _ = _open_invoice(engine, AS_OF)
+    start = AS_OF - dt.timedelta(days=30)
+    snap = ui.cached(kpis.snapshot, AS_OF, flt)
+    aging = ui.cached(kpis.aging, AS_OF, flt)
+    board = ui.cached(ops.collector_kpis, start, AS_OF, flt)
+    promises = ui.cached(ops.promise_stats, start, AS_OF, flt)
+    v0 = db.versions(engine)
+
+    spy = TableSpy(engine)
+    workflow.log_activity(engine, APPROVER, customer_id, "call", outcome="reached", note="will pay",
+                          at=dt.datetime.combine(AS_OF, dt.time(10)))
+    workflow.record_promise(engine, APPROVER, customer_id, AS_OF, 5_000, today=AS_OF)
+    dispute = workflow.open_dispute(engine, APPROVER, invoice_id, "pricing", 1_000, opened=AS_OF)
+    workflow.resolve_dispute(engine, APPROVER, dispute, "rejected", resolved=AS_OF)
+    workflow.log_activity(engine, APPROVER, customer_id, "note", note="internal")
+    spy.close()
+    written = spy.tables(writes_only=True) - {"ledger_meta"}
+    assert written and not written & db.MONEY_TABLES, written  # the work writes touch no money table
+
+    v1 = db.versions(engine)
+    assert v1.ledger == v0.ledger + 5 and v1.money == v0.money  # five writes, no money change
+    # money figures: served from the cache (no statement), and still right
+    assert _counted(engine, kpis.snapshot, AS_OF, flt) == (snap, 0)
+    aging_now, n = _counted(engine, kpis.aging, AS_OF, flt)
+    assert n == 0 and aging_now.equals(_fresh(url, kpis.aging, AS_OF, flt))
+    assert snap == _fresh(url, kpis.snapshot, AS_OF, flt)
+    # work figures: recomputed at once
+    board_now, n = _counted(engine, ops.collector_kpis, start, AS_OF, flt)
+    assert n > 0 and not board_now.equals(board)
+    assert board_now.equals(_fresh(url, ops.collector_kpis, start, AS_OF, flt))
+    promises_now, n = _counted(engine, ops.promise_stats, start, AS_OF, flt)
+    assert n > 0 and promises_now.equals(_fresh(url, ops.promise_stats, start, AS_OF, flt))
+    assert not promises_now.equals(promises)
+
+
+def test_money_writes_recompute_money_figures_at_once(dashboard_on):
+    engine = dashboard_on
+    url = engine.url.render_as_string(hide_password=False)
+    flt = kpis.LedgerFilter(currencies=(_fresh(url, kpis.main_currency),))
+    invoice_id, customer_id, open_cents = _open_invoice(engine, AS_OF)
+    aging = ui.cached(kpis.aging, AS_OF, flt)
+    snap = ui.cached(kpis.snapshot, AS_OF, flt)
+
+    # a cash application: a receipt of the customer's with something unapplied, applied to the open item
+    with engine.connect() as conn:
+        rc = schema.receipts
+        receipts = conn.execute(sa.select(rc.c.id).where(rc.c.customer_id == customer_id,
+                                                          rc.c.receipt_date <= AS_OF)).scalars().all()
+        receipt, left = next(((r, posting.receipt_unapplied_cents(conn, r)) for r in receipts
+                              if posting.receipt_unapplied_cents(conn, r) > 0), (None, 0))
+    v0 = db.versions(engine)
+    if receipt is None:  # no unapplied cash on this account: post a write-off instead (also money)
+        pid = workflow.propose_writeoff(engine, FINANCE_MGR, invoice_id, 1_000, "small balance", today=AS_OF)
+        assert db.versions(engine).money == v0.money  # the proposal alone changes no money figure
+        workflow.decide_writeoff(engine, APPROVER, pid, approve=True, decided=AS_OF)
+        moved = 1_000
+    else:
+        moved = min(left, open_cents, 1_000)
+        posting.apply(engine, FINANCE_MGR, receipt, {invoice_id: moved}, applied_date=AS_OF)
+    v1 = db.versions(engine)
+    assert v1.money > v0.money and v1.money == v1.ledger
+    aging_now, n = _counted(engine, kpis.aging, AS_OF, flt)
+    assert n > 0 and aging_now.equals(_fresh(url, kpis.aging, AS_OF, flt))
+    assert aging_now.open_cents.sum() == aging.open_cents.sum() - moved
+    assert ui.cached(kpis.snapshot, AS_OF, flt) == _fresh(url, kpis.snapshot, AS_OF, flt) != snap
+
+    # an approved write-off moves the money version too (its proposal does not)
+    v2 = db.versions(engine)
+    pid = workflow.propose_writeoff(engine, FINANCE_MGR, invoice_id, 500, "small balance", today=AS_OF)
+    assert db.versions(engine).money == v2.money
+    workflow.decide_writeoff(engine, APPROVER, pid, approve=True, decided=AS_OF)
+    assert db.versions(engine).money > v2.money
+    assert ui.cached(kpis.aging, AS_OF, flt).open_cents.sum() == aging_now.open_cents.sum() - 500
+
+
+def test_versions_without_a_money_row_fall_back_to_the_ledger_version(engine):
+    """A ledger written before the money version existed (or a warehouse ETL bumping only ledger_version)."""
+    with engine.begin() as conn:
+        db.bump_ledger_version(conn)
+        conn.execute(schema.ledger_meta.delete().where(schema.ledger_meta.c.key == "money_version"))
+    v = db.versions(engine)
+    assert v.money == v.ledger == db.ledger_version(engine)
+    with engine.begin() as conn:
+        db.bump_ledger_version(conn, money=False)
+    assert db.versions(engine).money == db.versions(engine).ledger  # still follows every write: never stale
+    with engine.begin() as conn:  # a restore putting back an older money version than the ledger's: clamped
+        db.mark_money_changed(conn, 10_000)
+    assert db.versions(engine).money == db.versions(engine).ledger
+
+
+def test_cash_forecast_backtest_is_computed_once_and_shared_by_sessions(monkeypatch, small_ledger_copy):
+    """Issue 17 item 9: the page's backtest is cached across sessions (keyed on the money version, the
+    progress callback not part of the key); a second session opens fast; a logged call keeps it, a money
+    write recomputes it."""
+    import functools
+    import time
+
+    import analytics.forecast as forecast_pkg
+
+    real, calls = fc_api.backtest, []
+
+    @functools.wraps(real)
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("progress"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(forecast_pkg, "backtest", counting)
+    ui.clear_caches()
+    try:
+        first = open_page(monkeypatch, small_ledger_copy, "cash_forecast", role="finance", timeout=180)
+        assert_clean(first)
+        assert len(calls) == 1 and calls[0] is not None  # computed once, with the progress bar
+        started = time.perf_counter()
+        second = open_page(monkeypatch, small_ledger_copy, "cash_forecast", role="manager", timeout=180)
+        took = time.perf_counter() - started
+        assert_clean(second)
+        assert len(calls) == 1  # another session, another user: shared
+        assert [m.value for m in second.metric] == [m.value for m in first.metric]
+        assert took < 2.0, f"second session took {took:.2f} s"
+
+        engine = db.connect(small_ledger_copy)
+        with engine.connect() as conn:
+            customer = conn.execute(sa.select(schema.customers.c.id).limit(1)).scalar()
+        workflow.log_activity(engine, APPROVER, customer, "call", note="called")
+        open_page(monkeypatch, small_ledger_copy, "cash_forecast", role="finance", timeout=180)
+        assert len(calls) == 1  # a logged call changes no money: the backtest stands
+        with engine.begin() as conn:
+            db.bump_ledger_version(conn)  # as an import does
+        open_page(monkeypatch, small_ledger_copy, "cash_forecast", role="finance", timeout=180)
+        assert len(calls) == 2
+        engine.dispose()
+    finally:
+        ui.clear_caches()
+
+
+def test_risk_model_trains_once_for_sessions_asking_at_once(duckdb_engine, monkeypatch):
+    """Eight sessions opening the Worklist together after a write train one model, not eight."""
+    import threading
+    import time
+
+    from analytics.risk import scoring
+
+    trained = []
+
+    def slow_train(conn, as_of, **kwargs):
+        trained.append(as_of)
+        time.sleep(0.3)
+        return object()
+
+    monkeypatch.setattr(scoring, "train", slow_train)
+    cache, models = scoring.ModelCache(), []
+
+    def session():
+        with duckdb_engine.connect() as conn:
+            models.append(cache.get(conn, AS_OF))
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trained) == 1 and len({id(m) for m in models}) == 1
+    with duckdb_engine.begin() as conn:
+        db.bump_ledger_version(conn)
+    with duckdb_engine.connect() as conn:
+        cache.get(conn, AS_OF)
+    assert len(trained) == 2  # a new ledger version: trained again, once

@@ -149,6 +149,15 @@ def test_reason_texts():
         "1 open dispute (1,234.56)"
     assert reason_text("aging", {"max_dpd": 75, "overdue_share": 0.4}) == \
         "oldest open item 75 days past due; 40% of the balance overdue"
+    # with the table's figures (issue 17: the reason said 67 days next to a worst DPD of 341)
+    assert reason_text("aging", {"max_dpd": 67, "overdue_share": 0.1, "max_days_past_due": 341,
+                                 "overdue_cents": 4_500_000, "open_cents": 9_000_000, "currency": "EUR"}) == \
+        "EUR 45,000.00 overdue (50% of the balance), oldest item 341 days past due"
+    # drivers that explain nothing in a collector's words are not named
+    assert reason_text("tenure", {"tenure_days": 900, "n_items": 145, "n_paid": 140}) is None
+    assert reason_text("tenure", {"tenure_days": 120, "n_items": 4, "n_paid": 2}) == "new customer (4 months)"
+    assert reason_text("region", {"region": "EMEA"}) is None
+    assert reason_text("terms", {"terms_days": 30}) is None
 
 
 def test_reasons_name_the_drivers_that_raise_the_score():
@@ -207,6 +216,13 @@ def test_trained_model_scores_generated_ledger(gen_url, gen_model):
     assert scores["probability"].between(0, 1).all()
     assert (scores["expected_loss_cents"].diff().dropna() <= 0).all()  # ranked by expected loss
     assert scores["reasons"].str.len().gt(0).all()
+    # reasons quote the row's own figures: every "N days past due" is the row's worst days past due
+    import re
+    for row in scores.itertuples():
+        for days in re.findall(r"(\d+) days past due", row.reasons):
+            assert int(days) == row.max_days_past_due, (row.reasons, row.max_days_past_due)
+        assert "in the last 2 years" not in row.reasons and "region" not in row.reasons
+    assert scores["reasons"].str.contains(" days past due").any()
     inv = score_invoices(eng, D(2026, 1, 1), model=gen_model)
     assert (inv["days_to_pay_low"] <= inv["days_to_pay"]).all() and (inv["days_to_pay"] <= inv["days_to_pay_high"]).all()
 
@@ -262,3 +278,28 @@ def test_cli_risk_json_shape(gen_url, gen_model, tmp_path, capsys):
     assert rows[0]["expected_loss"] >= rows[-1]["expected_loss"]
     assert cli.main(["risk", "--db", gen_url, "--model", str(tmp_path / "missing.model")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _invoice_features(engine):
+    with engine.connect() as conn:
+        pts = F.invoice_points()
+        frame = F.add_invoice_features(F.history_frame(conn, pts), F.invoice_attributes(conn, pts))
+    return frame[F.INVOICE_FEATURES].sort_index()
+
+
+def test_invoice_features_see_nothing_after_the_scoring_point(ledger):
+    """Invoice-date points (the IBM model card's training and test rows): rows dated after each
+    invoice's date change none of its features; a dispute opened ON the invoice date is part of the
+    invoice's own state at the end of that day, one opened the day after is not."""
+    before = _invoice_features(ledger)
+    _add_future_rows(ledger, AS_OF)
+    with ledger.begin() as conn:  # I3 issued 2024-03-01: disputed the day after -> invisible
+        conn.execute(schema.disputes.insert(), [dict(invoice_id="I3", customer_id="K1", opened_date=D(2024, 3, 2),
+                                                     reason_code="price", amount_cents=1_000)])
+    after = _invoice_features(ledger)
+    pd.testing.assert_frame_equal(before, after.loc[before.index])
+    assert before.loc["I3", "inv_disputed"] == 0
+    with ledger.begin() as conn:
+        conn.execute(schema.disputes.insert(), [dict(invoice_id="I3", customer_id="K1", opened_date=D(2024, 3, 1),
+                                                     reason_code="price", amount_cents=1_000)])
+    assert _invoice_features(ledger).loc["I3", "inv_disputed"] == 1

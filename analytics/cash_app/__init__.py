@@ -29,8 +29,8 @@ from analytics.cash_app.posting import (accept_proposal, accept_proposals, apply
                                         receipt_unapplied_cents, reject_proposal, reject_proposals, run_matching,
                                         unapply)
 from analytics.cash_app.reports import (UNAPPLIED_BUCKETS, cash_app_kpis, ledger_integrity, pending_proposals,
-                                        refund_package,
-                                        rollforward, ties_out, unapplied_aging, unapplied_cash)
+                                        refund_package, rollforward, ties_out, unapplied_aging, unapplied_cash)
+from analytics.cash_app.reports import revalued_rollforward  # fx: roll-forward in a reporting currency
 from analytics.ledger import to_units
 from analytics import cli_support as cs
 from analytics.cli_support import date_arg, month_arg
@@ -179,6 +179,8 @@ def configure_rollforward_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="start", type=month_arg, required=True, help="first month (YYYY-MM)")
     parser.add_argument("--to", dest="end", type=month_arg, required=True, help="last month (YYYY-MM)")
     parser.add_argument("--currency", action="append", default=[], help="only this currency (repeatable)")
+    parser.add_argument("--report-currency", dest="report_currency", type=str.upper, default=None, metavar="CUR",
+                        help="in CUR at month-end rates, with the unrealised FX gain/loss line (analytics.fx)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=_run_rollforward)
 
@@ -192,7 +194,9 @@ def _run_rollforward(args: argparse.Namespace) -> int:
     engine = db.connect(args.db or db.default_url())
     try:
         with engine.connect() as conn:
-            frame = rollforward(conn, args.start, args.end, LedgerFilter(currencies=tuple(args.currency)))
+            flt = LedgerFilter(currencies=tuple(args.currency))
+            frame = (revalued_rollforward(conn, args.start, args.end, args.report_currency, flt)
+                     if getattr(args, "report_currency", None) else rollforward(conn, args.start, args.end, flt))
     except LedgerIntegrityError as exc:
         print(f"DOES NOT TIE OUT: {exc}", file=sys.stderr)
         if args.json:
@@ -206,6 +210,8 @@ def _run_rollforward(args: argparse.Namespace) -> int:
         rows = []
         for r in frame.to_dict("records"):
             row = {"month": r["month"].isoformat(), "currency": r["currency"]}
+            if "rate_date" in r:  # --report-currency: amounts in it, at the rate of rate_date
+                row.update(report_currency=args.report_currency, rate_date=r["rate_date"].isoformat())
             row.update({k[: -len("_cents")]: _units(v) for k, v in r.items() if k.endswith("_cents")})
             rows.append(row)
         print(json.dumps({"from": args.start, "to": args.end, "ties_out": ok, "months": rows}, indent=2))
@@ -213,6 +219,8 @@ def _run_rollforward(args: argparse.Namespace) -> int:
         for r in frame.itertuples(index=False):
             print(f"{r.month:%Y-%m} {r.currency}  opening {r.opening_cents / 100:>16,.2f}  closing "
                   f"{r.closing_cents / 100:>16,.2f}  open items {r.open_items_cents / 100:>16,.2f}  "
-                  f"difference {r.difference_cents / 100:,.2f}")
+                  f"difference {r.difference_cents / 100:,.2f}"
+                  + (f"  FX gain/loss {r.fx_revaluation_cents / 100:,.2f} {args.report_currency}"
+                     if hasattr(r, "fx_revaluation_cents") else ""))
         print("ties out" if ok else "DOES NOT TIE OUT")
     return 0 if ok else 1

@@ -494,6 +494,82 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
     return frame.sort_values(["month", "currency"], kind="stable", ignore_index=True)
 
 
+#: Roll-forward in a reporting currency: the transaction-currency lines converted, plus the unrealised
+#: exchange gain (+) or loss (-) on the open items (:func:`revalued_rollforward`).
+REVALUED_COLUMNS = ["month", "currency", "rate_date", *ROLLFORWARD_COLUMNS[2:11], "fx_revaluation_cents",
+                    "closing_cents", "open_items_cents", "difference_cents"]
+
+
+def revalued_rollforward(conn: sa.Connection, start_month, end_month, report: str,
+                         flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
+    """The month-end roll-forward in a reporting currency, with the month-end revaluation of open
+    foreign-currency items as an unrealised FX gain/loss line; ties to the converted open items to the cent.
+
+    Per transaction currency c and month m, with r_m the c → ``report`` rate at m's month end (latest on
+    or before it, :mod:`analytics.fx`) and :func:`rollforward`'s lines in c:
+
+    * ``opening`` = the previous month's converted closing (first month: the open items the day before
+      it, at that day's rate): the open items are carried at last month-end's rate;
+    * every movement line (invoices, memos, cash, credits, write-offs, deductions, adjustments) at r_m,
+      each rounded half-up to the cent (closing-rate method);
+    * ``closing`` = closing in c at r_m; ``fx_revaluation`` = closing − opening − Σ lines, i.e. the
+      balance carried from last month revalued from r_{m−1} to r_m (plus the lines' cent rounding);
+      zero for c = ``report``;
+    * ``open_items`` = the open items at m's end in c at r_m; ``difference`` = closing − open_items = 0.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    start_month, end_month : str ``YYYY-MM`` or datetime.date
+    report : str
+        The reporting currency.
+    flt : LedgerFilter, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`REVALUED_COLUMNS`, amounts in ``report`` cents, one row per month and transaction currency;
+        ``attrs["currency"]`` = ``report``.
+
+    Example
+    -------
+    >>> rf = revalued_rollforward(conn, "2026-01", "2026-10", "EUR")  # doctest: +SKIP
+    >>> int(rf.groupby("month").fx_revaluation_cents.sum().iloc[-1])  # doctest: +SKIP
+    -1234
+    """
+    from analytics import fx
+
+    rf = rollforward(conn, start_month, end_month, flt)
+    codes = sorted(rf["currency"].unique())
+    months = sorted(rf["month"].unique())
+    first_day = _month(start_month) - dt.timedelta(days=1)
+    rates = {d: fx.conversion_rates(conn, d, codes, report) for d in [first_day, *months]}
+    lines = ROLLFORWARD_COLUMNS[3:11]
+    rows = []
+    for code in codes:
+        mine = rf[rf["currency"] == code].sort_values("month")
+        carried = None
+        for r in mine.to_dict("records"):
+            rate = rates[r["month"]][code]
+            if carried is None:
+                carried = rates[first_day][code].convert(int(r["opening_cents"]))
+            row = {"month": r["month"], "currency": code, "rate_date": rate.rate_date, "opening_cents": carried}
+            row.update({k: rate.convert(int(r[k])) for k in lines})
+            closing = rate.convert(int(r["closing_cents"]))
+            row["fx_revaluation_cents"] = closing - carried - sum(row[k] for k in lines)
+            row["closing_cents"] = closing
+            row["open_items_cents"] = rate.convert(int(r["open_items_cents"]))
+            row["difference_cents"] = closing - row["open_items_cents"]
+            rows.append(row)
+            carried = closing
+    frame = pd.DataFrame(rows, columns=REVALUED_COLUMNS)
+    for col in REVALUED_COLUMNS[3:]:
+        frame[col] = frame[col].astype("int64")
+    frame = frame.sort_values(["month", "currency"], kind="stable", ignore_index=True)
+    frame.attrs["currency"] = report
+    return frame
+
+
 def ties_out(frame: pd.DataFrame) -> bool:
     """True when every roll-forward row's ``difference_cents`` is 0 (subledger = open items)."""
     return bool((frame["difference_cents"] == 0).all())

@@ -41,7 +41,7 @@ from typing import Iterable, NamedTuple, Sequence
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics import schema
+from analytics import instalments, schema
 from analytics.db import date_values, days_between
 from analytics.errors import UserError
 from analytics.ledger import (FALLBACK_CURRENCY, NO_FILTER, RECEIVABLE_DOC_TYPES, LedgerFilter, as_date,  # noqa: F401
@@ -239,7 +239,7 @@ def _frame(rows: list[dict], columns: list[str], currency: str | None) -> pd.Dat
 # Aging
 # ----------------------------------------------------------------------------------------------
 def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER, buckets=DEFAULT_BUCKETS,
-          receivables_only: bool = False) -> pd.DataFrame:
+          receivables_only: bool = False, basis: str = "due") -> pd.DataFrame:
     """Open amount at ``as_of`` by aging bucket of days past due (D − due date).
 
     Default buckets: Current (<= 0 days past due), 1-30, 31-60, 61-90, 91-120, 120+ (> 120). Every
@@ -254,6 +254,9 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER, bu
     buckets : tuple of Bucket or sequence of int edges, optional
     receivables_only : bool
         Only invoices and debit memos (used by the provision matrix).
+    basis : {"due", "document"}
+        Age by due date (default) or document date; invoices with an instalment schedule are aged per
+        instalment (:func:`analytics.instalments.aged_items`).
 
     Returns
     -------
@@ -268,7 +271,7 @@ def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER, bu
     """
     buckets = _buckets(buckets)
     flt, cur = resolve_currency(conn, flt)
-    o = open_items(as_date(as_of), flt)
+    o = instalments.aged_items(conn, as_date(as_of), flt, basis)  # open_items unless instalments / basis
     inner = sa.select(bucket_order_expr(o.c.days_past_due, buckets).label("bucket_order"), o.c.open_cents,
                       o.c.customer_id)
     if receivables_only:
@@ -315,7 +318,7 @@ def aging_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter
 
 
 def aging_detail(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER, bucket: str | int | None = None,
-                 limit: int | None = None, buckets=DEFAULT_BUCKETS) -> pd.DataFrame:
+                 limit: int | None = None, buckets=DEFAULT_BUCKETS, basis: str = "due") -> pd.DataFrame:
     """The open items behind :func:`aging`: one row per item open at ``as_of``.
 
     Parameters
@@ -338,7 +341,7 @@ def aging_detail(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FIL
     """
     buckets = _buckets(buckets)
     flt, cur = resolve_currency(conn, flt)
-    o = open_items(as_date(as_of), flt)
+    o = instalments.aged_items(conn, as_date(as_of), flt, basis)  # one row per open instalment (basis: aging)
     border = bucket_order_expr(o.c.days_past_due, buckets)
     stmt = (sa.select(o.c.customer_id, cust.c.name.label("customer_name"), o.c.invoice_id, o.c.doc_type,
                       o.c.invoice_date, o.c.due_date, o.c.open_cents, o.c.days_past_due,
@@ -388,7 +391,11 @@ def _balance_moves(dates: list[dt.date], flt: LedgerFilter, buckets) -> sa.Subqu
     moved = sa.select(dv.c.as_of, b, s.c.delta_cents.label("c")).select_from(
         dv.join(s, s.c.move_date <= dv.c.as_of).join(inv, sa.and_(inv.c.id == s.c.item_id,
                                                                   inv.c.invoice_date <= dv.c.as_of)))
-    return sa.union_all(flt.apply_to_invoices(issued), flt.apply_to_invoices(moved)).subquery("balance_moves")
+    # invoices with an instalment schedule: their amounts moved to their instalments' buckets (fx, issue 20)
+    per_instalment = instalments.bucket_corrections(
+        dv, flt, lambda due, d: bucket_order_expr(days_between(due, d), buckets))
+    return sa.union_all(flt.apply_to_invoices(issued), flt.apply_to_invoices(moved),
+                        *per_instalment).subquery("balance_moves")
 
 
 @dataclasses.dataclass(frozen=True)

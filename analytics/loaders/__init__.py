@@ -35,7 +35,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from typing import Any
@@ -187,8 +186,9 @@ def load(engine: sa.Engine, fmt: str, source: Source, mapping: Any = None, skip_
 # ------------------------------------------------------------------------------------------------
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m analytics load``."""
-    parser.add_argument("format", choices=FORMATS + ("bank",),
-                        help="input format; `bank`: a bank statement (BAI2, MT940 or camt.053, detected)")
+    parser.add_argument("format", choices=FORMATS + ("bank", "rates", "schedule"),
+                        help="input format; `bank`: a bank statement (BAI2, MT940 or camt.053, detected); "
+                             "`rates`: ECB daily exchange rates; `schedule`: instalment schedules")
     parser.add_argument("path", help="file to load")
     parser.add_argument("--mapping", help="column-mapping file (YAML or TOML), required for csv and excel")
     parser.add_argument("--skip-invalid", action="store_true",
@@ -209,6 +209,11 @@ def _write_errors(path: str | None, errors: list[RowError]) -> None:
 def run_cli(args) -> int:
     """Run ``python -m analytics load FORMAT PATH`` for a ledger export; returns the exit code."""
     from analytics import db
+
+    if args.format in ("rates", "schedule"):  # not ledger rows: analytics.fx / analytics.instalments load them
+        from analytics import fx, instalments
+
+        return (fx if args.format == "rates" else instalments).run_load_cli(args)
 
     engine = db.connect(args.db or db.default_url())
     try:

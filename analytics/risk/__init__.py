@@ -8,7 +8,7 @@ Public API
 ``score_invoices(conn, as_of, flt=NO_FILTER, model=None)``
     Open invoices with P(paid > T days late or never) and predicted payment date with an interval.
 ``train(conn, as_of, late_days=30)`` -> :class:`RiskModel`; ``save_model`` / ``load_model``.
-``evaluate(conn, split_date=None, late_days=30)`` -> model card figures (dict).
+``evaluate(conn, split_date=None, late_days=None)`` -> model card figures (dict); T chosen so the test set has 30+ events of each class, or flagged.
 ``BANDS`` / ``band(p)`` — risk bands: low < 10 % <= medium < 30 % <= high < 60 % <= critical.
 
 CLI
@@ -18,11 +18,14 @@ CLI
 ``python -m analytics risk review --json``                      accounts flagged for credit review
 ``python -m analytics risk evaluate --json``                    model card figures
 ``python -m analytics risk train --as-of 2026-10-31 --out data/models/risk.model``
+``python -m analytics risk policy-backtest [--start D] [--capacity 2] [--replays 5]`` ranking rules compared
+on a ledger generated with ``--contact-effects`` (:mod:`analytics.risk.policy`)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from analytics.cli_support import date_arg
 from analytics.errors import UserError
@@ -32,7 +35,7 @@ from analytics.risk.features import ACCOUNT_FEATURES, INVOICE_FEATURES
 from analytics.risk.models import (BANDS, SCHEMA_VERSION, DaysToPayRegressor, DelinquencyClassifier,
                                    HeuristicRiskScorer, RiskModel, band)
 from analytics.risk.persistence import DEFAULT_MODEL_PATH, load_model, save_model
-from analytics.risk.scoring import MAX_TRAINING_ROWS, MODEL_CACHE, ModelCache, credit_review, score_accounts, score_invoices, train
+from analytics.risk.scoring import DEFAULT_LATE_DAYS, MAX_TRAINING_ROWS, MODEL_CACHE, ModelCache, credit_review, score_accounts, score_invoices, train
 
 __all__ = [
     "ACCOUNT_FEATURES", "INVOICE_FEATURES", "BANDS", "SCHEMA_VERSION", "DaysToPayRegressor", "DelinquencyClassifier",
@@ -64,19 +67,28 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     from analytics.cli_support import add_filter_arguments
 
     parser.add_argument("action", nargs="?", default="score",
-                        choices=("score", "invoices", "review", "evaluate", "train"),
+                        choices=("score", "invoices", "review", "evaluate", "train", "policy-backtest"),
                         help="score accounts (default), score open invoices, list the accounts flagged for credit "
-                             "review (the Risk page), print the model card, or train+save")
+                             "review (the Risk page), print the model card, train+save, or replay ranking rules "
+                             "on a ledger generated with --contact-effects")
     add_filter_arguments(parser, as_of_help="scoring date YYYY-MM-DD (default: the ledger's latest invoice or "
                                             "receipt date); the filters select the accounts scored")
     parser.add_argument("--model", default=None,
                         help="saved model file (default: train on the ledger's own history before --as-of)")
     parser.add_argument("--out", default=str(DEFAULT_MODEL_PATH), help="where `risk train` writes the model")
-    parser.add_argument("--late-days", type=int, default=30, help="T in 'paid more than T days late' (default 30)")
+    parser.add_argument("--late-days", type=int, default=None,
+                        help="T in 'paid more than T days late' (default 30; for `evaluate` the largest of 30, 15, "
+                             "7, 0 whose test set has 30+ late and 30+ on-time invoices)")
     parser.add_argument("--split-date", type=date_arg, default=None, help="evaluate: train before, test on/after")
     parser.add_argument("--limit", type=int, default=None, help="print only the first N rows")
     parser.add_argument("--max-training-rows", type=_max_rows, default=MAX_TRAINING_ROWS,
                         help=f"train on at most N points per model (default {MAX_TRAINING_ROWS:,}; 'none' = all)")
+    parser.add_argument("--start", type=date_arg, default=None,
+                        help="policy-backtest: first day of the replayed window (default: 30 days before the end)")
+    parser.add_argument("--capacity", type=int, default=2,
+                        help="policy-backtest: contacts per collector per business day (default 2)")
+    parser.add_argument("--replays", type=int, default=5,
+                        help="policy-backtest: sets of simulated responses averaged (default 5)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=_run)
 
@@ -90,15 +102,18 @@ def _run(args) -> int:
     with engine.connect() as conn:
         check_filter(conn, flt)
         as_of = cli_as_of(conn, args)
-    if args.late_days < 0:
+    if args.late_days is not None and args.late_days < 0:
         raise UserError("--late-days must be 0 or more")
     if args.action == "evaluate":
         card = evaluate(engine, args.split_date, late_days=args.late_days)
+        for warning in card["warnings"]:
+            print(f"WARNING: {warning}", file=sys.stderr)
         if args.json:
             print(json.dumps(card, indent=2))
         else:
             inv = card["invoice"]
-            print(f"data end {card['data_end']}; split {inv['split_date']}; T = {inv['late_days']} days")
+            chosen = " (chosen: 30+ events of each class)" if "threshold" in inv else ""
+            print(f"data end {card['data_end']}; split {inv['split_date']}; T = {inv['late_days']} days{chosen}")
             for name in ("model", "hgb", "logistic", "baseline"):
                 if name in inv:
                     print(f"  invoice {name:9s} ROC AUC {inv[name]['roc_auc']}  Brier {inv[name]['brier']}")
@@ -110,8 +125,19 @@ def _run(args) -> int:
                 print(f"  account model ROC AUC {acc['model']['roc_auc']}  baseline {acc['baseline']['roc_auc']}")
             if card["truth"]:
                 print(f"  precision at top {card['truth']['top_k']}: {card['truth']['precision_at_top']}")
-        return 0
+        for warning in card["warnings"]:
+            print(f"WARNING: {warning}", file=sys.stderr)
+        return 3 if card["warnings"] else 0
+    if args.late_days is None:
+        args.late_days = DEFAULT_LATE_DAYS
     model = load_model(args.model) if args.model else None
+    if args.action == "policy-backtest":
+        from analytics.risk.policy import format_table, policy_backtest
+
+        result = policy_backtest(engine, args.start, capacity=args.capacity, replays=args.replays, model=model,
+                                 flt=flt)
+        print(json.dumps(result, indent=2) if args.json else format_table(result))
+        return 0
     if args.action == "train":
         model = train(engine, as_of, late_days=args.late_days, max_training_rows=args.max_training_rows)
         path = save_model(model, args.out)

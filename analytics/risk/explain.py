@@ -37,8 +37,9 @@ MIN_EFFECT = 0.05
 """A driver must raise the log-odds by at least 0.05 (about one percentage point near 20 %) to be named."""
 
 
-def _money(cents) -> str:
-    return f"{float(cents) / 100:,.2f}"
+def _money(cents, currency=None) -> str:
+    text = f"{float(cents) / 100:,.2f}"
+    return f"{currency} {text}" if isinstance(currency, str) and currency else text
 
 
 def _num(row, key, default=float("nan")) -> float:
@@ -54,19 +55,25 @@ def _plural(n: float, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def reason_text(driver: str, row: dict) -> str:
-    """Collector-readable sentence for one driver, from the account's own feature values.
+def reason_text(driver: str, row: dict) -> str | None:
+    """Collector-readable sentence for one driver, from the account's own figures.
+
+    Where the account's row carries the figures the worklist and Risk tables show
+    (``max_days_past_due``, ``overdue_cents``, ``open_cents``, ``currency``) the sentence quotes
+    those, so a reason never contradicts its row; otherwise the model's feature values are used.
+    Drivers that say nothing a collector can act on (region, an ordinary history length, ordinary
+    terms) return None and are skipped by :func:`reasons`.
 
     Parameters
     ----------
     driver : str
         A key of :data:`DRIVERS`.
     row : dict
-        The account's features.
+        The account's features, plus optionally the table's figures named above.
 
     Returns
     -------
-    str
+    str or None
 
     Example
     -------
@@ -74,10 +81,14 @@ def reason_text(driver: str, row: dict) -> str:
     'pays 18 days late on average, up from 6 the quarter before'
     >>> reason_text("promises", {"broken_promises_90": 2})
     '2 broken promises in 90 days'
-    >>> reason_text("credit", {"credit_util": 0.62})
-    '62% of credit limit used'
+    >>> reason_text("aging", {"max_days_past_due": 341, "overdue_cents": 150000, "open_cents": 200000,
+    ...                       "currency": "USD"})
+    'USD 1,500.00 overdue (75% of the balance), oldest item 341 days past due'
+    >>> reason_text("region", {"region": "EMEA"}) is None
+    True
     """
     g = lambda k: _num(row, k)  # noqa: E731
+    cur = row.get("currency")
     if driver == "lateness":
         avg, rec, prev, share = g("avg_days_late"), g("avg_late_recent"), g("avg_late_prev"), g("late_share")
         if not math.isnan(rec) and not math.isnan(prev) and rec - prev >= 3:
@@ -91,55 +102,64 @@ def reason_text(driver: str, row: dict) -> str:
             return f"{share:.0%} of invoices paid late"
         if math.isnan(avg):
             return "no payment history yet"
-        return "payment timing"
+        return None
     if driver == "severe":
-        return f"{g('severe_share'):.0%} of invoices paid 30+ days late or written off"
+        share = g("severe_share")
+        return None if math.isnan(share) or share <= 0 else f"{share:.0%} of invoices paid 30+ days late or written off"
     if driver == "promises":
         b = g("broken_promises_90")
         if not math.isnan(b) and b > 0:
             return f"{_plural(b, 'broken promise')} in 90 days"
-        return "promises to pay in the last 90 days"
+        return None
     if driver == "disputes":
         k = g("open_disputes")
         if not math.isnan(k) and k > 0:
-            return f"{_plural(k, 'open dispute')} ({_money(g('open_disputed_cents'))})"
+            return f"{_plural(k, 'open dispute')} ({_money(g('open_disputed_cents'), cur)})"
         if g("inv_disputed") == 1:
             return "invoice is disputed"
-        return f"disputes {g('dispute_rate'):.0%} of invoices"
+        rate = g("dispute_rate")
+        return None if math.isnan(rate) or rate <= 0 else f"disputes {rate:.0%} of invoices"
     if driver == "partial":
-        return f"pays only part of the invoice on {g('partial_share'):.0%} of invoices"
+        share = g("partial_share")
+        return None if math.isnan(share) or share <= 0 else f"pays only part of the invoice on {share:.0%} of invoices"
     if driver == "credit":
         u = g("credit_util")
         if math.isnan(u):
             return "no credit limit on file"
         return f"{u:.0%} of credit limit used" + (" (over the limit)" if u > 1 else "")
     if driver == "aging":
+        if "max_days_past_due" in row:  # the table's own figures
+            dpd, od, bal = g("max_days_past_due"), g("overdue_cents"), g("open_cents")
+            if math.isnan(dpd) or dpd <= 0 or math.isnan(od) or od <= 0:
+                return "nothing overdue yet"
+            share = f" ({od / bal:.0%} of the balance)" if bal > 0 else ""
+            return f"{_money(od, cur)} overdue{share}, oldest item {dpd:.0f} days past due"
         dpd, od = g("max_dpd"), g("overdue_share")
         if not math.isnan(dpd) and dpd > 0:
             return f"oldest open item {dpd:.0f} days past due; {od:.0%} of the balance overdue"
-        return "balance not yet due"
+        return "nothing overdue yet"
     if driver == "balance":
-        return f"open balance {_money(g('open_cents'))}"
+        return f"large open balance ({_money(g('open_cents'), cur)})"
     if driver == "terms":
         t = g("inv_terms_days")
         t = g("terms_days") if math.isnan(t) else t
-        return f"{t:.0f}-day payment terms"
+        return None if math.isnan(t) or t < 45 else f"long payment terms ({t:.0f} days)"
     if driver == "channel":
-        return "billed on paper (not paperless)" if g("paperless") == 0 else "paperless billing"
+        return "billed on paper, not electronically" if g("paperless") == 0 else None
     if driver == "tenure":
         months = g("tenure_days") / 30.4
         if not math.isnan(months) and months < 12:
-            return f"customer for only {months:.0f} months"
+            return f"new customer ({_plural(max(months, 1), 'month')})"
         if g("n_paid") < 10:
-            return f"short payment history ({_plural(g('n_paid'), 'paid invoice')})"
-        return f"{_plural(g('n_items'), 'invoice')} in the last 2 years"
+            return f"little payment history (only {_plural(g('n_paid'), 'invoice')} paid)"
+        return None
     if driver == "region":
-        return f"region {row.get('region', 'unknown')}"
+        return None
     if driver == "amount":
         r = g("amount_ratio")
         if not math.isnan(r):
-            return f"invoice {r:.1f}x the customer's usual amount"
-        return f"invoice amount {_money(g('amount_cents'))}"
+            return None if r < 1.5 else f"invoice {r:.1f}x the customer's usual amount"
+        return f"invoice amount {_money(g('amount_cents'), cur)}"
     return driver
 
 
@@ -185,8 +205,25 @@ def contributions(estimator, X: pd.DataFrame, reference: dict, features: list[st
 
 
 def reasons(estimator, X: pd.DataFrame, reference: dict, features: list[str], top: int = 3,
-            min_effect: float = MIN_EFFECT) -> list[str]:
-    """Top drivers of each row's score as one "; "-separated sentence per row.
+            min_effect: float = MIN_EFFECT, facts: pd.DataFrame | None = None) -> list[str]:
+    """Top drivers of each row's score, largest contribution first, as one "; "-separated sentence
+    per row.
+
+    Parameters
+    ----------
+    estimator : object with ``predict_proba``
+    X : pandas.DataFrame
+        Feature rows.
+    reference : dict
+        Typical value per feature.
+    features : list of str
+    top : int
+        At most this many drivers are named.
+    min_effect : float
+        A driver must raise the log-odds by at least this much.
+    facts : pandas.DataFrame, optional
+        Aligned with X: the figures the table beside the reasons shows (``max_days_past_due``,
+        ``overdue_cents``, ``open_cents``, ``currency``); the sentences quote them.
 
     Returns
     -------
@@ -203,9 +240,13 @@ def reasons(estimator, X: pd.DataFrame, reference: dict, features: list[str], to
     """
     contrib = contributions(estimator, X, reference, features)
     rows = X.reset_index(drop=True).to_dict("records")
+    if facts is not None:
+        extra = facts.reset_index(drop=True).to_dict("records")
+        rows = [{**row, **more} for row, more in zip(rows, extra)]
     out = []
     for i, row in enumerate(rows):
         c = contrib.iloc[i].sort_values(ascending=False) if len(contrib.columns) else pd.Series(dtype=float)
-        named = [reason_text(k, row) for k, v in c.items() if v >= min_effect][:top]
+        texts = (reason_text(k, row) for k, v in c.items() if v >= min_effect)
+        named = [t for t in texts if t][:top]
         out.append("; ".join(named) if named else "no strong risk signal")
     return out

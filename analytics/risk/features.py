@@ -5,10 +5,13 @@ point per customer at the scoring date; invoice-level training uses one point pe
 invoice date; account-level training uses one point per customer per month-end snapshot. The same
 SQL builds the features for every kind of point, so training and scoring see identical definitions.
 
-Everything dated ``>= as_of`` is invisible to a point: invoices issued before ``as_of``, settlements
-(cash, credits, adjustments) dated before ``as_of``, disputes opened before ``as_of``, promises whose
-promised date is before ``as_of``. Adding rows dated on or after the scoring date therefore cannot
-change the features (tested in ``tests/test_risk_features.py``).
+Everything dated ``>= as_of`` is invisible to a point's *history*: invoices issued before ``as_of``,
+settlements (cash, credits, adjustments) dated before ``as_of``, disputes opened before ``as_of``,
+promises whose promised date is before ``as_of``. The invoice's *own* attributes
+(:func:`invoice_attributes`) are read at the end of the scoring day: a dispute opened on the scoring
+date itself (an invoice disputed the day it is issued) counts, nothing dated later does. Adding rows
+dated after the scoring point therefore cannot change the features (tested in ``tests/test_risk.py``:
+``test_no_leakage_future_rows_do_not_change_features``, ``test_invoice_features_see_nothing_after_the_scoring_point``).
 
 The per-customer aggregates are computed in the database (SQLAlchemy Core, portable across DuckDB,
 SQLite and PostgreSQL); only the resulting per-point frame (one row per account or per invoice)
@@ -461,7 +464,11 @@ def history_frame(conn: sa.Connection, points) -> pd.DataFrame:
 # Invoice attributes, outcomes and labels
 # --------------------------------------------------------------------------------------------
 def invoice_attributes(conn: sa.Connection, invoice_ids_points, as_of_col: str = "as_of") -> pd.DataFrame:
-    """The invoice's own attributes known at the point's date: amount, terms, dispute flag, age.
+    """The invoice's own attributes known at the end of the point's date: amount, terms, dispute flag, age.
+
+    ``inv_disputed`` is 1 when a dispute on the invoice was opened on or before the point's date (a
+    dispute raised the day the invoice is issued is known when it is scored at its invoice date);
+    disputes opened later are invisible.
 
     Parameters
     ----------
@@ -477,7 +484,7 @@ def invoice_attributes(conn: sa.Connection, invoice_ids_points, as_of_col: str =
     """
     p = invoice_ids_points
     d = schema.disputes
-    disputed = sa.exists().where(d.c.invoice_id == inv.c.id, d.c.opened_date < p.c.as_of)
+    disputed = sa.exists().where(d.c.invoice_id == inv.c.id, d.c.opened_date <= p.c.as_of)
     stmt = sa.select(
         p.c.point_id, inv.c.customer_id, inv.c.invoice_date, inv.c.due_date, inv.c.amount_cents,
         days_between(inv.c.invoice_date, inv.c.due_date).label("inv_terms_days"),

@@ -257,28 +257,62 @@ class DaysToPayRegressor(RegressorMixin, BaseEstimator):
         Low, middle and high quantile (default 10 %, 50 %, 90 %: an 80 % interval).
     max_iter : int
 
+    calibrate : int
+        Number of contiguous folds of the (time-ordered) training rows used to *conformalise* the
+        interval (cross-conformal quantile regression, after Romano et al. 2019): for each fold the
+        quantile models are fitted on the other folds and the conformity score
+        ``max(low − y, y − high)`` is measured on the fold; the ``coverage·(1 + 1/n)`` quantile of all
+        scores (coverage = high − low quantile) widens (or narrows) both ends, kept as ``margin_``.
+        The final models are fitted on every row. Raw quantile boosting was over-confident (its
+        10–90 % interval covered 63–68 % of IBM test invoices). 0 or 1 disables it.
+
     ``predict`` returns the middle quantile; ``predict_interval`` returns an (n, 3) array
     ``[low, mid, high]`` (sorted per row so the quantiles never cross).
+
+    Example
+    -------
+    >>> X = pd.DataFrame({"terms_days": [30.0] * 200, "avg_days_late": np.arange(200) % 20})
+    >>> reg = DaysToPayRegressor(features=["terms_days", "avg_days_late"], max_iter=20)
+    >>> reg.fit(X, 30 + X["avg_days_late"] + np.arange(200) % 7).predict_interval(X).shape
+    (200, 3)
     """
 
     def __init__(self, features: Sequence[str] = tuple(INVOICE_FEATURES), quantiles=(0.1, 0.5, 0.9),
-                 max_iter: int = 120, random_state: int = 0):
+                 max_iter: int = 120, random_state: int = 0, calibrate: int = 3):
         self.features = features
         self.quantiles = quantiles
         self.max_iter = max_iter
         self.random_state = random_state
+        self.calibrate = calibrate
+
+    def _fit_quantiles(self, X: pd.DataFrame, y: np.ndarray) -> list:
+        models = []
+        for q in self.quantiles:
+            est = HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=self.max_iter,
+                                                learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=20,
+                                                random_state=self.random_state)
+            models.append(Pipeline([("prep", _preprocessor(self.features, scale=False)),
+                                    ("model", est)]).fit(X, y))
+        return models
 
     @_single_thread
     def fit(self, X, y):
         X = _frame(X, self.features)
         y = np.asarray(y, dtype=float)
-        self.models_ = []
-        for q in self.quantiles:
-            est = HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=self.max_iter,
-                                                learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=20,
-                                                random_state=self.random_state)
-            self.models_.append(Pipeline([("prep", _preprocessor(self.features, scale=False)),
-                                          ("model", est)]).fit(X, y))
+        self.margin_ = 0.0
+        folds = int(self.calibrate or 0)
+        if folds >= 2 and len(y) >= 40 * folds:
+            scores = []
+            for idx in np.array_split(np.arange(len(y)), folds):
+                rest = np.setdiff1d(np.arange(len(y)), idx)
+                models = self._fit_quantiles(X.iloc[rest], y[rest])
+                q = np.sort(np.column_stack([m.predict(X.iloc[idx]) for m in models]), axis=1)
+                scores.append(np.maximum(q[:, 0] - y[idx], y[idx] - q[:, -1]))
+            scores = np.concatenate(scores)
+            coverage = max(self.quantiles) - min(self.quantiles)
+            level = min(1.0, coverage * (1 + 1 / len(scores)))
+            self.margin_ = float(np.quantile(scores, level, method="higher"))
+        self.models_ = self._fit_quantiles(X, y)
         self.fallback_ = float(np.median(y)) if len(y) else 30.0
         return self
 
@@ -287,7 +321,10 @@ class DaysToPayRegressor(RegressorMixin, BaseEstimator):
         X = _frame(X, self.features)
         if not len(X):
             return np.zeros((0, 3))
-        preds = np.column_stack([m.predict(X) for m in self.models_])
+        preds = np.sort(np.column_stack([m.predict(X) for m in self.models_]), axis=1)
+        margin = getattr(self, "margin_", 0.0)
+        preds[:, 0] -= margin
+        preds[:, -1] += margin
         return np.sort(np.clip(preds, 0, None), axis=1)
 
     def predict(self, X) -> np.ndarray:

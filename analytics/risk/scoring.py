@@ -348,6 +348,7 @@ class ModelCache:
         self.maxsize = maxsize
         self._items: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._training: dict = {}  # key -> lock held while that key's model trains
 
     def get(self, conn: sa.Connection, as_of: dt.date, late_days: int = DEFAULT_LATE_DAYS,
             max_iter: int = 150, max_training_rows: int | None = MAX_TRAINING_ROWS) -> RiskModel:
@@ -357,11 +358,17 @@ class ModelCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
-        with self._lock:
-            self._items[key] = model
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            training = self._training.setdefault(key, threading.Lock())
+        with training:  # sessions asking at once for the same key train once; the others wait for it
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            model = train(conn, as_of, late_days=late_days, max_iter=max_iter, max_training_rows=max_training_rows)
+            with self._lock:
+                self._items[key] = model
+                self._training.pop(key, None)
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
         return model
 
     def clear(self) -> None:
@@ -372,7 +379,25 @@ class ModelCache:
 MODEL_CACHE = ModelCache()
 
 
-def _resolve_model(conn, as_of, model, late_days=DEFAULT_LATE_DAYS) -> RiskModel:
+def resolve_model(conn, as_of, model, late_days=DEFAULT_LATE_DAYS) -> RiskModel:
+    """The model to score with: ``model`` itself, a saved model file's contents, or (None) the model
+    trained on the ledger's history before ``as_of`` (cached per ledger version, :data:`MODEL_CACHE`).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    model : RiskModel, path or None
+    late_days : int
+
+    Returns
+    -------
+    RiskModel
+
+    Example
+    -------
+    >>> m = resolve_model(conn, dt.date(2026, 10, 31), None)          # doctest: +SKIP
+    """
     if model is None:
         return MODEL_CACHE.get(conn, as_of, late_days)
     if isinstance(model, RiskModel):
@@ -456,7 +481,7 @@ def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
         bal = account_balances(conn, as_of, flt)
         if bal.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in ACCOUNT_COLUMNS})
-        m = _resolve_model(conn, as_of, model)
+        m = resolve_model(conn, as_of, model)
         hist = F.history_frame(conn, F.customer_points(as_of, flt, bal["customer_id"].tolist()))
     frame = bal.merge(hist.drop(columns=["as_of", "point_id", "open_cents"]), on="customer_id", how="left")
     X = hist.set_index("customer_id").loc[frame["customer_id"], F.ACCOUNT_FEATURES].reset_index(drop=True)
@@ -464,8 +489,11 @@ def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     frame["probability"] = proba
     frame["expected_loss_cents"] = [_cents(p * o) for p, o in zip(proba, frame["open_cents"])]
     frame["band"] = [band(p) for p in proba]
+    # The sentences quote the figures the table shows beside them (worst days past due over every
+    # open item, overdue and open balance in the account's currency), not the model's inputs.
+    facts = frame[["max_days_past_due", "overdue_cents", "open_cents", "currency"]]
     frame["reasons"] = explain.reasons(m.account, X, m.reference["account"], list(F.ACCOUNT_FEATURES),
-                                       top=explain_top)
+                                       top=explain_top, facts=facts)
     frame = frame.sort_values(["expected_loss_cents", "probability", "customer_id"],
                               ascending=[False, False, True], kind="stable").reset_index(drop=True)
     return frame[ACCOUNT_COLUMNS + [c for c in F.ACCOUNT_NUMERIC if c not in ACCOUNT_COLUMNS]]
@@ -498,7 +526,7 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
         rows = conn.execute(sa.select(oi.c.invoice_id, oi.c.open_cents, oi.c.days_past_due).where(*owed)).all()
         if not rows:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in INVOICE_COLUMNS})
-        m = _resolve_model(conn, as_of, model)
+        m = resolve_model(conn, as_of, model)
         attrs = F.invoice_attributes(conn, pts)
         hist = F.history_frame(conn, F.customer_points(as_of, flt, attrs["customer_id"].unique().tolist()))
     frame = F.add_invoice_features(hist, attrs, on="customer_id")
