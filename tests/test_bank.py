@@ -296,6 +296,13 @@ def test_cli_load_bank_and_the_bank_commands(tmp_path, capsys):
     assert rows[0]["proposed"] == 1 and rows[0]["unmatched"] == 1
     assert main(["bank", "suspense", "--as-of", "2026-11-09", "--json", "--db", url]) == 0
     assert [r["age_days"] for r in json.loads(capsys.readouterr().out)] == [7]
+    advice = tmp_path / "advice.csv"
+    advice.write_text("invoice,amount,deduction,reason\n201,6300.00,11.25,FREIGHT\n")
+    assert main(["bank", "remittance", str(advice), "--receipt", "BR1102002", "--json", "--db", url]) == 0
+    posted = json.loads(capsys.readouterr().out)
+    assert (posted["customer_id"], posted["applied"], posted["deductions"]) == ("C2", 6300.0, 11.25)
+    assert main(["bank", "remittance", str(advice), "--receipt", "BR1102002", "--db", url]) == 2  # nothing left
+    assert "more than invoice INV-0000201" in capsys.readouterr().err
     out = tmp_path / "x.camt053"
     assert main(["bank", "export", "--format", "camt053", "--out", str(out), "--db", url]) == 0
     assert out.read_bytes().startswith(b"<?xml")
