@@ -43,7 +43,8 @@ if k:
     c[4].metric("Deductions opened", f"{k['deductions_count']:,}", border=True,
                 help=f"Short payments posted as deductions in the period: {ui.cents(k['deductions_cents'], cur)}.")
 
-tab_q, tab_u, tab_r, tab_rf = st.tabs(["Queue", "Unapplied cash", "Refunds", "Roll-forward"])
+tab_q, tab_u, tab_bank, tab_r, tab_rf = st.tabs(["Queue", "Unapplied cash", "Bank statements", "Refunds",
+                                                 "Roll-forward"])
 
 with tab_q:
     left, right = st.columns([3, 2])
@@ -89,6 +90,37 @@ with tab_u:
         detail = ui.cached(cash_app.unapplied_cash, as_of, flt)
         st.subheader("Receipts")
         ui.table(detail, f"unapplied_cash_{as_of}", key="ca_unapplied")
+
+with tab_bank:  # bank engineer's section: analytics.bank, statement hit rates and the suspense queue
+    from analytics.bank.remittance import apply_advice
+    from analytics.cash_app.evaluation import statement_hit_rates
+    from analytics.cash_app.matching import suspense_queue
+
+    st.subheader("Hit rate per statement")
+    st.caption("Each statement's receipts by outcome: applied automatically by matching, proposed (waiting for or "
+               "decided by a person, or split by a remittance advice), unmatched. Hit rate = (auto-applied + "
+               "proposed) / receipts not returned. Load statements on the Data page.")
+    rates = ui.cached(statement_hit_rates)
+    ui.table(rates, "bank_statement_hit_rates", key="ca_bank_rates", empty="No bank statement loaded yet.",
+             column_config={c: st.column_config.ProgressColumn(c.replace("_", " ").capitalize(), min_value=0.0,
+                                                               max_value=1.0, format="percent")
+                            for c in ("hit_rate", "auto_rate")})
+    st.subheader("Suspense queue")
+    st.caption("Cash nobody has identified: no customer, nothing applied, no proposal waiting, and neither the payer "
+               "account (learned from past matches) nor the payer name points to a customer. Oldest first.")
+    queue_s = ui.cached(suspense_queue, as_of)
+    ui.table(queue_s, f"suspense_queue_{as_of}", key="ca_suspense", empty="Nothing in suspense.")
+    st.subheader("Remittance advice")
+    st.caption("A CSV or Excel list from the payer: invoice, amount, and optionally deduction and reason code. "
+               "It splits the receipt over the invoices; a short payment with a reason code becomes a deduction.")
+    a1, a2 = st.columns([1, 2])
+    advice_receipt = a1.text_input("Receipt (id or bank reference)", key="ca_advice_receipt")
+    advice_file = a2.file_uploader("Remittance advice", type=["csv", "xlsx"], key="ca_advice_file")
+    if st.button("Apply advice", key="ca_advice_btn", disabled=advice_file is None or ui.read_only(),
+                 icon=":material/receipt_long:"):
+        ui.write_action(apply_advice, engine, user, advice_receipt.strip() or None, advice_file.getvalue(),
+                        file_name=advice_file.name,
+                        success="{result[message]}")
 
 with tab_r:
     st.subheader("Refund package")
