@@ -142,6 +142,14 @@ def test_cli_converts(engine, capsys):
     assert "1 GBP = 1.264444 USD (rate of 2024-03-28)" in capsys.readouterr().out
     assert cli_main(["aging", "--as-of", "2024-03-31", "--report-currency", "EUR", "--by", "customer",
                      "--db", url]) == 2
+    capsys.readouterr()
+    assert cli_main(["load", "rates", str(RATES), "--db", url]) == 0
+    assert "0 added, 9 already loaded" in capsys.readouterr().out
+    assert cli_main(["rollforward", "--from", "2024-03", "--to", "2024-03", "--report-currency", "EUR", "--json",
+                     "--db", url]) == 0
+    months = {m["currency"]: m for m in json.loads(capsys.readouterr().out)["months"]}
+    assert (months["GBP"]["fx_revaluation"], months["GBP"]["rate_date"], months["USD"]["difference"]) == (
+        -0.16, "2024-03-28", 0.0)
 
 
 def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypatch):
