@@ -167,6 +167,10 @@ def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypa
     shown = texts(at)
     assert "converted into EUR" in shown and "rate of 2024-03-28" in shown
     assert "EUR 3,553" in [m.value for m in at.metric]  # AR 3,553.36 (cards show whole units)
+    at.sidebar.date_input(key="w_as_of").set_value(D(2024, 2, 29)).run()  # no rates by 01-31: no change shown
+    assert_clean(at)
+    assert "EUR 813" in [m.value for m in at.metric]  # 50000 / 1.0813 -> 46241 + 30000 / 0.8546 -> 35104
+    at.sidebar.date_input(key="w_as_of").set_value(D(2024, 3, 30)).run()
     at.switch_page("../pages/aging.py").run()  # the choice is kept across pages
     assert_clean(at)
     assert "converted into EUR" in texts(at)
