@@ -178,6 +178,11 @@ def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypa
     at.text_input(key="aging_edges").set_value("0, 60").run()
     assert_clean(at)
     assert [o for o in at.selectbox(key="aging_bucket").options] == ["Current", "1-60", "60+"]
+    at.switch_page("../pages/cash_application.py").run()
+    at.date_input(key="ca_rf_from").set_value(D(2024, 3, 1))
+    at.date_input(key="ca_rf_to").set_value(D(2024, 3, 31)).run()
+    assert_clean(at)
+    assert "FX revaluation line" in texts(at) and "ties to the open items" in texts(at)
 
 
 def test_month_end_revaluation_in_the_roll_forward(engine):
