@@ -8,11 +8,13 @@ DEMO_DB := data/demo.db
 DEMO_CUSTOMERS ?= 400
 DEMO_INVOICES  ?= 40000
 
-.PHONY: run test setup demo-db system-deps bench spark-check clean help
+.PHONY: run test setup demo-db system-deps bench spark-check clean help run-postgres stop-postgres
 
 help:
 	@echo "make run    - set up and start the dashboard on http://127.0.0.1:8501"
 	@echo "make test   - set up and run the whole test suite"
+	@echo "make run-postgres - the same dashboard on a local PostgreSQL server kept in data/postgres (a team's ledger)"
+	@echo "make stop-postgres - stop that server"
 	@echo "make bench  - the scale benchmark at 1M and 5M invoices (prints the README table, ~30 min)"
 	@echo "make spark-check - run every KPI query on Apache Spark (local mode) against DuckDB (needs Java 17)"
 
@@ -36,6 +38,19 @@ system-deps:
 
 run: $(STAMP) $(DEMO_DB)
 	AR_DEMO_MODE=1 $(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
+
+# The dashboard on a local PostgreSQL (Debian's package, installed if missing when root): server kept in
+# $(PG_DATA) on 127.0.0.1:$(PG_PORT), password in $(PG_DATA).password, ledger database `ar` with the demo
+# ledger and users on the first start. `make stop-postgres` stops the server. An existing server: see README.
+PG_DATA ?= data/postgres
+PG_PORT ?= 5433
+run-postgres: $(STAMP)
+	$(PY) scripts/postgres_local.py up --data $(PG_DATA) --port $(PG_PORT) --demo >/dev/null
+	AR_DEMO_MODE=1 AR_DB_URL="$$($(PY) scripts/postgres_local.py url --data $(PG_DATA) --port $(PG_PORT))" \
+	  $(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
+
+stop-postgres:
+	$(PY) scripts/postgres_local.py stop --data $(PG_DATA)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("analytics.backup", "Data: export the whole ledger and audit log to a file"),
     "import": ("analytics.backup", "Data: import a ledger exported with `export`"),
     "fx": ("analytics.fx", "Currencies: `fx rate GBP EUR --on DATE` (latest rate on or before it); `fx demo-rates` (synthetic)"),
+    "bank": ("analytics.bank", "Cash application: bank statements: `export` (write one), `statements` (hit rate), `suspense`, `remittance`"),
     "audit": ("analytics.audit", "Data: check the audit log's hash chain: `audit verify` names the first broken row"),
 }
 

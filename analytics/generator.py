@@ -79,6 +79,23 @@ SEGMENT_PARAMS = {
     "defaulting":    dict(mean=(10, 30), sd=(8, 20), drift=(5, 20), default=(0.75, 0.95),
                           partial=(0.08, 0.20), dispute=(0.03, 0.08)),
 }
+# Contact effects (opt-in: ``generate(..., contact_effects=True)``, ``--contact-effects``). Each customer
+# has a true *contact response* r (uniform in its segment's range): every step of the dunning ladder
+# taken while an item is overdue and unpaid makes the customer pay it ``CONTACT_LAG`` business days
+# later with probability r × the step's weight, instead of on its natural date. Customers who pay on
+# their own schedule (early, on time) and defaulting ones barely respond; chronic late payers pay when
+# chased: what a contact is worth is not the overdue amount.
+# The ground truth is written to ``ledger_meta`` (see :func:`contact_truth`); without the option no
+# random number is drawn for it, so existing seeds give byte-identical ledgers.
+CONTACT_RESPONSE = {"early": (0.0, 0.1), "on_time": (0.02, 0.2), "chronic_late": (0.5, 0.95),
+                    "deteriorating": (0.2, 0.6), "defaulting": (0.0, 0.03)}
+CONTACT_STEPS = ((3, "email", 0.25), (15, "call", 1.0), (30, "letter", 0.4), (45, "call", 1.0),
+                 (70, "escalation", 0.8))
+"""Dunning ladder with contact effects: (days after due, activity type, weight on the customer's response)."""
+CONTACT_LAG = (2, 6)
+"""A responding customer pays 2-6 days (then the next business day) after the contact."""
+TRUTH_RESPONSE_PREFIX = "truth.contact_response."
+TRUTH_EFFECTS_KEY = "truth.contact_effects"
 SHORT_PAY_RATE = 0.03     # invoices paid short (deduction)
 RETURN_RATE = 0.012       # invoices followed by a credit memo for a return
 DEBIT_MEMO_RATE = 0.004   # debit memos per invoice
@@ -228,7 +245,8 @@ def _validate(customers, invoices, seed, end, months) -> None:
 # building the ledger as frames (pure: no database)
 # ------------------------------------------------------------------------------------------------
 def build_frames(customers: int = 400, invoices: int = 40_000, seed: int = 42, end: dt.date = DEFAULT_END,
-                 months: int = 24, progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+                 months: int = 24, progress: Progress | None = None,
+                 contact_effects: bool = False) -> dict[str, pd.DataFrame]:
     """Simulate the ledger and return one DataFrame per table (columns named as in :mod:`analytics.schema`).
 
     Pure and deterministic: no database, no clock. :func:`generate` calls this and writes the frames.
@@ -245,12 +263,17 @@ def build_frames(customers: int = 400, invoices: int = 40_000, seed: int = 42, e
     months : int
         Length of the history in calendar months, ending with ``end``'s month.
     progress : callable(fraction, message), optional
+    contact_effects : bool
+        Dunning contacts change when customers pay, with each customer's seeded response recorded as
+        ground truth (see :data:`CONTACT_RESPONSE`); adds a ``ledger_meta`` frame. Off by default: the
+        same seed then gives the same ledger as before the option existed.
 
     Returns
     -------
     dict[str, pandas.DataFrame]
         Keys ``collectors, customers, customer_truth, invoices, receipts, applications, adjustments,
-        disputes, promises, activities, receipt_truth``. Date columns are ``datetime64``.
+        disputes, promises, activities, receipt_truth`` (and ``ledger_meta`` with contact effects).
+        Date columns are ``datetime64``.
 
     Example
     -------
@@ -264,6 +287,8 @@ def build_frames(customers: int = 400, invoices: int = 40_000, seed: int = 42, e
     s_day, e_day = _day(start), _day(end)
     report(0.02, "customers")
     cust = _customers(customers, seed, start, end)
+    if contact_effects:
+        cust["response"] = _contact_responses(cust, seed)
     report(0.10, "invoices")
     docs = _documents(cust, invoices, seed, s_day, e_day)
     report(0.25, "payments")
@@ -273,6 +298,8 @@ def build_frames(customers: int = 400, invoices: int = 40_000, seed: int = 42, e
     report(0.55, "collections")
     frames.update(_collections(cust, docs, pay, seed, e_day))
     frames.update(_static_frames(cust, docs, pay))
+    if contact_effects:
+        frames["ledger_meta"] = contact_truth_frame(cust)
     report(0.60, "built")
     return frames
 
@@ -357,6 +384,82 @@ def _customers(n: int, seed: int, start: dt.date, end: dt.date) -> dict:
     )
 
 
+def _contact_responses(cust: dict, seed: int) -> np.ndarray:
+    """Each customer's true response to a contact (own random stream: other draws are unchanged)."""
+    rng = _rng(seed, 11)
+    u = rng.random(cust["n"])
+    lo = np.array([CONTACT_RESPONSE[SEGMENTS[k]][0] for k in cust["seg"]])
+    hi = np.array([CONTACT_RESPONSE[SEGMENTS[k]][1] for k in cust["seg"]])
+    return np.round(lo + (hi - lo) * u, 4)
+
+
+def _contact_effect(cust: dict, docs: dict, pay: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Payment days after the dunning ladder's contacts (see :data:`CONTACT_STEPS`).
+
+    Returns
+    -------
+    (pay, contact_day, contact_step)
+        New payment day per document; the day and ladder step of the contact that moved it
+        (``NEVER`` / -1 where none did).
+    """
+    rng = _rng(seed, 12)
+    c, due, day = docs["c"], docs["due"], docs["day"]
+    m = c.size
+    r = cust["response"][c]
+    new_pay = pay.copy()
+    when_hit = np.full(m, NEVER, "int64")
+    step_hit = np.full(m, -1, "int64")
+    for k, (offset, _kind, weight) in enumerate(CONTACT_STEPS):
+        when = _next_business_day(due + offset + _uniform_int(rng, 0, 4, m))
+        hit = (step_hit < 0) & (when < new_pay) & (when >= day) & (rng.random(m) < r * weight)
+        lag = _uniform_int(rng, CONTACT_LAG[0], CONTACT_LAG[1], m)
+        new_pay = np.where(hit, np.minimum(new_pay, _next_business_day(when + lag)), new_pay)
+        when_hit = np.where(hit, when, when_hit)
+        step_hit = np.where(hit, k, step_hit)
+    return new_pay, when_hit, step_hit
+
+
+def contact_truth_frame(cust: dict) -> pd.DataFrame:
+    """Ground truth of the contact effects as ``ledger_meta`` rows (no migration needed).
+
+    One row ``truth.contact_response.<customer id>`` = the customer's response probability, and one
+    row ``truth.contact_effects`` = JSON with the ladder weights and the payment lag.
+    """
+    keys = [TRUTH_RESPONSE_PREFIX + str(i) for i in cust["ids"]]
+    values = [f"{v:.4f}" for v in cust["response"]]
+    meta = json.dumps({"steps": [[o, k, w] for o, k, w in CONTACT_STEPS], "lag_days": list(CONTACT_LAG)},
+                      separators=(",", ":"))
+    return pd.DataFrame({"key": keys + [TRUTH_EFFECTS_KEY], "value": values + [meta]})
+
+
+def contact_truth(conn: sa.Connection) -> tuple[dict[str, float], dict] | None:
+    """The contact-effect ground truth of a generated ledger, or None when it was generated without it.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+
+    Returns
+    -------
+    (responses, effects) or None
+        ``responses``: customer id -> probability that a contact gets its overdue items paid;
+        ``effects``: ``{"steps": [[days after due, type, weight], ...], "lag_days": [lo, hi]}``.
+
+    Example
+    -------
+    >>> truth = contact_truth(conn)                        # doctest: +SKIP
+    >>> truth[0]["CUST-0001"], truth[1]["lag_days"]        # doctest: +SKIP
+    (0.6312, [2, 6])
+    """
+    t = schema.ledger_meta
+    rows = conn.execute(sa.select(t.c.key, t.c.value).where(t.c.key.like("truth.%"))).all()
+    effects = next((v for k, v in rows if k == TRUTH_EFFECTS_KEY), None)
+    if effects is None:
+        return None
+    n = len(TRUTH_RESPONSE_PREFIX)
+    return {k[n:]: float(v) for k, v in rows if k.startswith(TRUTH_RESPONSE_PREFIX)}, json.loads(effects)
+
+
 def _season_weights(s_day: int, e_day: int) -> np.ndarray:
     days = np.arange(s_day, e_day + 1)
     d64 = _dates(days)
@@ -431,6 +534,10 @@ def _payments(cust: dict, docs: dict, seed: int, s_day: int, e_day: int) -> dict
     late += np.where(rng.random(m) < 0.03, 15 + 75 * rng.random(m), 0.0)  # lost paperwork, approvals...
     pay = np.maximum(due + np.round(late).astype("int64"), day)
     pay = _next_business_day(pay)
+    contact_day = np.full(m, NEVER, "int64")
+    contact_step = np.full(m, -1, "int64")
+    if "response" in cust:  # opt-in contact effects (own random stream)
+        pay, contact_day, contact_step = _contact_effect(cust, docs, pay, seed)
     # one event per document at most: dispute, partial payment, short payment or return
     u = rng.random(m)
     r_d = p["dispute"][c]
@@ -534,6 +641,7 @@ def _payments(cust: dict, docs: dict, seed: int, s_day: int, e_day: int) -> dict
         cm_applied=cm_applied, cm_reason=cm_reason, disp=disp, opened=opened, reason=reason, d_amt=d_amt,
         d_resolved=d_resolved, d_outcome=d_outcome, disp_wo=disp_wo, disp_adj_day=disp_adj_day,
         write_off=write_off, wo_day=wo_day, open_end=open_end, settle_day=settle_day, late=late,
+        contact_day=contact_day, contact_step=contact_step,
     )
 
 
@@ -685,6 +793,12 @@ def _collections(cust: dict, docs: dict, pay: dict, seed: int, e_day: int) -> di
     di = np.flatnonzero(pay["disp"])
     frames.append((di, pay["opened"][di], np.full(di.size, "note", dtype=object),
                    np.full(di.size, "dispute_opened", dtype=object), 6))
+    if "contact_day" in pay:  # contact effects: the contact that moved a payment, as it happened
+        hi = np.flatnonzero((pay["contact_step"] >= 0) & (pay["contact_day"] <= e_day))
+        kinds = np.array([k for _o, k, _w in CONTACT_STEPS], dtype=object)[pay["contact_step"][hi]]
+        kinds = np.where((kinds == "letter") & paperless[hi], "portal", kinds).astype(object)
+        frames.append((hi, pay["contact_day"][hi], kinds, np.full(hi.size, "reached", dtype=object),
+                       pay["contact_step"][hi]))
     idx = np.concatenate([f[0] for f in frames])
     when = np.concatenate([f[1] for f in frames])
     types = np.concatenate([f[2] for f in frames])
@@ -901,6 +1015,10 @@ def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bo
             if name in ("invoices", "receipts"):
                 frame = frame.assign(import_batch_id=batch)
             counts[name] = db.bulk_insert(conn, table, _for_dialect(frame, table, dialect))
+        # ground truth of the previous generated ledger goes with it; this one's (if any) is written
+        conn.execute(schema.ledger_meta.delete().where(schema.ledger_meta.c.key.like("truth.%")))
+        if "ledger_meta" in frames:
+            counts["ledger_meta"] = db.bulk_insert(conn, schema.ledger_meta, frames["ledger_meta"])
         conn.execute(schema.import_batches.update().where(schema.import_batches.c.id == batch)
                      .values(rows_inserted=sum(counts.values())))
         if replaced is not None:
@@ -914,7 +1032,7 @@ def write_frames(engine: sa.Engine, frames: dict[str, pd.DataFrame], replace: bo
 
 def generate(engine: sa.Engine, customers: int = 400, invoices: int = 40_000, seed: int = 42,
              end: dt.date = DEFAULT_END, months: int = 24, progress: Progress | None = None,
-             replace: bool = False, actor: str = "system") -> dict:
+             replace: bool = False, actor: str = "system", contact_effects: bool = False) -> dict:
     """Generate a seeded synthetic AR ledger and write it to ``engine`` in one transaction.
 
     Parameters
@@ -936,6 +1054,9 @@ def generate(engine: sa.Engine, customers: int = 400, invoices: int = 40_000, se
         Overwrite an existing ledger (same transaction) instead of refusing.
     actor : str, default "system"
         Who generates (the audit entry of a replacement names them).
+    contact_effects : bool
+        Contacts change payment behaviour with seeded, recorded effects (:func:`build_frames`);
+        needed by ``risk policy-backtest``.
 
     Returns
     -------
@@ -957,12 +1078,13 @@ def generate(engine: sa.Engine, customers: int = 400, invoices: int = 40_000, se
     5
     """
     t0 = time.perf_counter()
-    frames = _finish(build_frames(customers, invoices, seed, end, months, progress))
+    frames = _finish(build_frames(customers, invoices, seed, end, months, progress, contact_effects))
     flags = frames.pop("_receipt_flags")
     t1 = time.perf_counter()
     written = write_frames(engine, frames, replace=replace, progress=progress, actor=actor,
                            file_name=f"generate --customers {customers} --invoices {invoices} --seed {seed} "
-                                     f"--end {end.isoformat()} --months {months}")
+                                     f"--end {end.isoformat()} --months {months}"
+                                     + (" --contact-effects" if contact_effects else ""))
     t2 = time.perf_counter()
     return summarize(frames, flags, seed=seed, start=_month_start(end, months - 1), end=end,
                      extra={**{k: v for k, v in written.items() if k != "rows"},
@@ -1002,6 +1124,9 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
                         help=f"last day of the history (default {DEFAULT_END.isoformat()})")
     parser.add_argument("--months", type=int, default=24, help="months of history (default 24)")
     parser.add_argument("--demo-users", action="store_true", help="also create the demo dashboard users")
+    parser.add_argument("--contact-effects", action="store_true",
+                        help="contacts change when customers pay (seeded, recorded as ground truth in ledger_meta; "
+                             "needed by `risk policy-backtest`)")
     parser.add_argument("--replace", action="store_true", help="overwrite a database that already holds a ledger")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=_run)
@@ -1012,7 +1137,8 @@ def _run(args: argparse.Namespace) -> int:
     engine = db.connect(args.db or db.default_url())
     try:
         summary = generate(engine, customers=args.customers, invoices=args.invoices, seed=args.seed, end=args.end,
-                           months=args.months, replace=args.replace, actor="cli")
+                           months=args.months, replace=args.replace, actor="cli",
+                           contact_effects=args.contact_effects)
         if args.demo_users:
             summary["demo_users"] = _demo_users(engine)
     finally:

@@ -1,8 +1,14 @@
-"""The collector worklist: open accounts ranked by expected loss, with what to do next and why.
+"""The collector worklist: open accounts ranked by what a contact is worth, with what to do next and why.
 
 For every account with a positive open balance at ``as_of`` (within the filter, e.g. one collector's
 portfolio):
 
+* ``contact_value_cents`` — the cash a contact today is expected to bring in within 30 days that would
+  not come anyway, and ``response`` — how often this customer pays within 9 days of a contact
+  (:func:`analytics.risk.policy.contact_values`: response × the overdue, undisputed amount not
+  expected to be paid within 30 days without a contact). In the policy backtest on a generated
+  ledger with known contact effects this ranking collects more than ranking by overdue amount or by
+  expected loss (``python -m analytics risk policy-backtest``, README "Risk scores");
 * ``probability``, ``expected_loss_cents`` (= probability × open balance), ``band`` and ``reasons``
   from :func:`analytics.risk.score_accounts` (model trained on the ledger's own history before
   ``as_of``, cached by ledger version; a documented heuristic when there is too little history);
@@ -18,7 +24,9 @@ portfolio):
   days past due of the items NOT in dispute (:func:`analytics.dunning.next_step`: reminder 1–15,
   second notice 16–30, call 31–60, escalation 61–90, hold 91–120, collection agency 121+).
 
-Rows are ordered by expected loss (largest first), then probability, then customer id.
+Rows are ordered by contact value (largest first), then expected loss, then probability, then
+customer id: accounts nothing can be gained from today (nothing overdue, all disputed) follow in
+expected-loss order.
 """
 from __future__ import annotations
 
@@ -40,8 +48,8 @@ DUNNING_SOURCE = "analytics.dunning"
 _EPOCH = dt.date(1900, 1, 1)
 
 COLUMNS = [
-    "rank", "customer_id", "customer_name", "collector_id", "currency", "band", "probability", "expected_loss_cents",
-    "open_cents", "overdue_cents", "worst_days_past_due", "next_step", "reasons", "promises_due_today",
+    "rank", "customer_id", "customer_name", "collector_id", "currency", "contact_value_cents", "response", "band",
+    "probability", "expected_loss_cents", "open_cents", "overdue_cents", "worst_days_past_due", "next_step", "reasons", "promises_due_today",
     "promised_today_cents", "broken_promises_30d", "open_disputes", "disputed_cents", "last_contact",
     "days_since_contact",
 ]
@@ -97,7 +105,7 @@ def _side_facts(conn: sa.Connection, as_of: dt.date, customer_ids: list[str]) ->
 
 
 def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, model=None) -> pd.DataFrame:
-    """Open accounts ranked by expected loss, with band, reasons, promises, disputes, contact and next step.
+    """Open accounts ranked by contact value, with band, reasons, promises, disputes, contact and next step.
 
     Parameters
     ----------
@@ -120,20 +128,25 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
     """
     from analytics.db import connection
     from analytics.dunning import account_steps
+    from analytics.risk.policy import contact_values
     from analytics.risk.scoring import score_accounts
 
     with connection(conn_or_engine) as conn:
         scores = score_accounts(conn, as_of, flt, model=model)
         if scores.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
+        values = contact_values(conn, as_of, flt)
         side = _side_facts(conn, as_of, scores["customer_id"].tolist())
         steps = account_steps(conn, as_of, scores["customer_id"].tolist())  # the dunning procedure's step
     scores = scores.drop(columns=[c for c in side.columns if c != "customer_id" and c in scores.columns])
-    frame = scores.merge(side, on="customer_id", how="left")
+    frame = scores.merge(side, on="customer_id", how="left").merge(
+        values[["customer_id", "contact_value_cents", "response"]], on="customer_id", how="left")
+    frame["contact_value_cents"] = frame["contact_value_cents"].fillna(0).astype("int64")
+    frame["response"] = frame["response"].astype(float)
     frame["worst_days_past_due"] = frame["max_days_past_due"].astype("int64")
     frame["next_step"] = [steps.get(c) for c in frame["customer_id"]]
-    frame = frame.sort_values(["expected_loss_cents", "probability", "customer_id"], ascending=[False, False, True],
-                              kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["contact_value_cents", "expected_loss_cents", "probability", "customer_id"],
+                              ascending=[False, False, False, True], kind="stable").reset_index(drop=True)
     frame["rank"] = np.arange(1, len(frame) + 1)
     return frame[COLUMNS]
 
@@ -169,7 +182,9 @@ def _run(args) -> int:
     for r in frame.itertuples():
         rows.append({
             "rank": int(r.rank), "customer_id": r.customer_id, "customer_name": r.customer_name,
-            "collector_id": r.collector_id, "band": r.band, "probability": float(r.probability),
+            "collector_id": r.collector_id, "contact_value": to_units(r.contact_value_cents),
+            "response": None if pd.isna(r.response) else round(float(r.response), 4),
+            "band": r.band, "probability": float(r.probability),
             "expected_loss": to_units(r.expected_loss_cents), "open_amount": to_units(r.open_cents),
             "overdue_amount": to_units(r.overdue_cents), "worst_days_past_due": int(r.worst_days_past_due),
             "next_step": r.next_step, "reasons": r.reasons, "promises_due_today": int(r.promises_due_today),
@@ -179,7 +194,8 @@ def _run(args) -> int:
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
     payload = {"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}
-    headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name", "band": "Band",
+    headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name",
+               "contact_value_cents": "Contact value", "band": "Band",
                "p_pct": "P %", "expected_loss_cents": "Expected loss", "overdue_cents": "Overdue",
                "worst_days_past_due": "Worst DPD", "next_step": "Next step", "promises_due_today": "PTP due",
                "open_disputes": "Disputes", "days_since_contact": "Days since contact", "reasons": "Reasons"}

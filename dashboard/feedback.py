@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from typing import Any, Callable
 
@@ -45,7 +46,7 @@ def attempt(fn: Callable, *args, **kwargs) -> tuple[bool, Any]:
         else:  # a read with nothing cached: the notice is the page's empty state
             busy_notice()
     except UserError as exc:
-        st.error(plain(str(exc)), icon=":material/error:")  # messages quote cells and ids: never Markdown
+        st.error(plain(user_message(str(exc))), icon=":material/error:")  # messages quote cells: never Markdown
     except sa.exc.DBAPIError as exc:
         if _readonly_refusal(exc):
             log.warning("write refused by a read-only database: %s", exc)
@@ -90,27 +91,69 @@ def empty_state(message: str) -> None:
 
 
 
-def flash(message: str, kind: str = "success") -> None:
-    """Keep a message for the next run (shown by :func:`show_flash`), e.g. before ``st.rerun()``."""
-    st.session_state["_flash"] = (kind, message)
+#: Field names that validation messages start with ("amount: ..."), in the words a form uses.
+FIELD_WORDS = {
+    "amount_cents": "Amount", "amount": "Amount", "promised_date": "Promised date", "invoice_id": "Item",
+    "customer_id": "Customer", "reason_code": "Reason", "reason": "Reason", "note": "Note", "outcome": "Outcome",
+    "type": "Type", "occurred_at": "Date", "username": "Username", "password": "Password",
+}
+_FIELD_PREFIX = re.compile(r"^([a-z_]+): ")
 
 
-def show_flash() -> None:
-    item = st.session_state.pop("_flash", None)
+def user_message(text: str) -> str:
+    """A validation message in the form's words: ``"promised_date: 2026-01-02 is in the past"`` becomes
+    ``"Promised date: 2026-01-02 is in the past"``; other text is unchanged.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> user_message("amount: USD 99,999,999.00 is more than the customer's open balance of USD 451,124.99")
+    "Amount: USD 99,999,999.00 is more than the customer's open balance of USD 451,124.99"
+    """
+    m = _FIELD_PREFIX.match(text or "")
+    if m and m.group(1) in FIELD_WORDS:
+        return FIELD_WORDS[m.group(1)] + ": " + text[m.end():]
+    return text
+
+
+def _flash_key(where: str | None) -> str:
+    return f"_flash:{where}" if where else "_flash"
+
+
+def flash(message: str, kind: str = "success", where: str | None = None) -> None:
+    """Keep a message for the next run (shown by :func:`show_flash`), e.g. before ``st.rerun()``.
+
+    ``where`` names the form it belongs to: that form's ``show_flash(where)`` shows it beside the form.
+    """
+    st.session_state[_flash_key(where)] = (kind, message)
+
+
+def show_flash(where: str | None = None) -> None:
+    """Show the message kept by :func:`flash` for ``where`` (None: the page's own), once."""
+    item = st.session_state.pop(_flash_key(where), None)
     if item:
         kind, message = item
         getattr(st, kind, st.success)(message)
 
 
-def write_action(fn: Callable, *args, success: str, **kwargs) -> bool:
+def write_action(fn: Callable, *args, success: str, where: str | None = None, **kwargs) -> bool:
     """Run a workflow write; on success keep ``success`` (``{result}`` is the return value) for the
     next run and rerun, so every table shows the new data. A :class:`UserError` (validation,
-    permission) is shown in an error box and the form stays as typed.
+    permission) is shown in an error box where this is called (inside the form) and the form stays
+    as typed. ``where``: the form's name, so the success message is shown beside it too
+    (:func:`show_flash`), not at the top of the page.
     """
     ok, result = attempt(fn, *args, **kwargs)
     if not ok:
         return False
-    flash(success.format(result=result))
+    flash(success.format(result=result), where=where)
     st.rerun()
     return True
 

@@ -31,7 +31,7 @@ if problems is not None and not problems.empty:
 start, end = ui.period_picker(as_of, key="ca_period", default="Last 30 days")
 k = ui.cached(cash_app.cash_app_kpis, start, end, flt)
 if k:
-    c = st.columns(5)
+    c = st.columns([1.5, 1, 1, 1, 1])  # the money card gets the room its figure needs
     ui.money_metric(c[0], "Unapplied cash", cents_value=k["unapplied_cents"], currency=cur, border=True,
                 help=f"{k['unapplied_receipts']:,} receipts not (fully) applied at {end:%d %b %Y}.")
     c[1].metric("Auto-match rate", ui.pct(k["auto_match_rate"], ratio=True), border=True,

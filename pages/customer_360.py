@@ -129,8 +129,9 @@ if ui.can(user, "draft_letters"):
                 st.caption("A draft to send yourself; the Dunning page previews it and drafts letters in bulk.")
 
 # ---- tabs ---------------------------------------------------------------------------------
+# Keyed: the chosen tab is kept across reruns, so after a save the next submit stays on "Record work".
 tab_items, tab_pay, tab_disp, tab_prom, tab_hist, tab_act = st.tabs(
-    ["Open items", "Payments", "Disputes", "Promises", "Timeline", "Record work"])
+    ["Open items", "Payments", "Disputes", "Promises", "Timeline", "Record work"], key="c360_tab", on_change="rerun")
 
 with tab_items:
     show_all = st.toggle("Show settled items too", key="c360_all_items")
@@ -176,6 +177,7 @@ with tab_act:
     left, right = st.columns(2)
     if ui.can(user, "write_activity"):
         with left.form("c360_activity", clear_on_submit=True):
+            ui.show_flash("c360_activity")  # this form's last save, shown beside it
             st.markdown("**Log a call, e-mail or note**")
             a_type = st.selectbox("Type", schema.ACTIVITY_TYPES, key="act_type", format_func=ui.label)
             a_outcome = st.text_input("Outcome", key="act_outcome", max_chars=64,
@@ -185,9 +187,10 @@ with tab_act:
             if st.form_submit_button("Save activity", type="primary"):
                 ui.write_action(workflow.log_activity, engine, user, customer_id, a_type,
                                 outcome=a_outcome.strip() or None, note=a_note.strip() or None, invoice_id=a_inv,
-                                success="Activity saved (#{result}).")
+                                success="Activity saved (#{result}).", where="c360_activity")
     if ui.can(user, "record_promise"):
         with right.form("c360_promise", clear_on_submit=True):
+            ui.show_flash("c360_promise")  # this form's last save, shown beside it
             st.markdown("**Promise to pay**")
             p_date = st.date_input("Promised date", value=today + dt.timedelta(days=7), min_value=today,
                                    key="prom_date")
@@ -199,12 +202,13 @@ with tab_act:
                     st.error("Enter the promised amount.")
                 else:
                     ui.write_action(workflow.record_promise, engine, user, customer_id, p_date, ui.to_cents(p_amount),
-                                    invoice_id=p_inv, today=today,
+                                    invoice_id=p_inv, today=today, where="c360_promise",
                                     success="Promise saved (#{result}): " + f"{ui.money(p_amount, currency, 2)} "
                                     f"by {p_date:%d %b %Y}.")
     left, right = st.columns(2)
     if ui.can(user, "manage_disputes"):
         with left.form("c360_dispute", clear_on_submit=True):
+            ui.show_flash("c360_dispute")  # this form's last save, shown beside it
             st.markdown("**Open a dispute**")
             d_inv = st.selectbox("Item", list(open_items.loc[open_items["open_cents"] > 0, "invoice_id"]),
                                  key="disp_invoice", format_func=inv_label, index=None, placeholder="Choose an item")
@@ -218,9 +222,10 @@ with tab_act:
                     st.error("Choose the item and the amount in dispute.")
                 else:
                     ui.write_action(workflow.open_dispute, engine, user, d_inv, d_reason, ui.to_cents(d_amount),
-                                    note=d_note.strip() or None, success="Dispute #{result} opened.")
+                                    note=d_note.strip() or None, success="Dispute #{result} opened.", where="c360_dispute")
         if len(open_disputes):
             with left.form("c360_resolve"):
+                ui.show_flash("c360_resolve")  # this form's last save, shown beside it
                 st.markdown("**Resolve a dispute**")
                 r_id = st.selectbox(
                     "Dispute", list(open_disputes["dispute_id"]), key="res_dispute",
@@ -230,9 +235,11 @@ with tab_act:
                 r_outcome = st.selectbox("Outcome", schema.DISPUTE_OUTCOMES, key="res_outcome", format_func=ui.label)
                 if st.form_submit_button("Resolve"):
                     ui.write_action(workflow.resolve_dispute, engine, user, int(r_id), r_outcome,
-                                    success=f"Dispute #{int(r_id)} resolved ({r_outcome}).")
+                                    success=f"Dispute #{int(r_id)} resolved ({ui.label(r_outcome)}).",
+                                    where="c360_resolve")
     if ui.can(user, "propose_writeoff"):
         with right.form("c360_writeoff", clear_on_submit=True):
+            ui.show_flash("c360_writeoff")  # this form's last save, shown beside it
             st.markdown("**Propose a write-off**")
             w_inv = st.selectbox("Item", list(open_items.loc[open_items["open_cents"] > 0, "invoice_id"]),
                                  key="wo_invoice", format_func=inv_label, index=None, placeholder="Choose an item")
@@ -244,10 +251,11 @@ with tab_act:
                     st.error("Choose the item, the amount and give a reason.")
                 else:
                     ui.write_action(workflow.propose_writeoff, engine, user, w_inv, ui.to_cents(w_amount),
-                                    w_reason.strip(), success="Write-off proposal #{result} sent for approval.")
+                                    w_reason.strip(), success="Write-off proposal #{result} sent for approval.", where="c360_writeoff")
     pending = writeoffs[writeoffs["status"] == "proposed"] if not writeoffs.empty else writeoffs
     if ui.can(user, "approve_writeoff") and len(pending):
         with right.form("c360_decide"):
+            ui.show_flash("c360_decide")  # this form's last save, shown beside it
             st.markdown("**Decide a write-off proposal**")
             w_id = st.selectbox("Proposal", list(pending["proposal_id"]), key="wo_decide",
                                 format_func=lambda i: next(f"#{r.proposal_id} · {r.invoice_id} · "
@@ -256,4 +264,4 @@ with tab_act:
             approve = st.radio("Decision", ("Approve", "Reject"), horizontal=True, key="wo_decision")
             if st.form_submit_button("Record decision"):
                 ui.write_action(workflow.decide_writeoff, engine, user, int(w_id), approve == "Approve",
-                                success=f"Write-off proposal #{int(w_id)}: {approve.lower()}d.")
+                                success=f"Write-off proposal #{int(w_id)}: {approve.lower()}d.", where="c360_decide")

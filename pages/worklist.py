@@ -40,10 +40,28 @@ cols = ["rank", "customer_name", "customer_id", "band", "probability", "expected
         "open_disputes", "last_contact", "days_since_contact", "collector_id"]
 result = ui.table(
     shown[cols], f"worklist_{as_of:%Y%m%d}", key="worklist_table", on_select="rerun", selection_mode="single-row",
+    # What a collector acts on first is in view without scrolling: who, how risky, how late, the next step,
+    # promises due, broken promises, disputes and the last contact; the rest follows to the right.
+    column_order=["rank", "customer_name", "band", "probability", "expected_loss", "overdue", "worst_days_past_due",
+                  "next_step", "promises_due_today", "broken_promises_30d", "open_disputes", "last_contact",
+                  "reasons", "open", "customer_id", "days_since_contact", "collector_id"],
     column_config={
-        "probability": st.column_config.ProgressColumn("Probability", min_value=0.0, max_value=1.0, format="percent"),
+        "rank": st.column_config.NumberColumn("#", width=36, pinned=True),
+        "customer_name": st.column_config.TextColumn("Customer", width=170, pinned=True),
+        "band": st.column_config.TextColumn("Risk", width=62),
+        "probability": st.column_config.NumberColumn("P(60+)", format="percent", width=62,
+                                                     help="Probability of a 60+ days past due balance within 90 days"),
+        "expected_loss": st.column_config.NumberColumn("Exp. loss", format="%,.0f", width=80),
+        "overdue": st.column_config.NumberColumn("Overdue", format="%,.0f", width=80),
+        "worst_days_past_due": st.column_config.NumberColumn("Worst DPD", width=72,
+                                                             help="Days past due of the oldest open item"),
+        "next_step": st.column_config.TextColumn("Next step", width=110),
+        "promises_due_today": st.column_config.NumberColumn("PTP due", width=62, help="Promises to pay due today"),
+        "broken_promises_30d": st.column_config.NumberColumn("Broken", width=58,
+                                                             help="Promises broken in the last 30 days"),
+        "open_disputes": st.column_config.NumberColumn("Disputes", width=64, help="Open disputes"),
+        "last_contact": st.column_config.TextColumn("Last contact", width=92),
         "reasons": st.column_config.TextColumn("Why", width="large"),
-        "next_step": st.column_config.TextColumn("Next step"),
     },
     empty="No account in the chosen bands.")
 
@@ -56,5 +74,5 @@ if not shown.empty:
                         format_func=lambda c: f"{names.get(c) or c} ({c})")
     row = shown.set_index("customer_id").loc[pick]
     st.markdown(f"**{ui.plain(row['customer_name'])}** — {ui.plain(row['band'])} risk, next step: "
-                f"**{ui.plain(row['next_step'] or 'none')}**  \nWhy: {ui.plain(row['reasons'])}")
+                f"**{ui.plain(ui.label(row['next_step']) or 'none')}**  \nWhy: {ui.plain(row['reasons'])}")
     ui.customer_link(pick, ui.plain(row["customer_name"] or pick))

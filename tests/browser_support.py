@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -114,3 +115,34 @@ def sign_in(page, base: str, username: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.locator('[data-testid="stSidebarNav"]').wait_for()
     settle(page)
+
+
+# What a reader must never see (issue 17): missing-value markers, midnight times, amounts of 5+ digits
+# written without separators (ids such as INV-0000805 or CUST-0000006 are not amounts).
+RAW_VALUES = re.compile(r"(?<![\w-])(nan|NaN|None|NaT)(?![\w-])| 00:00:00|(?<![\w.,/:-])\d{5,}(?:\.\d+)?(?![\w,])")
+_GRID_CELLS_JS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] table td')]
+    .map(td => td.textContent.trim()).filter(t => /^(nan|NaN|None|NaT)$|\\s00:00:00$/.test(t))"""
+_CUT_METRICS_JS = """() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+    .filter(el => [el, ...el.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1))
+    .map(el => el.textContent.trim())"""
+
+
+def raw_values(page) -> list[str]:
+    """Everything on the page a reader should not see, with a little context: ``nan``/``None``/``NaT``,
+    `` 00:00:00``, an amount of 5+ digits without separators (in the page text); the same markers in the
+    cells of any table (read from the grid's accessible table); metric cards whose value is cut ("USD 677,…").
+
+    Parameters
+    ----------
+    page : playwright Page
+
+    Returns
+    -------
+    list of str
+        Empty when the page reads cleanly.
+    """
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    found = [f"text: …{text[max(0, m.start() - 40):m.end() + 20]!r}…" for m in RAW_VALUES.finditer(text)]
+    found += [f"table cell: {c!r}" for c in page.evaluate(_GRID_CELLS_JS)]
+    found += [f"cut metric: {c!r}" for c in page.evaluate(_CUT_METRICS_JS)]
+    return found

@@ -153,3 +153,134 @@ def test_a_return_unapplies_the_cash_of_the_receipt_it_reverses(engine):
         net = c.execute(sa.select(sa.func.sum(schema.applications.c.amount_cents)).where(
             schema.applications.c.invoice_id.in_(["INV-0000101", "INV-0000102"]))).scalar()
     assert net == 0
+
+
+def _short_receipt(engine):
+    with engine.begin() as c:
+        db.bulk_insert(c, schema.receipts, [
+            dict(id="R-SHORT", customer_id=None, receipt_date=D(2026, 11, 3), amount_cents=120000, currency="USD",
+                 method="wire", payer_account="DE89370400440532013000", payer_name="Globex Corporation",
+                 bank_reference="BR1103001")])
+
+
+ADVICE = "payer,invoice,amount,deduction,reason\nGlobex,INV-0000101,400.00,,\nGlobex,102,800.00,,DAMAGED\n"
+
+
+@pytest.mark.parametrize("excel", [False, True])
+def test_remittance_advice_splits_the_receipt_and_turns_the_short_payment_into_a_deduction(engine, excel):
+    import io
+
+    import pandas as pd
+
+    from analytics.bank.remittance import apply_advice
+
+    _ledger(engine)
+    _short_receipt(engine)
+    data = ADVICE.encode()
+    if excel:
+        buf = io.BytesIO()
+        pd.read_csv(io.StringIO(ADVICE), dtype=str, keep_default_na=False).to_excel(buf, index=False)
+        data = buf.getvalue()
+    out = apply_advice(engine, FIN, "BR1103001", data, file_name="advice.xlsx" if excel else "advice.csv")
+    assert (out["receipt_id"], out["customer_id"], out["applied_cents"], out["deductions_cents"]) == \
+        ("R-SHORT", "C1", 120000, 5000)
+    with engine.connect() as c:
+        adj = c.execute(sa.select(schema.adjustments)).mappings().one()
+        apps = c.execute(sa.select(schema.applications.c.invoice_id, schema.applications.c.amount_cents)
+                         .where(schema.applications.c.receipt_id == "R-SHORT")
+                         .order_by(schema.applications.c.invoice_id)).all()
+        from analytics.cash_app.matching import learned_payers
+        learned = learned_payers(c)
+    assert (adj["invoice_id"], adj["amount_cents"], adj["kind"], adj["reason"]) == \
+        ("INV-0000102", -5000, "deduction", "DAMAGED")
+    assert [tuple(a) for a in apps] == [("INV-0000101", 40000), ("INV-0000102", 80000)]
+    assert learned["DE89370400440532013000"] == "C1"  # the account now identifies Globex
+
+
+@pytest.mark.parametrize("advice,message", [
+    ("invoice,amount,deduction\nINV-0000101,400.00,\nINV-0000102,800.00,40.00\n", "row 3: a deduction"),
+    ("invoice,amount\nINV-0000101,400.00\nINV-0000999,800.00\n", "row 3, column 'invoice'"),
+    ("invoice,amount\nINV-0000101,4OO.00\n", "row 2, column 'amount' ('4OO.00')"),
+    ("invoice,amount\nINV-0000201,100.00\n", "belongs to C2"),
+])
+def test_a_bad_remittance_advice_is_refused_and_nothing_moves(engine, advice, message):
+    from analytics.bank.remittance import apply_advice
+
+    _ledger(engine)
+    _short_receipt(engine)
+    with engine.begin() as c:  # the receipt identified: Globex's
+        c.execute(schema.applications.insert().values(receipt_id="R-SHORT", invoice_id="INV-0000102",
+                                                      amount_cents=100, applied_date=D(2026, 11, 3), source="manual"))
+    before = _counts(engine)
+    with pytest.raises(UserError) as exc:
+        apply_advice(engine, FIN, "R-SHORT", advice.encode(), file_name="a.csv")
+    assert message in str(exc.value)
+    assert _counts(engine) == before
+
+
+@pytest.mark.parametrize("fmt", list(FILES))
+def test_the_generators_receipts_round_trip_through_every_format(tmp_path, fmt):
+    """Receipts of a generated ledger, written as a statement and read back: the same lines."""
+    from analytics.bank.writer import export_statement, receipt_lines
+    from analytics.generator import generate
+
+    engine = db.connect(f"sqlite:///{tmp_path / 'g.sqlite'}")
+    generate(engine, customers=30, invoices=600, seed=5)
+    out = tmp_path / f"r.{fmt}"
+    n = export_statement(engine, fmt, str(out))
+    with engine.connect() as c:
+        want = receipt_lines(c)
+    got = parse(out.read_bytes(), fmt, out.name).lines
+    key = lambda ln: (ln.value_date, ln.currency, ln.bank_reference)  # noqa: E731
+    assert n == len(want) == len(got) > 100
+    for a, b in zip(sorted(want, key=key), sorted(got, key=key)):
+        assert (a.amount_cents, a.payer_name, a.payer_account, a.remittance_text or None, a.direction) == \
+            (b.amount_cents, b.payer_name, b.payer_account, b.remittance_text, b.direction)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("fmt", list(FILES))
+def test_100k_statement_lines_round_trip_under_a_minute(fmt):
+    import random
+    import time
+
+    from analytics.bank.parsers import BankLine
+    from analytics.bank.writer import customer_iban, statement_bytes
+
+    ibans = [customer_iban(f"C{k:04d}") for k in range(50)]
+    rng = random.Random(1)
+    lines = [BankLine(0, "", ("USD", "EUR", "GBP")[k % 3], D(2025, 1, 1) + dt.timedelta(days=k % 730), "credit",
+                      rng.randint(1, 10**8), payer_name=f"Customer {k % 50}", payer_account=ibans[k % 50],
+                      bank_reference=f"R{k:08d}", remittance_text=f"INV-{k:07d} and INV-{k + 1:07d}")
+             for k in range(100_000)]
+    start = time.perf_counter()
+    back = parse(statement_bytes(lines, fmt), fmt, "big").lines
+    took = time.perf_counter() - start
+    assert len(back) == 100_000 and sum(b.amount_cents for b in back) == sum(a.amount_cents for a in lines)
+    assert {b.payer_account for b in back} == set(ibans) and back[7].remittance_text.startswith("INV-")
+    assert took < 60, f"{fmt}: {took:.1f} s"
+
+
+def test_cli_load_bank_and_the_bank_commands(tmp_path, capsys):
+    import json
+
+    from analytics.cli import main
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    _ledger(db.connect(url))
+    assert main(["load", "bank", str(FILES["bai2"]), "--db", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["receipts"] == 3
+    bad = tmp_path / "bad.bai2"
+    bad.write_text(FILES["bai2"].read_text().replace("16,195,631125,V,261101,", "16,195,63X125,V,261101,"))
+    assert main(["load", "bank", str(bad), "--db", url]) == 2
+    assert "line 5" in capsys.readouterr().err
+    assert main(["cashapp", "match", "--apply", "--as-of", "2026-11-02", "--db", url]) == 0
+    capsys.readouterr()
+    assert main(["bank", "statements", "--json", "--db", url]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["proposed"] == 1 and rows[0]["unmatched"] == 1
+    assert main(["bank", "suspense", "--as-of", "2026-11-09", "--json", "--db", url]) == 0
+    assert [r["age_days"] for r in json.loads(capsys.readouterr().out)] == [7]
+    out = tmp_path / "x.camt053"
+    assert main(["bank", "export", "--format", "camt053", "--out", str(out), "--db", url]) == 0
+    assert out.read_bytes().startswith(b"<?xml")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, check_page, chromium, dashboard_server, settle
+from tests.browser_support import ARTIFACTS, check_page, chromium, dashboard_server, raw_values, settle
 
 pytestmark = pytest.mark.browser
 
@@ -65,6 +65,11 @@ def ledger_url(tmp_path_factory, beacon) -> str:
     engine = db.connect(url)
     generator.generate(engine, customers=40, invoices=1500, seed=5)
     auth.add_user(engine, "admin", PASSWORD, "admin")
+    auth.add_user(engine, "manager", PASSWORD, "manager")
+    auth.add_user(engine, "finance", PASSWORD, "finance")
+    with engine.connect() as conn:
+        first_collector = conn.execute(sa.select(schema.collectors.c.id).order_by(schema.collectors.c.id)).scalar()
+    auth.add_user(engine, "col01", PASSWORD, "collector", first_collector)
     inv = schema.invoices
     with engine.begin() as conn:  # the latest invoice is open at the default as-of date
         latest = conn.execute(sa.select(inv.c.id, inv.c.customer_id).order_by(inv.c.invoice_date.desc(), inv.c.id)
@@ -143,15 +148,9 @@ def test_injected_name_is_plain_text_and_tables_have_no_builtin_csv_export(serve
     page.get_by_role("button", name="Sign in").click()
     page.locator('[data-testid="stSidebarNav"]').wait_for()
     settle(page, timeout=60.0)
-    if page.locator("h1", has_text="Customer 360").count() == 0:  # sign-in landed elsewhere: open the account
-        page.locator('[data-testid="stSidebarNav"] a', has_text="Customer 360").first.click()
-        page.locator("h1", has_text="Customer 360").first.wait_for()
-        settle(page, timeout=60.0)
-    if page.locator("h3", has_text="Click to verify").count() == 0:
-        box = page.locator('[data-testid="stSelectbox"]', has_text="Customer").first
-        box.click()
-        page.get_by_role("option", name=beacon["customer_id"]).first.click()
-        settle(page, timeout=60.0)
+    # The deep link survives sign-in: its page and its customer (issue 17).
+    page.locator("h1", has_text="Customer 360").first.wait_for()
+    page.locator("h3", has_text="Click to verify").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "security_c360_injected_name.png"), full_page=True)
     check_page(page, "Customer 360 with an injected name")
 
@@ -186,3 +185,79 @@ def test_injected_name_is_plain_text_and_tables_have_no_builtin_csv_export(serve
     assert "'" + FORMULA in refs and FORMULA not in refs, refs[:5]
     context.close()
     assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+ROLES = ("admin", "manager", "finance", "col01")
+LANDING = {"admin": "Overview", "manager": "Overview", "finance": "Cash forecast", "col01": "Worklist"}
+
+
+def _sign_in(page, base: str, username: str) -> None:
+    page.goto(base)
+    page.get_by_role("button", name="Sign in").wait_for()
+    settle(page)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator('[data-testid="stSidebarNav"]').wait_for()
+    settle(page, timeout=90.0)
+
+
+def test_every_page_reads_cleanly_for_every_role(server, browser):
+    """Issue 17: every page for admin, manager, finance and a collector shows no ``nan``/``None``/``NaT``,
+    no `` 00:00:00``, no amount of 5+ digits without separators and no cut metric card; each role lands
+    on its own page; the Customer 360 tabs are opened too. Screenshots: ``tests/artifacts/<role>_<page>.png``."""
+    base, log_path = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    for role in ROLES:
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        _sign_in(page, base, role)
+        assert page.locator("h1").first.inner_text().strip() == LANDING[role], role
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        titles = [t.strip().splitlines()[-1].strip() for t in nav.locator("a").all_inner_texts() if t.strip()]
+        for title in titles:
+            nav.locator("a", has_text=title).first.click()
+            page.locator("h1", has_text=title.split(" &")[0]).first.wait_for()
+            settle(page, timeout=90.0)
+            slug = "".join(ch if ch.isalnum() else "_" for ch in f"{role}_{title}".lower())
+            page.screenshot(path=str(ARTIFACTS / f"role_{slug}.png"), full_page=True)
+            check_page(page, f"{role}: {title}")
+            problems += [f"{role} / {title}: {p}" for p in raw_values(page)]
+            if title == "Customer 360":  # the hidden tabs hold the timeline and the forms
+                for tab in page.locator('[data-testid="stMain"] [role="tab"]').all():
+                    tab.click()
+                    settle(page)
+                    problems += [f"{role} / {title} / {tab.inner_text()}: {p}" for p in raw_values(page)]
+        context.close()
+    assert not problems, "\n".join(problems)
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+def test_refresh_keeps_the_session_and_sign_out_ends_it(server, browser, beacon):
+    """Issue 17: a browser refresh keeps the user signed in on the same page and customer; after
+    sign-out the same address (token included) asks for a password again."""
+    base, _ = server
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    _sign_in(page, base, "manager")
+    page.goto(f"{page.url.split('?')[0].rstrip('/')}/customer_360?customer={beacon['customer_id']}&"
+              + page.url.split("?", 1)[1])
+    page.locator("h3", has_text="Click to verify").first.wait_for()
+    settle(page)
+    page.reload()
+    page.locator("h1", has_text="Customer 360").first.wait_for()
+    page.locator("h3", has_text="Click to verify").first.wait_for()
+    settle(page)
+    assert "/customer_360" in page.url and "session=" in page.url, page.url
+    page.screenshot(path=str(ARTIFACTS / "session_after_refresh.png"), full_page=True)
+    kept = page.url
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.goto(kept)  # the old token is revoked
+    page.get_by_role("button", name="Sign in").wait_for()
+    settle(page)
+    assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+    context.close()

@@ -75,3 +75,16 @@ def test_worklist_cli_json(ledger, capsys):
             "open_disputes", "last_contact", "days_since_contact"} <= set(row)
     assert row["open_amount"] == 600.0 and row["last_contact"] == "2024-04-12"
     assert cli.main(["worklist", "--db", url, "--as-of", "15/04/2024"]) == 2
+
+
+def test_worklist_ranks_by_contact_value(ledger):
+    """K3's 10,000.00 at 75 days past due is at stake; K1's overdue is 300.00 disputed + 300.00 at 15 days:
+    with no contact history every customer gets the default response, so the amount at stake decides."""
+    from analytics.risk.policy import DEFAULT_RESPONSE
+
+    wl = worklist(ledger, AS_OF).set_index("customer_id")
+    assert list(wl.index) == ["K3", "K1"]
+    assert wl["response"].tolist() == [DEFAULT_RESPONSE, DEFAULT_RESPONSE]
+    assert wl.loc["K3", "contact_value_cents"] > wl.loc["K1", "contact_value_cents"] > 0
+    assert wl.loc["K1", "contact_value_cents"] <= DEFAULT_RESPONSE * 30_000  # the disputed I2 is not chased
+    assert (wl["contact_value_cents"].diff().dropna() <= 0).all()

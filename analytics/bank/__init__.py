@@ -63,6 +63,8 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     ra.add_argument("--date", type=cs.date_arg, help="applied date (default: the receipt's date)")
     ra.add_argument("--json", action="store_true")
     ra.set_defaults(run=_run_remittance)
+    for p in (ex, st, sq, ra):  # `bank ACTION --db URL` as well as `bank --db URL ACTION`
+        p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL (default: $AR_DB_URL or data/demo.db)")
 
 
 def _print(obj, as_json: bool) -> None:

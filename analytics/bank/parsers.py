@@ -20,6 +20,7 @@ account that is not IBAN-shaped (a US account number) is kept as it is.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import re
@@ -266,8 +267,24 @@ def parse_bai2(text: str, name: str = "statement") -> ParsedStatement:
                               bank_reference=(det.bank_reference or "").strip()[:64] or None,
                               customer_reference=(det.customer_reference or "").strip()[:64] or None,
                               type_code=tc.code)
-                out.append(_with_text(bl, det.text, name))
+                out.append(_with_text(bl, _bai2_text(det), name))
     return ParsedStatement("bai2", out)
+
+
+def _bai2_text(det) -> str | None:
+    """The text field of a ``16`` record with its ``88`` continuations joined as written.
+
+    The library joins a continuation of the text with a space, while its own writer (and banks)
+    break the text anywhere, even inside a word; we join them as they are.
+    """
+    if len(det.rows) < 2:
+        return det.text
+    full = det.rows[0][1] + "".join(row[1] for row in det.rows[1:])
+    avail = det.availability or {}
+    funds = getattr(det.funds_type, "value", det.funds_type)
+    n_avail = {"V": 2, "S": 3}.get(funds, 1 + 2 * len(avail) if funds == "D" else 0)
+    parts = full.split(",", 5 + n_avail)
+    return parts[-1].rstrip("/") if len(parts) == 6 + n_avail else det.text
 
 
 # ------------------------------------------------------------------------------------------------
@@ -304,7 +321,8 @@ def parse_mt940(text: str, name: str = "statement") -> ParsedStatement:
 
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     matches = list(_MT_TAG.finditer(text))
-    tags = [(m.group("tag"), text.count("\n", 0, m.start()) + 1) for m in matches]
+    newlines = [k for k, ch in enumerate(text) if ch == "\n"]
+    tags = [(m.group("tag"), bisect.bisect_left(newlines, m.start()) + 1) for m in matches]
     if not any(t == "61" for t, _ in tags) and not any(t.startswith("20") for t, _ in tags):
         raise _fail(name, 1, "no MT940 tags (:20:, :25:, :61:) found")
     for t, n in tags:

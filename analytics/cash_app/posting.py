@@ -210,6 +210,73 @@ def apply(engine: sa.Engine, user: User, receipt_id: str, allocations, applied_d
 
 
 @retry_on_conflict
+def apply_with_deductions(engine: sa.Engine, user: User, receipt_id: str, allocations, deductions,
+                          applied_date: dt.date | None = None, rule: str = "remittance_advice") -> dict:
+    """Apply a receipt split over items and post the short payments as deductions, in ONE transaction.
+
+    The cash goes through the same checks as :func:`apply`; each deduction is an ``adjustments`` row
+    of kind ``deduction`` (negative: it lowers the item's open amount), never above what the item
+    still has open after the cash. All or nothing, audited, the ledger version bumped once.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user : User
+        Needs ``cash_application``.
+    receipt_id : str
+    allocations : dict or list of (invoice_id, amount_cents)
+        May be empty when the advice only posts deductions.
+    deductions : list of (invoice_id, amount_cents, reason)
+        Positive cents; ``reason`` the payer's reason code (required).
+    applied_date : datetime.date, optional
+        As :func:`apply`; also the deductions' date.
+    rule : str, default "remittance_advice"
+
+    Returns
+    -------
+    dict
+        ``application_ids``, ``adjustment_ids``.
+
+    Example
+    -------
+    >>> apply_with_deductions(engine, User("f", "finance"), "RCT-1", {"INV-1": 90_00},
+    ...                       [("INV-1", 10_00, "DAMAGED")])  # doctest: +SKIP
+    {'application_ids': [41], 'adjustment_ids': [7]}
+    """
+    require(user, ACTION)
+    deductions = [(str(i), _cents(a, f"deductions line {k} amount_cents"), str(reason or "").strip())
+                  for k, (i, a, reason) in enumerate(deductions, start=1)]
+    if not allocations and not deductions:
+        raise UserError("allocations: nothing to apply")
+    with begin_write(engine) as conn:
+        r = _receipt(conn, receipt_id)
+        ids = (_apply_in(conn, user, receipt_id, allocations, applied_date, "manual", rule) if allocations else [])
+        day = applied_date
+        if ids:
+            day = conn.execute(sa.select(ap.c.applied_date).where(ap.c.id == ids[0])).scalar()
+        day = as_date(day or r["receipt_date"], "applied_date")
+        adj_ids = []
+        for invoice_id, amount, reason in deductions:
+            if not reason:
+                raise UserError(f"deduction on {invoice_id}: a reason code is required; nothing was applied.")
+            row = conn.execute(sa.select(inv).where(inv.c.id == invoice_id)).mappings().first()
+            if row is None:
+                raise UserError(f"invoice_id: unknown invoice {invoice_id!r}")
+            open_ = item_open_cents(conn, invoice_id)
+            if amount > open_:
+                raise UserError(f"deduction {money_text(amount, row['currency'])} is more than invoice {invoice_id}'s "
+                                f"open {money_text(open_, row['currency'])} after the cash; nothing was applied.")
+            values = dict(invoice_id=invoice_id, adj_date=max(day, row["invoice_date"]), amount_cents=-amount,
+                          kind="deduction", reason=reason[:200], created_by=user.username)
+            new_id = int(conn.execute(adj.insert().values(**values)).inserted_primary_key[0])
+            append_audit(conn, user.username, "post_deduction", adj.name, new_id, None,
+                         {"id": new_id, **values, "receipt_id": receipt_id})
+            adj_ids.append(new_id)
+        bump_ledger_version(conn)
+    return {"application_ids": ids, "adjustment_ids": adj_ids}
+
+
+@retry_on_conflict
 def unapply(engine: sa.Engine, user: User, receipt_id: str, invoice_id: str, amount_cents: int | None = None,
             applied_date: dt.date | None = None, reason: str | None = None) -> int:
     """Reverse (part of) what a receipt applied to an item with a NEGATIVE application row.

@@ -18,6 +18,8 @@ CLI
 ``python -m analytics risk review --json``                      accounts flagged for credit review
 ``python -m analytics risk evaluate --json``                    model card figures
 ``python -m analytics risk train --as-of 2026-10-31 --out data/models/risk.model``
+``python -m analytics risk policy-backtest [--start D] [--capacity 2] [--replays 5]`` ranking rules compared
+on a ledger generated with ``--contact-effects`` (:mod:`analytics.risk.policy`)
 """
 from __future__ import annotations
 
@@ -65,9 +67,10 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     from analytics.cli_support import add_filter_arguments
 
     parser.add_argument("action", nargs="?", default="score",
-                        choices=("score", "invoices", "review", "evaluate", "train"),
+                        choices=("score", "invoices", "review", "evaluate", "train", "policy-backtest"),
                         help="score accounts (default), score open invoices, list the accounts flagged for credit "
-                             "review (the Risk page), print the model card, or train+save")
+                             "review (the Risk page), print the model card, train+save, or replay ranking rules "
+                             "on a ledger generated with --contact-effects")
     add_filter_arguments(parser, as_of_help="scoring date YYYY-MM-DD (default: the ledger's latest invoice or "
                                             "receipt date); the filters select the accounts scored")
     parser.add_argument("--model", default=None,
@@ -80,6 +83,12 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="print only the first N rows")
     parser.add_argument("--max-training-rows", type=_max_rows, default=MAX_TRAINING_ROWS,
                         help=f"train on at most N points per model (default {MAX_TRAINING_ROWS:,}; 'none' = all)")
+    parser.add_argument("--start", type=date_arg, default=None,
+                        help="policy-backtest: first day of the replayed window (default: 30 days before the end)")
+    parser.add_argument("--capacity", type=int, default=2,
+                        help="policy-backtest: contacts per collector per business day (default 2)")
+    parser.add_argument("--replays", type=int, default=5,
+                        help="policy-backtest: sets of simulated responses averaged (default 5)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=_run)
 
@@ -122,6 +131,13 @@ def _run(args) -> int:
     if args.late_days is None:
         args.late_days = DEFAULT_LATE_DAYS
     model = load_model(args.model) if args.model else None
+    if args.action == "policy-backtest":
+        from analytics.risk.policy import format_table, policy_backtest
+
+        result = policy_backtest(engine, args.start, capacity=args.capacity, replays=args.replays, model=model,
+                                 flt=flt)
+        print(json.dumps(result, indent=2) if args.json else format_table(result))
+        return 0
     if args.action == "train":
         model = train(engine, as_of, late_days=args.late_days, max_training_rows=args.max_training_rows)
         path = save_model(model, args.out)

@@ -379,7 +379,25 @@ class ModelCache:
 MODEL_CACHE = ModelCache()
 
 
-def _resolve_model(conn, as_of, model, late_days=DEFAULT_LATE_DAYS) -> RiskModel:
+def resolve_model(conn, as_of, model, late_days=DEFAULT_LATE_DAYS) -> RiskModel:
+    """The model to score with: ``model`` itself, a saved model file's contents, or (None) the model
+    trained on the ledger's history before ``as_of`` (cached per ledger version, :data:`MODEL_CACHE`).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    model : RiskModel, path or None
+    late_days : int
+
+    Returns
+    -------
+    RiskModel
+
+    Example
+    -------
+    >>> m = resolve_model(conn, dt.date(2026, 10, 31), None)          # doctest: +SKIP
+    """
     if model is None:
         return MODEL_CACHE.get(conn, as_of, late_days)
     if isinstance(model, RiskModel):
@@ -463,7 +481,7 @@ def score_accounts(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
         bal = account_balances(conn, as_of, flt)
         if bal.empty:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in ACCOUNT_COLUMNS})
-        m = _resolve_model(conn, as_of, model)
+        m = resolve_model(conn, as_of, model)
         hist = F.history_frame(conn, F.customer_points(as_of, flt, bal["customer_id"].tolist()))
     frame = bal.merge(hist.drop(columns=["as_of", "point_id", "open_cents"]), on="customer_id", how="left")
     X = hist.set_index("customer_id").loc[frame["customer_id"], F.ACCOUNT_FEATURES].reset_index(drop=True)
@@ -508,7 +526,7 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
         rows = conn.execute(sa.select(oi.c.invoice_id, oi.c.open_cents, oi.c.days_past_due).where(*owed)).all()
         if not rows:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in INVOICE_COLUMNS})
-        m = _resolve_model(conn, as_of, model)
+        m = resolve_model(conn, as_of, model)
         attrs = F.invoice_attributes(conn, pts)
         hist = F.history_frame(conn, F.customer_points(as_of, flt, attrs["customer_id"].unique().tolist()))
     frame = F.add_invoice_features(hist, attrs, on="customer_id")
