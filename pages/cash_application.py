@@ -139,8 +139,17 @@ with tab_rf:
     if withheld:
         st.error("Withheld: the ledger holds postings money cannot be in (listed at the top of the page).",
                  icon=":material/report:")
-    rf = None if withheld else ui.run_safely(ui.cached, cash_app.rollforward, rf_from.replace(day=1),
-                                             rf_to.replace(day=1), flt)
+    rep = ui.reporting_currency()  # fx: in the reporting currency, with the month-end FX revaluation line
+    if withheld:
+        rf = None
+    elif rep:
+        rf = ui.run_safely(ui.cached, cash_app.revalued_rollforward, rf_from.replace(day=1), rf_to.replace(day=1),
+                           rep, flt)
+    else:
+        rf = ui.run_safely(ui.cached, cash_app.rollforward, rf_from.replace(day=1), rf_to.replace(day=1), flt)
+    if rf is not None and rep:
+        st.caption(f"Every currency in {rep} at month-end rates (rate date per row); the FX revaluation line is the "
+                   "unrealised gain (+) or loss (−) on open foreign-currency items, revalued from last month-end's rate.")
     if rf is not None:
         if rf.empty:
             ui.empty_state("No ledger activity in these months.")

@@ -345,7 +345,7 @@ def aging_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter
     buckets = _buckets(buckets)
     dates = _dates(dates)
     flt, cur = resolve_currency(conn, flt)
-    mv = _balance_moves(dates, flt, buckets)
+    mv = _balance_moves(dates, flt, buckets, instalments.has_schedules(conn))
     stmt = sa.select(mv.c.as_of, mv.c.b, sa.func.sum(mv.c.c).label("open_cents")).group_by(mv.c.as_of, mv.c.b)
     got = {(as_date(r.as_of), int(r.b)): int(r.open_cents) for r in conn.execute(stmt)}
     rows = [{"as_of": d, "bucket": b.label, "bucket_order": b.order, "open_cents": got.get((d, b.order), 0)}
@@ -411,7 +411,7 @@ def aging_detail(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FIL
 # ----------------------------------------------------------------------------------------------
 # Balances and sales over many dates (the building block of DSO, CEI and the trends)
 # ----------------------------------------------------------------------------------------------
-def _balance_moves(dates: list[dt.date], flt: LedgerFilter, buckets) -> sa.Subquery:
+def _balance_moves(dates: list[dt.date], flt: LedgerFilter, buckets, per_instalment: bool = False) -> sa.Subquery:
     """Rows (as_of, b, c) whose sum per (as_of, b) is the open amount at as_of in bucket b: ONE query.
 
     Σ over items open at D of the open amount equals Σ over every item issued by D of (amount +
@@ -429,10 +429,10 @@ def _balance_moves(dates: list[dt.date], flt: LedgerFilter, buckets) -> sa.Subqu
         dv.join(s, s.c.move_date <= dv.c.as_of).join(inv, sa.and_(inv.c.id == s.c.item_id,
                                                                   inv.c.invoice_date <= dv.c.as_of)))
     # invoices with an instalment schedule: their amounts moved to their instalments' buckets (fx, issue 20)
-    per_instalment = instalments.bucket_corrections(
-        dv, flt, lambda due, d: bucket_order_expr(days_between(due, d), buckets))
+    corrections = instalments.bucket_corrections(
+        dv, flt, lambda due, d: bucket_order_expr(days_between(due, d), buckets)) if per_instalment else []
     return sa.union_all(flt.apply_to_invoices(issued), flt.apply_to_invoices(moved),
-                        *per_instalment).subquery("balance_moves")
+                        *corrections).subquery("balance_moves")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,7 +453,8 @@ def _points(conn: sa.Connection, dates: list[dt.date], flt: LedgerFilter, window
     if window <= 0:
         raise UserError(f"the DSO window must be a positive number of days, got {window}")
     zero = sa.literal_column("0")
-    mv = _balance_moves(dates, flt, make_buckets((0, 90)))  # buckets: 0 current, 1 = 1-90, 2 = over 90
+    mv = _balance_moves(dates, flt, make_buckets((0, 90)),  # buckets: 0 current, 1 = 1-90, 2 = over 90
+                        instalments.has_schedules(conn))
     bal = (sa.select(mv.c.as_of, sa.func.sum(mv.c.c).label("ar"),
                      sa.func.sum(sa.case((mv.c.b == zero, mv.c.c), else_=zero)).label("cur"),
                      sa.func.sum(sa.case((mv.c.b == sa.literal_column("2"), mv.c.c), else_=zero)).label("o90"))
