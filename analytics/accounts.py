@@ -299,6 +299,34 @@ def dispute_reason_codes(conn: sa.Connection) -> list[str]:
     return list(STANDARD_DISPUTE_REASONS) + [c for c in used if c not in STANDARD_DISPUTE_REASONS]
 
 
+def last_contacts(conn: sa.Connection, as_of: dt.date, customer_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Each customer's last contact on or before ``as_of`` (:func:`analytics.ledger.last_contact`, the one
+    rule): ``customer_id, last_contact`` (a date). The Worklist asks it for today, so a call recorded after
+    the ledger's last business date still shows as the account's last contact.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    customer_ids : tuple of str, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> with db.connect("sqlite://").connect() as conn:
+    ...     len(last_contacts(conn, dt.date(2026, 1, 1)))
+    0
+    """
+    lc = last_contact(as_of, customer_ids)
+    frame = _frame(conn.execute(sa.select(lc.c.customer_id, lc.c.last_contact)), ["customer_id", "last_contact"])
+    frame["last_contact"] = pd.to_datetime(frame["last_contact"]).dt.date
+    return frame
+
+
 def timeline(items: pd.DataFrame, receipts: pd.DataFrame, disputes: pd.DataFrame, promises: pd.DataFrame,
              activities: pd.DataFrame) -> pd.DataFrame:
     """One account's history as one table, newest first: ``when, kind, what, amount_cents, by``.

@@ -22,6 +22,19 @@ def _colour(order: int) -> str:
     return BUCKET_COLOURS[min(int(order), len(BUCKET_COLOURS) - 1)]
 
 
+def has_amounts(frame: pd.DataFrame | None, column: str = "open_cents") -> bool:
+    """True when a chart of ``column`` would show anything (some non-zero amount); else the page shows an
+    empty state instead of a chart whose axis reads "1, 1, 0, −1, −1".
+
+    Example
+    -------
+    >>> has_amounts(pd.DataFrame({"open_cents": [0, 0]}))
+    False
+    """
+    return frame is not None and not frame.empty and column in frame.columns \
+        and bool(pd.to_numeric(frame[column], errors="coerce").fillna(0).abs().sum() > 0)
+
+
 def aging_bar(aging: pd.DataFrame, currency: str) -> go.Figure:
     """Open amount per aging bucket (a ``kpis.aging`` frame); bars are selectable (x = bucket label)."""
     frame = aging.sort_values("bucket_order")

@@ -110,12 +110,17 @@ def sidebar_filters(*, show_collector: bool = True) -> tuple[dt.date, LedgerFilt
 
     with st.sidebar:
         st.subheader("Filters")
+        if st.session_state.get("f_as_of_default") != default_as_of:
+            # First run, or the ledger's end moved (an import, a new ledger): the default follows it.
+            st.session_state["f_as_of"] = default_as_of
+            st.session_state["f_as_of_default"] = default_as_of
         _persisted("w_as_of", "f_as_of", default_as_of)
         as_of = st.date_input(
             "As of", key="w_as_of", on_change=_remember, args=("w_as_of", "f_as_of"),
             min_value=facts.first_date or dt.date(1990, 1, 1), max_value=max(today, default_as_of),
             help="Every figure is reconstructed as it stood at the end of this day.")
         st.session_state["f_as_of"] = as_of
+        ledger_end_notice(as_of, facts.last_date)
         flt_kwargs: dict[str, tuple[str, ...]] = {}
 
         if facts.business_units:
@@ -212,6 +217,35 @@ def _drop_unknown(widget_key: str, store_key: str, options: Iterable[str]) -> No
     kept = [v for v in value if v in options]
     if kept != list(value):
         st.session_state[widget_key] = st.session_state[store_key] = kept
+
+
+def ledger_end_notice(as_of: dt.date, last_date: dt.date | None) -> None:
+    """Say when the ledger ends, and warn when the chosen as-of date is past it (figures after the
+    ledger's last invoice or receipt show no new sales or payments, only work recorded since).
+
+    Parameters
+    ----------
+    as_of : datetime.date
+        The chosen as-of date.
+    last_date : datetime.date or None
+        The ledger's last business date (:func:`analytics.ledger.default_as_of`); None for an empty ledger.
+
+    Returns
+    -------
+    None
+
+    Example
+    -------
+    >>> ledger_end_notice(dt.date(2026, 11, 30), dt.date(2026, 10, 31))  # doctest: +SKIP
+    """
+    if last_date is None:
+        st.caption("The ledger is empty: load data on the Data page.")
+        return
+    st.caption(f"The ledger ends {last_date:%d %b %Y} (its last invoice or receipt).")
+    if as_of > last_date:
+        st.warning(f"The as-of date is {(as_of - last_date).days} days after the ledger's end "
+                   f"({last_date:%d %b %Y}): no invoice or payment after that day is known, so sales, CEI and "
+                   "aging only move with the calendar.", icon=":material/event_busy:")
 
 
 def filter_caption(as_of: dt.date, flt: LedgerFilter) -> str:

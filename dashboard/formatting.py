@@ -182,6 +182,9 @@ def label(code) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: Column names whose header is not just their words.
+HEADERS = {"reason_code": "Reason", "doc_type": "Type", "age_days": "Age (days)", "amount_cents": "Amount",
+           "worst_days_past_due": "Worst days past due"}
 _ACRONYMS = {"id": "ID", "cei": "CEI", "dso": "DSO", "wape": "WAPE", "ptp": "PTP", "ar": "AR", "add": "ADD",
              "bpdso": "BPDSO", "pct": "%", "sha256": "SHA-256", "url": "URL", "fx": "FX"}
 
@@ -204,6 +207,8 @@ def header(name) -> str:
     ('WAPE weeks 5–13', 'Days past due')
     """
     text = str(name)
+    if text in HEADERS:
+        return HEADERS[text]
     m = re.fullmatch(r"(.*?)_(\d+)_(\d+)", text)
     if m:  # a week range: wape_1_4
         return f"{header(m.group(1))} weeks {m.group(2)}–{m.group(3)}"

@@ -57,7 +57,10 @@ if not ok:
 st.subheader("Open amount by bucket over time")
 if basis == "document":
     st.caption("The history is by due date (the as-of aging below follows the setting).")
-st.plotly_chart(charts.aging_stacked(trend, cur), key="aging_trend_chart", config=charts.CONFIG)
+if charts.has_amounts(trend):
+    st.plotly_chart(charts.aging_stacked(trend, cur), key="aging_trend_chart", config=charts.CONFIG)
+else:
+    ui.empty_state("Nothing was open at any of these month ends.")
 
 # ---- drill-down ---------------------------------------------------------------------------
 labels = list(aging.sort_values("bucket_order")["bucket"])
@@ -77,8 +80,11 @@ def _bucket_from_chart() -> None:
 st.subheader(f"Aging at {as_of:%d %b %Y}")
 left, right = st.columns([3, 2])
 with left:
-    st.plotly_chart(charts.aging_bar(aging, cur), key="aging_bar", on_select=_bucket_from_chart,
-                    selection_mode="points", config=charts.CONFIG)
+    if charts.has_amounts(aging):
+        st.plotly_chart(charts.aging_bar(aging, cur), key="aging_bar", on_select=_bucket_from_chart,
+                        selection_mode="points", config=charts.CONFIG)
+    else:
+        ui.empty_state(f"Nothing open at {as_of:%d %b %Y}: every item is settled.")
 with right:
     summary = aging[["bucket", "open_cents", "items", "customers"]]
     ui.table(summary, "aging_buckets", key="aging_summary", downloads=True)

@@ -43,8 +43,9 @@ if k:
     c[4].metric("Deductions opened", f"{k['deductions_count']:,}", border=True,
                 help=f"Short payments posted as deductions in the period: {ui.cents(k['deductions_cents'], cur)}.")
 
+# Keyed: the chosen tab survives a save's rerun.
 tab_q, tab_u, tab_bank, tab_r, tab_rf = st.tabs(["Queue", "Unapplied cash", "Bank statements", "Refunds",
-                                                 "Roll-forward"])
+                                                 "Roll-forward"], key="ca_tab", on_change="rerun")
 
 with tab_q:
     left, right = st.columns([3, 2])

@@ -140,7 +140,7 @@ else:
                "WAPE = Σ|forecast − actual| / Σ actual; bias = Σ(forecast − actual) / Σ actual.")
     show = summary[["method", "wape_1_4", "wape_5_13", "wape_all", "bias_1_4", "bias_5_13", "coverage",
                     "origins", "is_naive"]]
-    pct_cols = {c: st.column_config.NumberColumn(c.replace("_", " "), format="percent")
+    pct_cols = {c: st.column_config.NumberColumn(ui.header(c), format="percent")
                 for c in ("wape_1_4", "wape_5_13", "wape_all", "bias_1_4", "bias_5_13", "coverage")}
     ui.table(show, "forecast_backtest", key="fc_bt_table", column_config=pct_cols)
     fig2 = go.Figure()

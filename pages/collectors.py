@@ -37,7 +37,7 @@ ascending = rank_by == "overdue_cents"
 ranked = board.sort_values(rank_by, ascending=ascending, na_position="last", ignore_index=True)
 ranked.insert(0, "rank", range(1, len(ranked) + 1))
 
-left, right = st.columns([3, 2])
+left, right = st.columns([2, 1])  # the table gets the width its headers need
 with left:
     st.subheader("Leaderboard")
     config = {
@@ -45,6 +45,8 @@ with left:
         "ptp_kept_pct": st.column_config.NumberColumn("Promises kept %", format="%.1f"),
         "severe_touched_pct": st.column_config.NumberColumn("61+ contacted %", format="%.1f"),
         "activities_per_day": st.column_config.NumberColumn("Activities / day", format="%.2f"),
+        "collector_name": st.column_config.TextColumn("Collector", pinned=True),
+        "accounts_with_balance": st.column_config.NumberColumn("Accounts", help="Accounts with a balance"),
     }
     shown = ["rank", "collector_name", rank_by.removesuffix("_cents")] + [
         c for c in ("cei", "collected", "overdue", "ptp_kept_pct", "activities_per_day", "accounts_with_balance")

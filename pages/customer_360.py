@@ -69,6 +69,23 @@ account_facts = ui.cached(q.customer_facts, customer_id, as_of)  # the ledger's 
 activities = ui.cached(q.customer_activities, customer_id)
 writeoffs = ui.cached(q.customer_writeoffs, customer_id)
 
+# Who did something, one spelling: the user's login as stored (the ledger's collector ids, e.g. COL01,
+# become the login of that collector's user, col01).
+_LOGINS = {u["collector_id"]: u["username"] for u in (ui.run_safely(auth.list_users, engine) or [])
+           if u.get("collector_id")}
+
+
+def _by_login(frame, *columns):
+    for col in columns:
+        if col in frame.columns:
+            frame = frame.assign(**{col: frame[col].map(lambda who: _LOGINS.get(who, who))})
+    return frame
+
+
+disputes = _by_login(disputes, "created_by", "resolved_by")
+promises = _by_login(promises, "recorded_by")
+writeoffs = _by_login(writeoffs, "proposed_by", "decided_by")
+
 # ---- header -------------------------------------------------------------------------------
 st.subheader(f"{ui.plain(profile['name'])} · {ui.plain(customer_id)}")
 facts = [ui.plain(profile.get('business_unit') or '—'), ui.plain(profile.get('region') or '—'),
@@ -148,10 +165,7 @@ with tab_disp:
 with tab_prom:
     ui.table(promises, f"{customer_id}_promises", key="c360_promises", empty="No promises to pay recorded.")
 with tab_hist:
-    history = q.timeline(items, receipts, disputes, promises, activities)
-    logins = {u["collector_id"]: u["username"] for u in (ui.run_safely(auth.list_users, engine) or [])
-              if u.get("collector_id")}
-    history["by"] = history["by"].map(lambda who: logins.get(who, who))
+    history = _by_login(q.timeline(items, receipts, disputes, promises, activities), "by")
     ui.table(history, f"{customer_id}_timeline", key="c360_timeline", empty="Nothing has happened on this account yet.")
     if ui.can(user, "view_audit"):
         with st.expander("Audit trail"):

@@ -23,7 +23,9 @@ engine = ui.get_engine()
 st.title("Data")
 ui.show_flash()
 
-tab_load, tab_demo, tab_export, tab_users = st.tabs(["Load a file", "Demo ledger", "Export", "Users"])
+# Keyed: the chosen tab survives a save's rerun.
+tab_load, tab_demo, tab_export, tab_users = st.tabs(["Load a file", "Demo ledger", "Export", "Users"],
+                                                      key="data_tab", on_change="rerun")
 
 FORMAT_HELP = {
     "ibm": "IBM Watson 'Accounts Receivable' sample CSV",

@@ -17,7 +17,8 @@ as_of, flt = ui.sidebar_filters()
 ui.page_title("Disputes & Promises", as_of, flt)
 start, end = ui.period_picker(as_of, key="dp_period")
 
-tab_d, tab_p = st.tabs(["Disputes", "Promises to pay"])
+# Keyed: the chosen tab survives a save's rerun.
+tab_d, tab_p = st.tabs(["Disputes", "Promises to pay"], key="dp_tab", on_change="rerun")
 
 
 def _first(frame):
@@ -59,7 +60,8 @@ with tab_d:
     else:
         left, right = st.columns([2, 3])
         measure = "open_cents" if int(reasons["open_cents"].sum()) else "opened_count"
-        left.plotly_chart(charts.hbar(reasons, measure, "reason_code", money=measure.endswith("_cents"),
+        labelled = reasons.assign(reason_code=reasons["reason_code"].map(ui.label))  # "Not received", not a code
+        left.plotly_chart(charts.hbar(labelled, measure, "reason_code", money=measure.endswith("_cents"),
                                       title="Open amount" if measure == "open_cents" else "Opened"),
                           key="dp_reasons_chart", config=charts.CONFIG)
         with right:

@@ -76,7 +76,10 @@ left, right = st.columns([2, 3])
 with left:
     st.subheader("Aging")
     aging = ui.cached(fx.aging, as_of, flt, rep) if rep else ui.cached(kpis.aging, as_of, flt)
-    st.plotly_chart(charts.aging_bar(aging, cur), key="overview_aging", config=charts.CONFIG)
+    if charts.has_amounts(aging):
+        st.plotly_chart(charts.aging_bar(aging, cur), key="overview_aging", config=charts.CONFIG)
+    else:
+        ui.empty_state(f"Nothing open at {as_of:%d %b %Y}: every item is settled.")
 with right:
     st.subheader("DSO, best possible DSO and days delinquent")
     dates = kpis.last_month_ends(as_of, 12)

@@ -6,7 +6,11 @@ the ledger's own history and cached by ledger version). A collector sees only th
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import streamlit as st
+
+from analytics import accounts as q
 
 from analytics.risk import BANDS
 from analytics.worklist import worklist
@@ -21,6 +25,15 @@ with st.spinner("Scoring accounts…"):
 if wl.empty:
     ui.empty_state("No account with an open balance for this filter at this date.")
     st.stop()
+
+# Work recorded after the ledger's last business date (calls logged today) still counts as the last contact.
+today = dt.date.today()
+if today > as_of and as_of == ui.ledger_facts().last_date:
+    later = ui.cached(q.last_contacts, today, tuple(wl["customer_id"]))
+    if not later.empty:
+        newer = wl["customer_id"].map(dict(zip(later["customer_id"], later["last_contact"])))
+        wl = wl.assign(last_contact=newer.where(newer.notna(), wl["last_contact"]))
+        st.caption(f"Last contact includes work recorded up to today ({today:%d %b %Y}), after the ledger's end.")
 
 cur = wl["currency"].mode().iloc[0] if wl["currency"].notna().any() else None
 c1, c2, c3, c4 = st.columns(4)

@@ -85,6 +85,10 @@ def settle(page, timeout: float = 20.0) -> None:
     while time.time() < deadline:
         running = any(page.locator(f'[data-testid="{tid}"]').count() > 0
                       for tid in ("stStatusWidget", "stSkeleton", "stSpinner"))
+        # The app root says whether a script run is going on (a long loop with a progress bar shows
+        # no status widget for seconds at a time).
+        running = running or page.locator('[data-testid="stApp"][data-test-script-state="running"], '
+                                          '[data-testid="stApp"][data-test-script-state="rerunRequested"]').count() > 0
         if running:
             quiet_since = None
         elif quiet_since is None:

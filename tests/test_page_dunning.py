@@ -18,6 +18,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 from analytics import db, dunning, kpis, schema
 from analytics.ledger import LedgerFilter
+from dashboard.formatting import label
 from tests.apptest_helpers import app_test, assert_clean, open_directly, open_page, texts
 
 
@@ -83,7 +84,7 @@ def test_manager_sees_every_candidate_and_filters_by_step(monkeypatch, small_led
     narrowed = _listed(at)
     assert narrowed == list(cands.loc[cands["step"] == pick, "customer_id"])
     assert 0 < len(narrowed) < len(cands)
-    assert set(at.dataframe[0].value["step"]) == {pick}
+    assert set(at.dataframe[0].value["step"]) == {label(pick)}  # shown as a label (issue 17)
     # The bulk selection follows the new list.
     assert at.multiselect(key="dun_selected").value == narrowed
     # Bucket filter on top.
@@ -141,7 +142,7 @@ def test_customer_360_offers_the_account_letter(monkeypatch, small_ledger_url, f
     at = open_page(monkeypatch, small_ledger_url, "customer_360", role="manager", query={"customer": target})
     assert_clean(at)
     step = facts["cands"]["step"].iloc[0]
-    assert f"Next step: **{step}**" in texts(at)
+    assert f"Next step: **{label(step)}**" in texts(at)
     name = next(n for n in downloads if n.endswith(".txt") and f"_{target}_" in n)
     engine = db.make_engine(small_ledger_url)
     with engine.connect() as conn:
@@ -200,7 +201,7 @@ def test_finance_is_refused(monkeypatch, small_ledger_url):
 def test_dunning_run_button_records_once(monkeypatch, small_ledger_copy, facts):
     at = open_page(monkeypatch, small_ledger_copy, "dunning", role="manager", username="mgr-run")
     plan = next(d.value for d in at.dataframe if "action" in d.value.columns)
-    going = int((plan["action"] == "send").sum())
+    going = int((plan["action"] == label("send")).sum())
     assert going > 0
     at.button(key="dun_run").click().run()
     assert_clean(at)

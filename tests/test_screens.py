@@ -246,3 +246,71 @@ def test_session_token_rules(engine):
                               .where(schema.login_throttle.c.username == "ann")).scalar()
     if locked is not None:
         assert auth.resume_session(engine, third, now=locked - dt.timedelta(minutes=1)) is None  # locked out
+
+
+# ------------------------------------------------------------------------------------------------
+# One date rule
+# ------------------------------------------------------------------------------------------------
+def _ledger_end(url: str) -> dt.date:
+    from analytics.ledger import default_as_of
+
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        end = default_as_of(conn)
+    engine.dispose()
+    return end
+
+
+def test_as_of_follows_the_ledgers_end_and_pages_say_when_it_ends(monkeypatch, small_ledger_url):
+    end = _ledger_end(small_ledger_url)
+    at = app_test(monkeypatch, small_ledger_url, role="manager", timeout=120)
+    # as if another ledger (ending a year earlier) had been open before an import
+    at.session_state["f_as_of_default"] = at.session_state["f_as_of"] = end - dt.timedelta(days=365)
+    at.run()
+    assert_clean(at)
+    assert at.date_input(key="w_as_of").value == end
+    assert f"The ledger ends {end:%d %b %Y}" in texts(at)
+    assert not [w for w in at.warning if "after the ledger's end" in w.value]
+    at.date_input(key="w_as_of").set_value(end + dt.timedelta(days=30)).run()
+    assert_clean(at)
+    assert [w for w in at.warning if "30 days after the ledger's end" in w.value], texts(at)
+
+
+def test_worklist_shows_a_call_logged_after_the_ledgers_end(monkeypatch, small_ledger_copy, facts):
+    from analytics import workflow
+    from analytics.auth import User
+
+    end = _ledger_end(small_ledger_copy)
+    assert dt.date.today() > end, "the generated ledger ends before today"
+    mine = facts["collectors"][0]
+    at = open_page(monkeypatch, small_ledger_copy, "worklist", role="collector", collector_id=mine, timeout=120)
+    customer = at.dataframe[0].value["customer_id"].iloc[0]
+    engine = db.make_engine(small_ledger_copy)
+    workflow.log_activity(engine, User(mine.lower(), "collector", mine), customer, "call", outcome="promised")
+    engine.dispose()
+    at.run()
+    assert_clean(at)
+    frame = at.dataframe[0].value
+    shown = frame.loc[frame["customer_id"] == customer, "last_contact"].iloc[0]
+    assert shown == dt.date.today().isoformat(), shown
+    assert "after the ledger's end" in texts(at)
+
+
+def test_who_did_it_is_the_users_login(monkeypatch, small_ledger_copy, facts):
+    """The ledger's activities name a collector id (COL01); the dashboard shows that collector's login."""
+    mine = facts["collectors"][0]
+    engine = db.connect(small_ledger_copy)
+    auth.add_user(engine, "ann01", "ann-password-1", "collector", mine)
+    with engine.connect() as conn:
+        customer = conn.execute(sa.select(schema.activities.c.customer_id)
+                                .where(schema.activities.c.collector_id == mine).limit(1)).scalar()
+    engine.dispose()
+    at = open_page(monkeypatch, small_ledger_copy, "customer_360", role="collector", collector_id=mine,
+                   username="ann01", query={"customer": customer}, timeout=120)
+    assert_clean(at)
+    timeline = next(d.value for d in at.dataframe if {"when", "kind", "by"} <= set(d.value.columns))
+    engine = db.make_engine(small_ledger_copy)
+    logins = {u["username"] for u in auth.list_users(engine)}
+    engine.dispose()
+    shown = set(timeline["by"]) - {""}
+    assert mine not in shown and shown and shown <= logins, (shown, logins)
