@@ -520,6 +520,8 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
             version = previous_version + 1
             conn.execute(t.delete().where(t.c.key == "ledger_version"))
             conn.execute(t.insert().values(key="ledger_version", value=str(version)))
+        if busy:  # replaced: the backup's own money version may equal one the old ledger's figures were cached at
+            db.mark_money_changed(conn, version)
     return {"rows": rows, "ledger_version": version, "replaced": bool(busy),
             "audit": {"mode": "restored" if verbatim else "appended", "rows": added}}
 

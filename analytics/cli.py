@@ -25,7 +25,7 @@ from analytics.errors import UserError
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("analytics.generator", "Data: generate a seeded synthetic ledger into a database"),
-    "load": ("analytics.loaders", "Data: load an AR export (ibm, highradius, csv, excel) into a database"),
+    "load": ("analytics.load_cli", "Data: load an AR export (ibm, highradius, csv, excel) or a bank statement (bank)"),
     "kpis": ("analytics.page_commands", "Overview: the KPI set as of a date"),
     "aging": ("analytics.page_commands", "Aging: open amount by bucket, customer or invoice"),
     "sla": ("analytics.page_commands", "SLA: status of each target and the accounts behind each breach"),

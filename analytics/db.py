@@ -872,7 +872,8 @@ def bump_ledger_version(conn: sa.Connection, money: bool = True) -> int:
 _MONEY_KEY = "money_version"
 #: Tables whose rows make the money figures. A write to any of them must bump with ``money=True``.
 MONEY_TABLES = frozenset({"customers", "collectors", "invoices", "receipts", "applications", "adjustments",
-                          "import_batches", "ledger_meta"})
+                          "import_batches", "ledger_meta", "invoice_instalments", "exchange_rates",
+                          "bank_statements", "bank_lines"})
 #: ``module:qualname`` of the functions whose result depends only on :data:`MONEY_TABLES` (checked by
 #: tests/test_cache.py, which runs each one and reads the tables its SQL names): the dashboard caches them
 #: on the money version. Anything not listed is keyed on the ledger version (every write).

@@ -64,7 +64,22 @@ def has_schedules(conn: sa.Connection) -> bool:
     >>> has_schedules(conn)  # doctest: +SKIP
     False
     """
+    if not _table_present(conn):
+        return False
     return conn.execute(sa.select(ins.c.invoice_id).limit(1)).first() is not None
+
+
+_PRESENT: dict[str, bool] = {}
+
+
+def _table_present(conn: sa.Connection) -> bool:
+    """Is there an ``invoice_instalments`` table? A read-only warehouse (``AR_DB_READONLY``) or a Spark
+    lakehouse may lack it: then no invoice has a schedule. Looked up once per database URL (a migrated
+    ledger always has it; only a missing table is looked up again)."""
+    key = conn.engine.url.render_as_string(hide_password=True)
+    if not _PRESENT.get(key):
+        _PRESENT[key] = sa.inspect(conn.engine).has_table(ins.name)  # its own connection: not a KPI statement
+    return _PRESENT[key]
 
 
 def _clamp(value, low, high):

@@ -194,9 +194,9 @@ def _run(args) -> int:
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
     payload = {"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}
-    headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name",
-               "contact_value_cents": "Contact value", "band": "Band",
-               "p_pct": "P %", "expected_loss_cents": "Expected loss", "overdue_cents": "Overdue",
+    headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name", "band": "Band",
+               "contact_value_cents": "Contact value", "p_pct": "P %", "expected_loss_cents": "Expected loss",
+               "overdue_cents": "Overdue",
                "worst_days_past_due": "Worst DPD", "next_step": "Next step", "promises_due_today": "PTP due",
                "open_disputes": "Disputes", "days_since_contact": "Days since contact", "reasons": "Reasons"}
     shown = frame.assign(p_pct=frame["probability"] * 100)

@@ -216,3 +216,64 @@ def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     value = fn(*args, **kwargs)
     return value, time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------------------------
+# The same hand-written reference over the ledger's own tables, in SQL that DuckDB and PostgreSQL both run
+# (no GROUP BY ALL, no aliases in HAVING): what a person would write against either database.
+# ----------------------------------------------------------------------------------------------
+def _ledger_settlements() -> str:
+    return """(SELECT invoice_id AS item, applied_date AS d, -amount_cents AS c FROM applications
+               UNION ALL SELECT credit_memo_id, applied_date, amount_cents FROM applications
+                         WHERE credit_memo_id IS NOT NULL
+               UNION ALL SELECT invoice_id, adj_date, amount_cents FROM adjustments)"""
+
+
+def sql_snapshot(conn, as_of: dt.date, currency: str, window: int = 90) -> dict:
+    """:func:`duckdb_snapshot`'s figures from the ledger tables of a DuckDB or PostgreSQL database.
+
+    ``conn`` is a SQLAlchemy connection. Returns the same keys as :func:`duckdb_snapshot`.
+    """
+    import sqlalchemy as sa
+
+    q = lambda sql: conn.execute(sa.text(sql)).all()  # noqa: E731
+    prev = as_of.replace(day=1) - dt.timedelta(days=1)
+    s = _ledger_settlements()
+    aging = q(f"""
+        WITH o AS (
+            SELECT d.as_of, i.id, i.customer_id, i.due_date, i.amount_cents + coalesce(sum(s.c), 0) AS open
+            FROM {_dates_sql([prev, as_of])} JOIN invoices i ON i.invoice_date <= d.as_of AND i.currency = '{currency}'
+            LEFT JOIN {s} s ON s.item = i.id AND s.d <= d.as_of
+            GROUP BY d.as_of, i.id, i.customer_id, i.due_date, i.amount_cents
+            HAVING i.amount_cents + coalesce(sum(s.c), 0) <> 0)
+        SELECT as_of, {_bucket_sql('(as_of - due_date)')} AS b, CAST(sum(open) AS BIGINT) AS cents,
+               count(*) AS items, count(DISTINCT customer_id) AS customers
+        FROM o GROUP BY 1, 2 ORDER BY 1, 2""")
+    with_balance = q(f"""
+        WITH o AS (
+            SELECT i.customer_id, i.amount_cents + coalesce(sum(s.c), 0) AS open
+            FROM invoices i LEFT JOIN {s} s ON s.item = i.id AND s.d <= DATE '{as_of}'
+            WHERE i.invoice_date <= DATE '{as_of}' AND i.currency = '{currency}'
+            GROUP BY i.id, i.customer_id, i.amount_cents)
+        SELECT count(*) FROM (SELECT customer_id FROM o GROUP BY 1 HAVING sum(open) <> 0) x""")[0][0]
+    lo = as_of - dt.timedelta(days=window)
+    sales = q(f"""
+        SELECT CAST(sum(amount_cents) FILTER (WHERE invoice_date > DATE '{lo}') AS BIGINT),
+               CAST(sum(amount_cents) FILTER (WHERE invoice_date >= DATE '{as_of.replace(day=1)}') AS BIGINT)
+        FROM invoices WHERE doc_type IN {SALES} AND invoice_date <= DATE '{as_of}'
+          AND currency = '{currency}'""")[0]
+    monthly = q(f"""
+        SELECT extract(year FROM invoice_date), extract(month FROM invoice_date), CAST(sum(amount_cents) AS BIGINT)
+        FROM invoices WHERE doc_type IN {SALES} AND invoice_date <= DATE '{as_of}' AND currency = '{currency}'
+        GROUP BY 1, 2""")
+    unapplied = q(f"""
+        SELECT CAST(sum(r.amount_cents - coalesce(a.applied, 0)) AS BIGINT) FROM receipts r
+        LEFT JOIN (SELECT receipt_id, sum(amount_cents) AS applied FROM applications
+                   WHERE receipt_id IS NOT NULL AND applied_date <= DATE '{as_of}' GROUP BY 1) a
+               ON a.receipt_id = r.id
+        WHERE r.receipt_date <= DATE '{as_of}' AND r.currency = '{currency}'""")[0][0]
+    day = lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10])  # noqa: E731
+    now = [r for r in aging if day(r[0]) == as_of]
+    return {"ar_cents": int(sum(r[2] for r in now)), "aging": {int(r[1]): int(r[2]) for r in now},
+            "open_items": int(sum(r[3] for r in now)), "customers_with_balance": int(with_balance),
+            "sales": [int(x or 0) for x in sales], "months": len(monthly), "unapplied_cents": int(unapplied or 0)}

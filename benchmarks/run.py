@@ -135,8 +135,63 @@ def child_worklist(p: dict) -> dict:
     return {"first": t1 - t0, "second": t2 - t1, "accounts": len(wl), "peak_mb": peak_mb()}
 
 
+def child_cli_kpis(p: dict) -> dict:
+    """``python -m analytics kpis --json`` as a user runs it (whole command, Python start included)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "analytics", "kpis", "--json", "--db", p["url"]], cwd=ROOT,
+                          capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    out = json.loads(proc.stdout)
+    return {"seconds": secs, "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "ar_total": out["ar_total"], "output": out}
+
+
+def child_backend(p: dict) -> dict:
+    """The KPI set, the full set with the operations KPIs and the hand-written SQL reference on one database."""
+    from analytics import db, kpis
+    from analytics.kpis import operations as ops
+    from analytics.ledger import LedgerFilter
+
+    import references as R
+
+    engine = db.make_engine(p["url"])
+    as_of, cur = dt.date.fromisoformat(p["as_of"]), p["currency"]
+    flt = LedgerFilter(currencies=(cur,))
+    start_q = (as_of.replace(day=1) - dt.timedelta(days=62)).replace(day=1)
+    out = {}
+    with engine.connect() as conn:
+        ref, out["reference"] = timed(R.sql_snapshot, conn, as_of, cur)
+        t0 = time.perf_counter()
+        snap = kpis.snapshot(conn, as_of, flt)
+        ag = kpis.aging(conn, as_of, flt)
+        out["kpi_set"] = time.perf_counter() - t0
+        ops.dispute_stats(conn, start_q, as_of, flt)
+        ops.promise_stats(conn, start_q, as_of, flt)
+        ops.contact_coverage(conn, as_of, flt)
+        ops.collector_kpis(conn, start_q, as_of, flt)
+        kpis.aging_detail(conn, as_of, flt, None, 500)
+        kpis.cei(conn, start_q, as_of, flt)
+        kpis.payment_days(conn, start_q, as_of, flt)
+        kpis.write_off_ratio(conn, start_q, as_of, flt)
+        out["full_set"] = time.perf_counter() - t0
+    engine.dispose()
+    agree = (ref["ar_cents"] == round(snap["ar_total"] * 100) and ref["open_items"] == snap["open_items"]
+             and ref["customers_with_balance"] == snap["customers_with_balance"]
+             and ref["unapplied_cents"] == round(snap["unapplied_cash"] * 100)
+             and ref["aging"] == {int(r.bucket_order): int(r.open_cents) for r in ag.itertuples() if r.open_cents})
+    return {**out, "agree": bool(agree), "ar_total": snap["ar_total"], "peak_mb": peak_mb()}
+
+
+def child_overview(p: dict) -> dict:
+    cold, warm, errors = overview_apptest(p["url"], timeout=1800)
+    return {"cold": cold, "warm": warm, "errors": errors, "peak_mb": peak_mb()}
+
+
 CHILDREN = {"worklist": child_worklist, "generate": child_generate, "duckdb_ref": child_duckdb_ref,
-            "pandas_ref": child_pandas_ref}
+            "pandas_ref": child_pandas_ref, "cli_kpis": child_cli_kpis, "backend": child_backend,
+            "overview": child_overview}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,6 +329,93 @@ def _agree(a, b, tol=0) -> bool:
 # ----------------------------------------------------------------------------------------------
 # Main
 # ----------------------------------------------------------------------------------------------
+def postgres_ledger(work: Path, n: int, customers: int, seed: int, reuse: bool):
+    """A kept PostgreSQL server under ``work/postgres`` with the same generated ledger (same seed): (server, url)."""
+    from scripts.postgres_local import PostgresServer
+
+    work.chmod(0o755)  # the server runs as the postgres user under root
+    server = PostgresServer(work / "postgres", port=None).start()
+    url = server.create_database("ar", keep=reuse)
+    import sqlalchemy as sa
+
+    from analytics import db, schema
+    engine = db.connect(url)
+    with engine.connect() as conn:
+        have = conn.execute(sa.select(sa.func.count()).select_from(schema.invoices)).scalar()
+    engine.dispose()
+    if not have:
+        log(f"  generating the same ledger on PostgreSQL (child) ...")
+        g = child("generate", {"url": url, "customers": customers, "invoices": n, "seed": seed})
+        log(f"  PostgreSQL load: {g['seconds']:.0f} s, generator peak {g['peak_mb']:.0f} MB")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:  # fresh statistics, as after any bulk load (the planner needs them)
+        conn.execute(sa.text("ANALYZE"))
+    engine.dispose()
+    return server, url
+
+
+def compare_backends(args, work: Path, duck_url: str, n: int, customers: int) -> str:
+    """DuckDB and PostgreSQL side by side in the same run, each figure in its own child process
+    (its own peak memory): ratio PostgreSQL ÷ DuckDB, and the hand-written SQL reference on each."""
+    from analytics import db, kpis
+
+    if args.pg_url:  # an existing server holding the same generated ledger
+        server, pg_url = None, args.pg_url
+        import sqlalchemy as sa
+        eng = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.execute(sa.text("ANALYZE"))
+        eng.dispose()
+    else:
+        server, pg_url = postgres_ledger(work, n, customers, args.seed, args.reuse)
+    engine = db.make_engine(duck_url)
+    with engine.connect() as conn:
+        as_of, cur = kpis.latest_date(conn), kpis.main_currency(conn)
+    engine.dispose()
+    rows = []
+
+    def row(label, d, p, ref_d=None, ref_p=None, mem_d=None, mem_p=None, note=""):
+        ratio = f"{p / d:.1f}x" if isinstance(d, float) and isinstance(p, float) and d else ""
+        mem = lambda m: f"{m:,.0f}" if isinstance(m, (int, float)) else "–"  # noqa: E731
+        rows.append(f"| {label} | {_s(d)} | {_s(p)} | {ratio} | {_s(ref_d)} / {_s(ref_p)} | "
+                    f"{mem(mem_d)} / {mem(mem_p)} | {note} |")
+        log(f"  {label:<44} DuckDB {_s(d):>7}  PostgreSQL {_s(p):>7}  {ratio:>6}  refs {_s(ref_d)} / {_s(ref_p)}  {note}")
+
+    payload = lambda url: {"url": url, "as_of": as_of.isoformat(), "currency": cur}  # noqa: E731
+    try:
+        for rep in range(args.repeat):
+            d, p = child("cli_kpis", payload(duck_url)), child("cli_kpis", payload(pg_url))
+            row(f"`kpis --json` (whole command){' #' + str(rep + 1) if args.repeat > 1 else ''}", d["seconds"],
+                p["seconds"], mem_d=d["peak_mb"], mem_p=p["peak_mb"],
+                note="same output" if d["output"] == p["output"] else "OUTPUT DIFFERS")
+        d, p = child("backend", payload(duck_url)), child("backend", payload(pg_url))
+        row("KPI set at one date (snapshot + aging)", d["kpi_set"], p["kpi_set"], d["reference"], p["reference"],
+            d["peak_mb"], p["peak_mb"], note=f"reference agrees: DuckDB {'yes' if d['agree'] else 'NO'}, "
+                                              f"PostgreSQL {'yes' if p['agree'] else 'NO'}")
+        row("full KPI set incl. operations KPIs", d["full_set"], p["full_set"], mem_d=d["peak_mb"], mem_p=p["peak_mb"])
+        if not args.no_apptest:
+            d, p = child("overview", {"url": duck_url}), child("overview", {"url": pg_url})
+            row("Overview page, AppTest cold", d["cold"], p["cold"], mem_d=d["peak_mb"], mem_p=p["peak_mb"])
+            row("Overview page, AppTest warm", d["warm"], p["warm"], mem_d=d["peak_mb"], mem_p=p["peak_mb"])
+        if not args.no_worklist:
+            w = {}
+            for name, url in (("d", duck_url), ("p", pg_url)):
+                try:
+                    w[name] = child("worklist", payload(url), timeout=args.worklist_limit)
+                except subprocess.TimeoutExpired:
+                    w[name] = None
+            get = lambda k, f: w[k][f] if w[k] else f">{args.worklist_limit:.0f}"  # noqa: E731
+            row("Worklist, first call (trains the model)", get("d", "first"), get("p", "first"),
+                mem_d=w["d"] and w["d"]["peak_mb"], mem_p=w["p"] and w["p"]["peak_mb"])
+            row("Worklist, model cached", get("d", "second"), get("p", "second"))
+    finally:
+        if server is not None and not args.keep_postgres:
+            server.stop()
+    head = ["| figure | DuckDB (s) | PostgreSQL (s) | PostgreSQL ÷ DuckDB | hand-written SQL reference DuckDB / "
+            "PostgreSQL (s) | peak RSS DuckDB / PostgreSQL (MB) | note |", "|---|---:|---:|---:|---:|---:|---|"]
+    return "\n".join(head + rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--invoices", type=int, default=1_000_000)
@@ -288,6 +430,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-worklist", action="store_true",
                     help="skip the worklist (its first call trains the risk model: 26 s at 1M, 66 s at 5M)")
     ap.add_argument("--worklist-limit", type=float, default=1200, help="seconds before the worklist is interrupted")
+    ap.add_argument("--postgres", action="store_true",
+                    help="also load the same ledger into a local PostgreSQL (scripts/postgres_local.py) and time "
+                         "both backends side by side")
+    ap.add_argument("--backends-only", action="store_true",
+                    help="with --postgres: only the DuckDB / PostgreSQL comparison (no Parquet, references, SQLite)")
+    ap.add_argument("--pg-url", help="with --postgres: an existing PostgreSQL database already holding the same "
+                                     "generated ledger (same --invoices, --customers, --seed) instead of a local server")
+    ap.add_argument("--keep-postgres", action="store_true", help="leave the benchmark's PostgreSQL server running")
+    ap.add_argument("--repeat", type=int, default=1, help="times `kpis --json` is run on each backend")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--payload", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -325,6 +476,15 @@ def main(argv=None) -> int:
                   note=f"build {g['summary'].get('build_seconds', 0):.0f} s + write "
                        f"{g['summary'].get('write_seconds', 0):.0f} s; peak is the generator's")
     facts["db_file_mb"] = round(dbfile.stat().st_size / 2**20)
+    if args.postgres and args.backends_only:
+        log(f"  load average {os.getloadavg()[0]:.1f} (the machine is shared: ratios are from this one run)")
+        text = (f"# DuckDB vs PostgreSQL: {n:,} invoices\n\n{facts['started']} · {os.cpu_count()} CPUs · load "
+                f"average {os.getloadavg()[0]:.1f} at the start\n\n" + compare_backends(args, work, url, n, customers))
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"backends_{n}.md").write_text(text + "\n")
+        print()
+        print(text)
+        return 0
 
     engine = db.connect(url)
     _, secs = timed(export_parquet, engine, parquet)
@@ -468,6 +628,8 @@ def main(argv=None) -> int:
           f"Peak RSS: analytics + dashboard process {facts['analytics_peak_mb']} MB (before the SQLite step); "
           f"DuckDB reference {facts['ref_peak_mb']['duckdb']} MB; "
           f"pandas reference {facts['ref_peak_mb']['pandas']} MB."]
+    if args.postgres:
+        md += ["", "## DuckDB vs PostgreSQL (same run)", "", compare_backends(args, work, url, n, customers)]
     text = "\n".join(md)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"run_{n}.md").write_text(text + "\n")

@@ -44,8 +44,8 @@ if k:
                 help=f"Short payments posted as deductions in the period: {ui.cents(k['deductions_cents'], cur)}.")
 
 # Keyed: the chosen tab survives a save's rerun.
-tab_q, tab_u, tab_r, tab_rf = st.tabs(["Queue", "Unapplied cash", "Refunds", "Roll-forward"],
-                                     key="ca_tab", on_change="rerun")
+tab_q, tab_u, tab_bank, tab_r, tab_rf = st.tabs(["Queue", "Unapplied cash", "Bank statements", "Refunds",
+                                                 "Roll-forward"], key="ca_tab", on_change="rerun")
 
 with tab_q:
     left, right = st.columns([3, 2])
@@ -92,6 +92,37 @@ with tab_u:
         st.subheader("Receipts")
         ui.table(detail, f"unapplied_cash_{as_of}", key="ca_unapplied")
 
+with tab_bank:  # bank engineer's section: analytics.bank, statement hit rates and the suspense queue
+    from analytics.bank.remittance import apply_advice
+    from analytics.cash_app.evaluation import statement_hit_rates
+    from analytics.cash_app.matching import suspense_queue
+
+    st.subheader("Hit rate per statement")
+    st.caption("Each statement's receipts by outcome: applied automatically by matching, proposed (waiting for or "
+               "decided by a person, or split by a remittance advice), unmatched. Hit rate = (auto-applied + "
+               "proposed) / receipts not returned. Load statements on the Data page.")
+    rates = ui.cached(statement_hit_rates)
+    ui.table(rates, "bank_statement_hit_rates", key="ca_bank_rates", empty="No bank statement loaded yet.",
+             column_config={c: st.column_config.ProgressColumn(c.replace("_", " ").capitalize(), min_value=0.0,
+                                                               max_value=1.0, format="percent")
+                            for c in ("hit_rate", "auto_rate")})
+    st.subheader("Suspense queue")
+    st.caption("Cash nobody has identified: no customer, nothing applied, no proposal waiting, and neither the payer "
+               "account (learned from past matches) nor the payer name points to a customer. Oldest first.")
+    queue_s = ui.cached(suspense_queue, as_of)
+    ui.table(queue_s, f"suspense_queue_{as_of}", key="ca_suspense", empty="Nothing in suspense.")
+    st.subheader("Remittance advice")
+    st.caption("A CSV or Excel list from the payer: invoice, amount, and optionally deduction and reason code. "
+               "It splits the receipt over the invoices; a short payment with a reason code becomes a deduction.")
+    a1, a2 = st.columns([1, 2])
+    advice_receipt = a1.text_input("Receipt (id or bank reference)", key="ca_advice_receipt")
+    advice_file = a2.file_uploader("Remittance advice", type=["csv", "xlsx"], key="ca_advice_file")
+    if st.button("Apply advice", key="ca_advice_btn", disabled=advice_file is None or ui.read_only(),
+                 icon=":material/receipt_long:"):
+        ui.write_action(apply_advice, engine, user, advice_receipt.strip() or None, advice_file.getvalue(),
+                        file_name=advice_file.name,
+                        success="{result[message]}")
+
 with tab_r:
     st.subheader("Refund package")
     st.caption("Customers whose unapplied cash and open credit memos exceed what they owe: refundable "
@@ -109,8 +140,17 @@ with tab_rf:
     if withheld:
         st.error("Withheld: the ledger holds postings money cannot be in (listed at the top of the page).",
                  icon=":material/report:")
-    rf = None if withheld else ui.run_safely(ui.cached, cash_app.rollforward, rf_from.replace(day=1),
-                                             rf_to.replace(day=1), flt)
+    rep = ui.reporting_currency()  # fx: in the reporting currency, with the month-end FX revaluation line
+    if withheld:
+        rf = None
+    elif rep:
+        rf = ui.run_safely(ui.cached, cash_app.revalued_rollforward, rf_from.replace(day=1), rf_to.replace(day=1),
+                           rep, flt)
+    else:
+        rf = ui.run_safely(ui.cached, cash_app.rollforward, rf_from.replace(day=1), rf_to.replace(day=1), flt)
+    if rf is not None and rep:
+        st.caption(f"Every currency in {rep} at month-end rates (rate date per row); the FX revaluation line is the "
+                   "unrealised gain (+) or loss (−) on open foreign-currency items, revalued from last month-end's rate.")
     if rf is not None:
         if rf.empty:
             ui.empty_state("No ledger activity in these months.")

@@ -164,6 +164,28 @@ with tab_load:
     ui.table(batches.sort_values("id", ascending=False) if not batches.empty else batches, "import_batches",
              key="data_batches", empty="Nothing loaded yet.")
 
+# ---- bank statement (bank engineer's block: analytics.bank) -------------------------------
+def _bank_form() -> None:
+    from analytics.bank.loading import load_statement
+
+    st.subheader("Bank statement")
+    st.caption("BAI2, SWIFT MT940 or ISO 20022 camt.053 (the format is recognised). Each credit becomes a "
+               "receipt waiting for cash application; a returned payment reverses its receipt; fees are kept as "
+               "statement lines. Lines already loaded are skipped, so an overlapping statement adds only its new "
+               "lines; a malformed file is refused naming its line, and nothing is loaded.")
+    upload = st.file_uploader("Statement file", type=["bai", "bai2", "txt", "sta", "mt940", "940", "xml",
+                                                      "camt053"], key="bank_file")
+    if st.button("Load statement", key="bank_load_btn", type="primary", disabled=upload is None,
+                 icon=":material/account_balance:"):
+        ui.write_action(load_statement, engine, upload.getvalue(), file_name=upload.name, user=user,
+                        success="{result}. Open Cash application and run matching to apply them.")
+
+
+with tab_load:
+    if not ui.read_only():
+        st.divider()
+        _bank_form()
+
 # ---- demo ledger --------------------------------------------------------------------------
 def _demo_form() -> None:
     st.markdown("Generate a realistic, seeded synthetic ledger (customers with different payment behaviour, "

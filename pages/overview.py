@@ -11,6 +11,7 @@ import datetime as dt
 import streamlit as st
 
 from analytics import fx, kpis, metrics
+from analytics.errors import UserError
 from dashboard import common as ui
 from dashboard import charts
 
@@ -21,10 +22,13 @@ ui.page_title("Overview", as_of, flt)
 prev_date = as_of.replace(day=1) - dt.timedelta(days=1)
 rep = ui.reporting_currency()  # fx: every currency converted into one at the as-of date's rates
 if rep:
-    ok, both = ui.attempt(lambda: [ui.cached(fx.snapshot, d, flt, rep) for d in (as_of, prev_date)])
+    ok, snap = ui.attempt(ui.cached, fx.snapshot, as_of, flt, rep)
     if not ok:
         st.stop()
-    snap, prev = both
+    try:  # no rates at the previous month end (say only today's ECB file is loaded): no change shown
+        prev = ui.cached(fx.snapshot, prev_date, flt, rep)
+    except UserError:
+        prev = dict.fromkeys(snap) | {"open_items": 0}
 else:
     snap = ui.cached(kpis.snapshot, as_of, flt)
     prev = ui.cached(kpis.snapshot, prev_date, flt)

@@ -28,7 +28,7 @@ def _ledger(engine):
     with engine.begin() as c:
         db.bulk_insert(c, schema.customers, [
             dict(id="C1", name="Globex Corporation", currency="USD"),
-            dict(id="C2", name="Initech, LLC", currency="USD"),
+            dict(id="C2", name="Initrode Holdings", currency="USD"),  # the bank says "Initech LLC": account only
             dict(id="C3", name="Hooli", currency="USD")])
         db.bulk_insert(c, schema.invoices, [
             dict(id="INV-0000101", customer_id="C1", invoice_date=D(2026, 10, 1), due_date=D(2026, 10, 31),
@@ -135,6 +135,21 @@ def test_matching_from_the_bank_line_suspense_and_hit_rate(engine):
     row = rates.iloc[0]
     assert (row["receipts"], row["auto_applied"], row["proposed"], row["unmatched"], row["returned"]) == (3, 0, 1, 1, 1)
     assert row["hit_rate"] == 0.5
+
+
+def test_a_payer_name_identifies_a_customer_when_no_account_is_known(engine):
+    _ledger(engine)
+    with engine.begin() as c:
+        db.bulk_insert(c, schema.invoices, [dict(id="INV-0000400", customer_id="C3", invoice_date=D(2026, 10, 5),
+                                                 due_date=D(2026, 11, 4), amount_cents=77700, currency="USD")])
+    text = (":20:S\n:25:NL91ABNA0417164300\n:28C:1/1\n:60F:C261101USD0,00\n"
+            ":61:2611021102C777,00NTRFNONREF//BR9\n:86:/NAME/HOOLI, INC./IBAN/FR1420041010050500013M02606\n"
+            ":62F:C261102USD777,00\n")
+    load_statement(engine, text.encode(), file_name="h.mt940")
+    run_matching(engine, FIN, as_of=D(2026, 11, 2), apply_auto=False)
+    with engine.connect() as c:
+        props = c.execute(sa.select(schema.match_proposals.c.invoice_id, schema.match_proposals.c.rule)).all()
+    assert [tuple(p) for p in props] == [("INV-0000400", "exact_amount")]  # the customer's, not "any customer"
 
 
 def test_a_return_unapplies_the_cash_of_the_receipt_it_reverses(engine):
@@ -281,6 +296,32 @@ def test_cli_load_bank_and_the_bank_commands(tmp_path, capsys):
     assert rows[0]["proposed"] == 1 and rows[0]["unmatched"] == 1
     assert main(["bank", "suspense", "--as-of", "2026-11-09", "--json", "--db", url]) == 0
     assert [r["age_days"] for r in json.loads(capsys.readouterr().out)] == [7]
+    advice = tmp_path / "advice.csv"
+    advice.write_text("invoice,amount,deduction,reason\n201,6300.00,11.25,FREIGHT\n")
+    assert main(["bank", "remittance", str(advice), "--receipt", "BR1102002", "--json", "--db", url]) == 0
+    posted = json.loads(capsys.readouterr().out)
+    assert (posted["customer_id"], posted["applied"], posted["deductions"]) == ("C2", 6300.0, 11.25)
+    assert main(["bank", "remittance", str(advice), "--receipt", "BR1102002", "--db", url]) == 2  # nothing left
+    assert "more than invoice INV-0000201" in capsys.readouterr().err
     out = tmp_path / "x.camt053"
     assert main(["bank", "export", "--format", "camt053", "--out", str(out), "--db", url]) == 0
     assert out.read_bytes().startswith(b"<?xml")
+
+
+def test_a_backup_keeps_the_bank_statements_and_a_reload_after_restore_adds_nothing(engine, tmp_path):
+    from analytics import backup
+    from tests.checksums import table_checksums
+
+    src = db.connect(f"duckdb:///{tmp_path / 'src.duckdb'}")
+    _ledger(src)
+    load_statement(src, FILES["camt053"])
+    sums = table_checksums(src)
+    path = tmp_path / "ledger.zip"
+    backup.export_ledger(src, path)
+    src.dispose()
+    backup.import_ledger(engine, path)
+    after = table_checksums(engine)
+    for name in ("receipts", "bank_statements", "bank_lines", "applications"):
+        assert after[name] == sums[name], name
+    assert load_statement(engine, FILES["camt053"]).lines_new == 0
+    assert load_statement(engine, FILES["bai2"]).lines_new == 5  # another account: its own lines

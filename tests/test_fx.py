@@ -142,6 +142,14 @@ def test_cli_converts(engine, capsys):
     assert "1 GBP = 1.264444 USD (rate of 2024-03-28)" in capsys.readouterr().out
     assert cli_main(["aging", "--as-of", "2024-03-31", "--report-currency", "EUR", "--by", "customer",
                      "--db", url]) == 2
+    capsys.readouterr()
+    assert cli_main(["load", "rates", str(RATES), "--db", url]) == 0
+    assert "0 added, 9 already loaded" in capsys.readouterr().out
+    assert cli_main(["rollforward", "--from", "2024-03", "--to", "2024-03", "--report-currency", "EUR", "--json",
+                     "--db", url]) == 0
+    months = {m["currency"]: m for m in json.loads(capsys.readouterr().out)["months"]}
+    assert (months["GBP"]["fx_revaluation"], months["GBP"]["rate_date"], months["USD"]["difference"]) == (
+        -0.16, "2024-03-28", 0.0)
 
 
 def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypatch):
@@ -159,6 +167,10 @@ def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypa
     shown = texts(at)
     assert "converted into EUR" in shown and "rate of 2024-03-28" in shown
     assert "EUR 3,553" in [m.value for m in at.metric]  # AR 3,553.36 (cards show whole units)
+    at.sidebar.date_input(key="w_as_of").set_value(D(2024, 2, 29)).run()  # no rates by 01-31: no change shown
+    assert_clean(at)
+    assert "EUR 813" in [m.value for m in at.metric]  # 50000 / 1.0813 -> 46241 + 30000 / 0.8546 -> 35104
+    at.sidebar.date_input(key="w_as_of").set_value(D(2024, 3, 30)).run()
     at.switch_page("../pages/aging.py").run()  # the choice is kept across pages
     assert_clean(at)
     assert "converted into EUR" in texts(at)
@@ -166,6 +178,11 @@ def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypa
     at.text_input(key="aging_edges").set_value("0, 60").run()
     assert_clean(at)
     assert [o for o in at.selectbox(key="aging_bucket").options] == ["Current", "1-60", "60+"]
+    at.switch_page("../pages/cash_application.py").run()
+    at.date_input(key="ca_rf_from").set_value(D(2024, 3, 1))
+    at.date_input(key="ca_rf_to").set_value(D(2024, 3, 31)).run()
+    assert_clean(at)
+    assert "FX revaluation line" in texts(at) and "ties to the open items" in texts(at)
 
 
 def test_month_end_revaluation_in_the_roll_forward(engine):

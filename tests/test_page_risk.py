@@ -53,6 +53,11 @@ def test_risk_page_manager(monkeypatch, page_url):
     at.button(key="risk_card_btn").click().run()
     assert not at.exception, at.exception
     assert "ROC AUC" in at.dataframe[-1].value.columns
+    assert any("Brier score" in c.value for c in at.caption)
+    # the policy backtest needs a ledger generated with contact effects: said plainly, no traceback
+    at.button(key="risk_policy_btn").click().run()
+    assert not at.exception, at.exception
+    assert any("--contact-effects" in i.value for i in at.info)
 
 
 @pytest.mark.parametrize("page, role", [("worklist", "finance"), ("risk", "collector"), ("risk", "admin")])

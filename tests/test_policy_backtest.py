@@ -14,7 +14,7 @@ import pytest
 from analytics import cli, db
 from analytics.errors import UserError
 from analytics.generator import build_frames, contact_truth, generate
-from analytics.risk import train
+from analytics.risk import save_model, train
 from analytics.risk.policy import RULES, contact_values, policy_backtest, response_rates
 
 END = dt.date(2025, 12, 31)
@@ -74,7 +74,7 @@ def test_backtest_refuses_a_ledger_without_ground_truth(tmp_path):
         policy_backtest(eng)
 
 
-def test_product_ranking_collects_more_than_overdue_amount(effects_url, small_model, capsys):
+def test_product_ranking_collects_more_than_overdue_amount(effects_url, small_model, capsys, tmp_path):
     eng = db.make_engine(effects_url)
     result = policy_backtest(eng, START, capacity=1, replays=3, model=small_model)
     rows = {r["rule"]: r for r in result["rows"]}
@@ -87,7 +87,8 @@ def test_product_ranking_collects_more_than_overdue_amount(effects_url, small_mo
     values = contact_values(eng, START)
     assert (values["contact_value_cents"] <= values["at_stake_cents"]).all()
     assert values["response"].between(0, 1).all()
+    model_file = save_model(small_model, tmp_path / "risk.model")  # the command would otherwise train again
     code = cli.main(["risk", "policy-backtest", "--db", effects_url, "--start", START.isoformat(), "--capacity", "1",
-                     "--replays", "1"])
+                     "--replays", "1", "--model", str(model_file)])
     out = capsys.readouterr().out
     assert code == 0 and "contact value (the product's ranking)" in out and "largest overdue amount" in out

@@ -303,3 +303,29 @@ def test_invoice_features_see_nothing_after_the_scoring_point(ledger):
         conn.execute(schema.disputes.insert(), [dict(invoice_id="I3", customer_id="K1", opened_date=D(2024, 3, 1),
                                                      reason_code="price", amount_cents=1_000)])
     assert _invoice_features(ledger).loc["I3", "inv_disputed"] == 1
+
+
+def test_model_card_reports_the_early_warning_score(gen_url):
+    """The account model asked only of current or early accounts (worst item <= 30 days past due)."""
+    from analytics.risk import evaluate
+
+    card = evaluate(db.make_engine(gen_url), max_iter=20)
+    acc = card["account"]
+    assert "model" in acc, acc
+    ew = acc["early_warning"]
+    assert ew["max_days_past_due"] == 30 and 0 < ew["n_test"] < acc["n_test"]
+    assert ew["events"]["late"] + ew["events"]["on_time"] == ew["n_test"]
+    assert ew["model"]["brier"] is not None and card["invoice"]["reliable"] in (True, False)
+
+
+def test_kaplan_meier_quantiles_count_open_items_as_not_yet_paid():
+    from analytics.risk.lateness import km_quantiles
+
+    paid = np.array([True] * 10)
+    assert km_quantiles(np.arange(1.0, 11.0), paid, (0.1, 0.5, 0.9)).tolist() == [1.0, 5.0, 9.0]
+    # half the items still open at 3 days: the median moves later than the paid items alone say
+    t = np.array([1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 8.0, 9.0])
+    e = np.array([True, True, False, False, False, False, True, True])
+    assert km_quantiles(t, e, (0.1, 0.5, 0.9)).tolist() == [1.0, 8.0, 9.0]  # paid items alone: 1.5, 5.5, 8.7
+    # a quantile the data never reach (most items still open): 1.5 x the longest time seen
+    assert km_quantiles(np.array([1.0, 2.0, 3.0]), np.array([True, False, False]), (0.5,)).tolist() == [4.5]

@@ -68,16 +68,29 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
 
 def _print(obj, as_json: bool) -> None:
+    """A frame as JSON rows (``x_cents`` -> ``x`` in units) or a table with money as ``USD 1,234.56``."""
     import json
 
     import pandas as pd
 
-    if as_json:
-        if isinstance(obj, pd.DataFrame):
-            obj = obj.to_dict(orient="records")
-        print(json.dumps(obj, indent=2, default=str))
-    else:
-        print(obj.to_string(index=False) if isinstance(obj, pd.DataFrame) else obj)
+    if isinstance(obj, pd.DataFrame):
+        if as_json:
+            print(json.dumps(cs.records(obj), indent=2))
+            return
+        shown = obj.copy()
+        for col in [c for c in obj.columns if str(c).endswith("_cents")]:
+            shown[col] = [cs.money(v, c) for v, c in zip(obj[col], obj.get("currency", [None] * len(obj)))]
+        shown.columns = [str(c)[: -len("_cents")] if str(c).endswith("_cents") else c for c in shown.columns]
+        shown = shown.astype(object).where(shown.notna(), "")
+        print(shown.to_string(index=False) if len(shown) else "(none)")
+        return
+    if isinstance(obj, dict):
+        obj = {k: v for k, v in obj.items() if not k.endswith("_cents")} if not as_json else \
+            {(k[:-6] if k.endswith("_cents") else k): (cs.units(v) if k.endswith("_cents") else v)
+             for k, v in obj.items()}
+        print(json.dumps(obj, indent=2, default=str) if as_json else obj.get("message", obj))
+        return
+    print(obj)
 
 
 def _run_export(args) -> int:

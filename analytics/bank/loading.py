@@ -54,6 +54,9 @@ class BankLoadReport:
         """The report as a plain dict (for ``--json``)."""
         return dataclasses.asdict(self)
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
         """One line for people."""
         return (f"{self.file_name or 'statement'} ({self.format}): {self.lines_read} line(s) read, "
@@ -148,7 +151,7 @@ def load_statement(engine: sa.Engine, source, fmt: str | None = None, file_name:
     3
     """
     from analytics.auth import User
-    from analytics.loaders import read_source
+    from analytics.loaders.files import read_source
 
     db.require_writable(engine, "load a bank statement")
     data, name = read_source(source, file_name)

@@ -65,7 +65,7 @@ def read_advice(source, file_name: str | None = None) -> pd.DataFrame:
     >>> read_advice(b"invoice,amount\\nINV-1,100.00\\n")["amount_cents"].tolist()
     [10000]
     """
-    from analytics.loaders import read_source
+    from analytics.loaders.files import read_source
 
     data, name = read_source(source, file_name)
     name = file_name or name or "advice"
@@ -237,6 +237,12 @@ def apply_advice(engine: sa.Engine, user, receipt_id: str | None, source, applie
             applied_date = max(d for d in (latest, rdate) if d is not None)
     posted = apply_with_deductions(engine, user, plan["receipt_id"], plan["allocations"], plan["deductions"],
                                    applied_date=applied_date)
-    return {"receipt_id": plan["receipt_id"], "customer_id": plan["customer_id"], "currency": plan["currency"],
-            "applied_cents": sum(a for _, a in plan["allocations"]),
-            "deductions_cents": sum(d for _, d, _ in plan["deductions"]), "lines": plan["lines"], **posted}
+    applied = sum(a for _, a in plan["allocations"])
+    deducted = sum(d for _, d, _ in plan["deductions"])
+    cur = plan["currency"]
+    message = (f"Receipt {plan['receipt_id']}: {money_text(applied, cur)} applied to {len(plan['allocations'])} "
+               f"item(s) of {plan['customer_id']}, {len(plan['deductions'])} deduction(s) of "
+               f"{money_text(deducted, cur)} posted.")
+    return {"receipt_id": plan["receipt_id"], "customer_id": plan["customer_id"], "currency": cur,
+            "applied_cents": applied, "deductions_cents": deducted, "lines": plan["lines"], "message": message,
+            **posted}

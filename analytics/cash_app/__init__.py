@@ -38,7 +38,8 @@ from analytics.cli_support import date_arg, month_arg
 __all__ = [
     "UNAPPLIED_BUCKETS", "accept_proposal", "accept_proposals", "apply", "cash_app_kpis", "default_as_of",
     "evaluate_matching", "item_open_cents", "ledger_integrity", "pending_proposals", "propose", "receipt_unapplied_cents",
-    "refund_package", "reject_proposal", "reject_proposals", "remittance_tokens", "rollforward", "run_matching",
+    "refund_package", "reject_proposal", "reject_proposals", "remittance_tokens", "revalued_rollforward",
+    "rollforward", "run_matching",
     "ties_out", "unapplied_aging", "unapplied_cash", "unapply",
 ]
 

@@ -100,7 +100,8 @@ def evaluate_matching(conn: sa.Connection, as_of: dt.date | None = None, auto_th
 
 HIT_RATE_COLUMNS = ["statement_id", "format", "account", "statement_ref", "currency", "from_date", "to_date",
                     "file_name", "receipts", "auto_applied", "proposed", "unmatched", "returned", "hit_rate",
-                    "auto_rate", "receipts_cents", "auto_applied_cents", "proposed_cents", "unmatched_cents"]
+                    "auto_rate", "amount_cents", "auto_applied_amount_cents", "proposed_amount_cents",
+                    "unmatched_amount_cents"]
 
 
 def statement_hit_rates(conn: sa.Connection) -> pd.DataFrame:
@@ -159,8 +160,8 @@ def statement_hit_rates(conn: sa.Connection) -> pd.DataFrame:
                     "to_date": s.to_date, "file_name": s.file_name, "receipts": n, "auto_applied": a,
                     "proposed": p, "unmatched": u, "returned": int(counts.get("returned", 0)),
                     "hit_rate": _ratio(a + p, base), "auto_rate": _ratio(a, base),
-                    "receipts_cents": int(mine["amount_cents"].sum()),
-                    "auto_applied_cents": int(cents.get("auto_applied", 0)),
-                    "proposed_cents": int(cents.get("proposed", 0)),
-                    "unmatched_cents": int(cents.get("unmatched", 0))})
+                    "amount_cents": int(mine["amount_cents"].sum()),
+                    "auto_applied_amount_cents": int(cents.get("auto_applied", 0)),
+                    "proposed_amount_cents": int(cents.get("proposed", 0)),
+                    "unmatched_amount_cents": int(cents.get("unmatched", 0))})
     return pd.DataFrame(out, columns=HIT_RATE_COLUMNS)

@@ -624,4 +624,7 @@ def suspense_queue(conn: sa.Connection, as_of: dt.date | None = None) -> pd.Data
     frame = pd.DataFrame(out, columns=SUSPENSE_COLUMNS)
     for col in ("amount_cents", "unapplied_cents", "age_days"):
         frame[col] = frame[col].astype("int64")
+    frame["statement_id"] = frame["statement_id"].astype("Int64")
+    for col in ("payer_name", "payer_account", "bank_reference", "remittance_ref"):
+        frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
     return frame

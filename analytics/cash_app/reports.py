@@ -524,6 +524,7 @@ def revalued_rollforward(conn: sa.Connection, start_month, end_month, report: st
     report : str
         The reporting currency.
     flt : LedgerFilter, optional
+        Its currency criterion is ignored: every currency is converted.
 
     Returns
     -------
@@ -537,9 +538,11 @@ def revalued_rollforward(conn: sa.Connection, start_month, end_month, report: st
     >>> int(rf.groupby("month").fx_revaluation_cents.sum().iloc[-1])  # doctest: +SKIP
     -1234
     """
+    import dataclasses
+
     from analytics import fx
 
-    rf = rollforward(conn, start_month, end_month, flt)
+    rf = rollforward(conn, start_month, end_month, dataclasses.replace(flt or NO_FILTER, currencies=()))
     codes = sorted(rf["currency"].unique())
     months = sorted(rf["month"].unique())
     first_day = _month(start_month) - dt.timedelta(days=1)

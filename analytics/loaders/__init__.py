@@ -195,7 +195,7 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
                         help="load the valid rows and report the others (default: refuse the whole file)")
     parser.add_argument("--errors-csv", metavar="OUT", help="write the row errors to this CSV file")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(run=_run)
+    parser.set_defaults(run=run_cli)
 
 
 def _write_errors(path: str | None, errors: list[RowError]) -> None:
@@ -206,13 +206,10 @@ def _write_errors(path: str | None, errors: list[RowError]) -> None:
             out.write(safe_csv(frame))
 
 
-def _run(args) -> int:
+def run_cli(args) -> int:
+    """Run ``python -m analytics load FORMAT PATH`` for a ledger export; returns the exit code."""
     from analytics import db
 
-    if args.format == "bank":
-        from analytics.bank import run_load
-
-        return run_load(args)
     if args.format in ("rates", "schedule"):  # not ledger rows: analytics.fx / analytics.instalments load them
         from analytics import fx, instalments
 

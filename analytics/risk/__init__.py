@@ -119,10 +119,14 @@ def _run(args) -> int:
                     print(f"  invoice {name:9s} ROC AUC {inv[name]['roc_auc']}  Brier {inv[name]['brier']}")
             if "days_to_pay" in inv:
                 d = inv["days_to_pay"]
-                print(f"  days to pay MAE model {d['mae_model']}  baseline {d['mae_baseline']}")
+                print(f"  days to pay MAE model {d['mae_model']}  baseline {d['mae_baseline']}; "
+                      f"{d['interval']} interval covers {d['interval_coverage']:.1%}")
             acc = card["account"]
             if "model" in acc:
                 print(f"  account model ROC AUC {acc['model']['roc_auc']}  baseline {acc['baseline']['roc_auc']}")
+                ew = acc["early_warning"]
+                print(f"  early warning (worst item <= {ew['max_days_past_due']} dpd, {ew['n_test']} snapshots) "
+                      f"ROC AUC {ew['model']['roc_auc']}  baseline {ew['baseline']['roc_auc']}")
             if card["truth"]:
                 print(f"  precision at top {card['truth']['top_k']}: {card['truth']['precision_at_top']}")
         for warning in card["warnings"]:

@@ -17,7 +17,9 @@ split date and tested on later rows.
   days to pay. MAE in days, and the share of test invoices inside the interval.
 * **Account model** (P(balance 60+ days past due within 90 days)): snapshots every 30 days; trained on
   snapshots whose 90-day window ended before the split, tested on snapshots on/after it whose window
-  ends within the data. Baseline = the customer's past rate of the label.
+  ends within the data. Baseline = the customer's past rate of the label. ``early_warning`` reports the
+  same on the test snapshots whose worst open item is at most :data:`EARLY_DPD` days past due (current
+  or early accounts: the chance to become seriously late, which the aging cannot show).
 * **Ground truth** (generated ledgers only, table ``customer_truth``): rank all customers by the
   account probability at the end of the data (model trained on the history) and report the
   precision at the top 10 % for the bad segments (defaulting, deteriorating, chronic_late).
@@ -48,6 +50,9 @@ MIN_EVENTS = 30
 """A test set needs at least this many rows of EACH class (late and on time) for ROC AUC and Brier to
 mean anything; below it the section carries ``reliable: False`` and a ``warning`` (the CLI prints it
 first and last, and exits 3)."""
+
+EARLY_DPD = 30
+"""Early warning: account snapshots whose worst open item is at most this many days past due."""
 
 LATE_DAYS_CANDIDATES = (30, 15, 7, 0)
 """Thresholds T ("paid more than T days late or not at all") that ``evaluate`` tries, in order, when
@@ -274,6 +279,15 @@ def _account_section(conn, split: dt.date, end: dt.date, max_iter: int, max_trai
     out["model"] = {**_cls_metrics(te["label"], p), "selected": getattr(clf, "selected_kind_", method),
                     "calibration": _calibration(te["label"], p)}
     out["baseline"] = {**_cls_metrics(te["label"], base), "definition": "customer's past rate of the outcome"}
+    # Early warning: the same question asked only of accounts a collector would not chase yet (worst
+    # open item at most EARLY_DPD days past due at the snapshot), where the aging cannot answer it.
+    early = (te["max_dpd"] <= EARLY_DPD).to_numpy()
+    y_early = te["label"].to_numpy()[early]
+    out["early_warning"] = {"max_days_past_due": EARLY_DPD, "n_test": int(early.sum()),
+                            "positive_rate": _r(y_early.mean()) if early.any() else None,
+                            "events": {"late": int(y_early.sum()), "on_time": int(len(y_early) - y_early.sum())},
+                            "model": _cls_metrics(y_early, p[early]), "baseline": _cls_metrics(y_early, base[early]),
+                            "calibration": _calibration(y_early, p[early])}
     return out
 
 

@@ -13,7 +13,7 @@ expected to bring in within the next :data:`HORIZON_DAYS` days that would not ha
   is: of the customer's items that were still unpaid ``d`` days after their due date (``d`` = the open
   item's days past due today), the share paid within the next :data:`HORIZON_DAYS` days (items still
   open count as not paid), shrunk towards the same share over all customers with the weight of
-  :data:`PRIOR_ITEMS` items. On the generated ledger it correlates 0.65 with what actually happened,
+  :data:`analytics.risk.lateness.PRIOR_ITEMS` items. On the generated ledger it correlates 0.65 with what actually happened,
   against 0.43 for the days-to-pay model's interval (which is conditioned on the item's age only
   crudely);
 * an item in an open dispute is not worth a collection call (it waits for the dispute's resolution).
@@ -44,6 +44,7 @@ from analytics import schema
 from analytics.db import connection, days_between
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, is_contact, open_items, receivable, settlements
+from analytics.risk.lateness import PRIOR_ITEMS, paid_anyway  # noqa: F401  (PRIOR_ITEMS: documented here)
 
 HORIZON_DAYS = 30
 """Cash is counted within this many days of the contact (backtest: of the start date)."""
@@ -65,9 +66,6 @@ readable contacts (a new ledger: every account then gets it, and contact value r
 at stake)."""
 
 MIN_CONTACTS = 30
-
-PRIOR_ITEMS = 3.0
-"""Weight (in items) of the all-customer share in each customer's "paid within the horizon anyway"."""
 
 RULES = ("none", "overdue_amount", "oldest_item", "expected_loss", "contact_value")
 """Ranking rules the backtest compares, in the order printed."""
@@ -125,57 +123,6 @@ def response_rates(conn: sa.Connection, as_of: dt.date, customer_ids=None) -> pd
         rate = rate.reindex([str(c) for c in customer_ids]).fillna(overall)
     rate.attrs["overall"] = overall
     return rate.rename("response")
-
-
-def paid_anyway(conn: sa.Connection, as_of: dt.date, items: pd.DataFrame,
-                horizon_days: int = HORIZON_DAYS) -> np.ndarray:
-    """P(each open item is paid within ``horizon_days`` without a contact), given how late it is.
-
-    Parameters
-    ----------
-    conn : sqlalchemy.Connection
-    as_of : datetime.date
-        History = settlements dated before this date.
-    items : pandas.DataFrame
-        ``customer_id, days_past_due`` of the open items.
-    horizon_days : int
-
-    Returns
-    -------
-    numpy.ndarray
-        One probability per row of ``items`` (see the module docstring).
-
-    Example
-    -------
-    >>> paid_anyway(conn, dt.date(2026, 10, 1), pd.DataFrame({"customer_id": ["CUST-0000001"],
-    ...                                                      "days_past_due": [20]}))  # doctest: +SKIP
-    array([0.41])
-    """
-    from analytics.risk.features import invoice_outcomes
-
-    out = invoice_outcomes(conn, as_of)
-    paid = out["paid"].to_numpy(dtype=bool)
-    still_open = ~paid & ~out["written_off"].to_numpy(dtype=bool) & (out["open_cents"].to_numpy() > 0)
-    keep = paid | still_open  # written-off items are left out (their customers' items are no guide)
-    # days late when paid; an item still open was unpaid for at least its days past due today
-    late = np.where(paid, out["days_late"].to_numpy(dtype=float), np.inf)[keep]
-    seen = np.where(paid, np.inf, out["days_due_to_cutoff"].to_numpy(dtype=float))[keep]
-    cust = out["customer_id"].astype(str).to_numpy()[keep]
-    d = items["days_past_due"].to_numpy(dtype=float)  # negative: not yet due (early payments count)
-    item_cust = items["customer_id"].astype(str).to_numpy()
-    order = np.argsort(cust, kind="stable")
-    cust, late, seen = cust[order], late[order], seen[order]
-    starts = np.searchsorted(cust, item_cust, side="left")
-    ends = np.searchsorted(cust, item_cust, side="right")
-
-    def share(lt, sn, dd):
-        at_risk = (lt > dd) & (sn > dd)  # paid later than dd, or still open and older than dd
-        return float(((lt <= dd + horizon_days) & at_risk).sum()), float(at_risk.sum())
-
-    glob = np.array([share(late, seen, x) for x in d]).reshape(-1, 2)
-    p_all = (glob[:, 0] + 1) / (glob[:, 1] + 2)
-    own = np.array([share(late[a:b], seen[a:b], x) for a, b, x in zip(starts, ends, d)]).reshape(-1, 2)
-    return (own[:, 0] + PRIOR_ITEMS * p_all) / (own[:, 1] + PRIOR_ITEMS)
 
 
 def item_outlook(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER,

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from analytics import db
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items, receivable
 from analytics.risk import explain
+from analytics.risk.lateness import late_payment_days
 from analytics.risk import features as F
 from analytics.risk.models import (MIN_TRAIN_ROWS, DaysToPayRegressor, DelinquencyClassifier,
                                    HeuristicRiskScorer, RiskModel, band, reference_values)
@@ -509,9 +510,12 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
 
     ``probability_late`` = P(paid more than ``model.late_days`` days late or not at all); an item
     already more than ``late_days`` past due gets 1. ``days_to_pay*`` are days from the invoice date
-    (10th/50th/90th percentile), conditioned crudely on the item still being open (never earlier
-    than its age today); ``pay_date*`` = invoice date + those days. Without enough paid history the
-    interval falls back to the customer's average days late around the due date.
+    (10th/50th/90th percentile): for an item not yet due, the days-to-pay model's conformal interval
+    (never earlier than its age today); for an item already past due, its age plus how much longer
+    the customer's earlier items that were as late took (Kaplan-Meier,
+    :func:`analytics.risk.lateness.late_payment_days`).
+    ``pay_date*`` = invoice date + those days. Without enough paid history the interval falls back to
+    the customer's average days late around the due date.
 
     Returns
     -------
@@ -529,10 +533,13 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
         m = resolve_model(conn, as_of, model)
         attrs = F.invoice_attributes(conn, pts)
         hist = F.history_frame(conn, F.customer_points(as_of, flt, attrs["customer_id"].unique().tolist()))
-    frame = F.add_invoice_features(hist, attrs, on="customer_id")
-    base = pd.DataFrame(rows, columns=["invoice_id", "item_open_cents", "days_past_due"]).astype(
-        {"invoice_id": str}).set_index("invoice_id")
-    frame = frame.join(base, how="inner")
+        frame = F.add_invoice_features(hist, attrs, on="customer_id")
+        base = pd.DataFrame(rows, columns=["invoice_id", "item_open_cents", "days_past_due"]).astype(
+            {"invoice_id": str}).set_index("invoice_id")
+        frame = frame.join(base, how="inner")
+        late_rows = (frame["days_past_due"].to_numpy(dtype=float) > 0)
+        late_q = late_payment_days(conn, as_of, frame.loc[late_rows, ["customer_id", "days_past_due"]]) \
+            if late_rows.any() else np.zeros((0, 3))
     X = frame[F.INVOICE_FEATURES]
     p = m.invoice_proba(X)
     dpd = frame["days_past_due"].to_numpy(dtype=float)
@@ -547,6 +554,9 @@ def score_invoices(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER
     lo = np.maximum(q[:, 0], age)
     mid = np.maximum(q[:, 1], age)
     hi = np.maximum(q[:, 2], mid + (q[:, 2] - q[:, 1]))
+    if late_rows.any():  # already past due: how much longer items as late as this one took
+        rest = late_q
+        lo[late_rows], mid[late_rows], hi[late_rows] = (age[late_rows] + rest[:, k] for k in range(3))
     inv_date = pd.to_datetime(frame["invoice_date"])
     out = pd.DataFrame({
         "invoice_id": frame.index.astype(str), "customer_id": frame["customer_id"].to_numpy(),
