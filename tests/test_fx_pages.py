@@ -122,3 +122,24 @@ def test_collectors_and_sla_commands_take_a_reporting_currency(engine, capsys, c
         assert {r["metric"]: r["status"] for r in out["status"]}["dso"] == "breached"
     assert cli_main([command, "--db", url, *extra, "--report-currency", "EUR"]) == 0
     assert "1 USD = 0.924984 EUR (rate of 2024-03-28)" in capsys.readouterr().out
+
+
+def test_collectors_and_sla_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypatch):
+    from tests.apptest_helpers import assert_clean, open_page, texts
+
+    build(duckdb_engine)
+    url = duckdb_engine.url.render_as_string(hide_password=False)
+    duckdb_engine.dispose()
+    monkeypatch.setenv("AR_DB_URL", url)
+    at = open_page(monkeypatch, url, "collectors", role="manager")
+    assert_clean(at)
+    at.sidebar.date_input(key="w_as_of").set_value(AS_OF).run()
+    at.selectbox(key="w_report_currency").set_value("EUR").run()
+    assert_clean(at)
+    shown = texts(at)
+    assert "converted into EUR" in shown and "rate of 2024-03-28" in shown
+    at.switch_page("../pages/sla.py").run()  # the choice is kept across pages
+    assert_clean(at)
+    shown = texts(at)
+    assert "converted into EUR" in shown and "Currency filter's currency" in shown
+    assert "84.1" in [m.value for m in at.metric]  # DSO 84.14 days over every currency in EUR
