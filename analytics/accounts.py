@@ -91,6 +91,38 @@ def customer_items(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.
     return frame
 
 
+def customer_instalments(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.DataFrame:
+    """The open instalments at ``as_of`` of the customer's invoices that have a schedule
+    (:func:`analytics.instalments.instalment_items`: whatever settled an invoice pays its earliest
+    instalment first); empty when none has.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    customer_id : str
+    as_of : datetime.date
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``invoice_id, instalment, due_date, currency, amount_cents, open_cents, days_past_due`` by
+        invoice and instalment number.
+
+    Example
+    -------
+    >>> customer_instalments(conn, "K1", dt.date(2024, 6, 30))  # doctest: +SKIP
+    """
+    from analytics.instalments import has_schedules, instalment_items
+
+    cols = ["invoice_id", "instalment", "due_date", "currency", "amount_cents", "open_cents", "days_past_due"]
+    if not has_schedules(conn):
+        return pd.DataFrame(columns=cols).astype({c: "int64" for c in cols[4:]})
+    q = instalment_items(as_of, LedgerFilter(customers=(customer_id,)))
+    frame = _frame(conn.execute(sa.select(*[q.c[c] for c in cols]).where(q.c.instalment > 0)
+                                .order_by(q.c.invoice_id, q.c.instalment)), cols)
+    return frame.astype({c: "int64" for c in cols[4:]} | {"instalment": "int64"})
+
+
 def customer_receipts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.DataFrame:
     """Receipts of the customer up to ``as_of`` with the part applied to invoices by then; a receipt the
     bank returned by ``as_of`` is not a payment and is left out (:func:`analytics.ledger.receipt_scope`).

@@ -11,6 +11,10 @@ Everything comes from the ledger as of dates (nothing stored): for a customer, c
   applied, credits applied and used, write-offs, adjustments, deductions: :func:`analytics.ledger.settlements`);
 * **carried forward** = the open amount at ``end``, which equals brought forward + the lines to the
   cent (checked on every statement; a mismatch raises instead of printing a wrong statement).
+* **open items** at ``end``: an invoice with an instalment schedule is listed as its open instalments
+  (document ``INV-1 inst. 2``, the instalment's due date, days past due, bucket and open amount;
+  earliest instalment paid first, :func:`analytics.instalments.instalment_items`), so the statement's
+  aging is the Aging page's.
 
 The PDF is drawn with fpdf2 (pure Python, no system libraries; chosen over WeasyPrint, which needs
 Pango/Cairo from the system): Helvetica when every text is Latin-1, else DejaVu Sans when installed.
@@ -35,6 +39,7 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.dunning import money_text, safe_file_name
 from analytics.errors import UserError
+from analytics.instalments import aged_items
 from analytics.ledger import NO_FILTER, LedgerFilter, open_items, settlements
 
 _KIND_TEXT = {"cash": "Payment applied", "credit": "Credit applied", "credit_used": "Credit memo used",
@@ -55,7 +60,8 @@ class Statement:
     brought_forward_cents: int
     carried_forward_cents: int
     lines: list            # dicts: date, document, text, amount_cents (chronological)
-    open_items: list       # dicts: document, doc_type, date, due, days_past_due, bucket, open_cents
+    open_items: list       # dicts: document, doc_type, date, due, days_past_due, bucket, open_cents,
+    #                        invoice_id, instalment (its number, 0 = no schedule)
     aging: dict            # bucket label -> cents
 
     @property
@@ -139,11 +145,13 @@ def statement(conn: sa.Connection | sa.Engine, customer_id: str, start: dt.date,
         lines.append({"date": r.move_date, "document": r.item_id, "text": _KIND_TEXT.get(r.kind, r.kind),
                       "amount_cents": int(r.delta), "group": group})
     lines.sort(key=lambda x: (x["date"], x["document"], x["text"]))
-    oi = open_items(end, flt)
-    items = [{"document": r.invoice_id, "doc_type": r.doc_type, "date": r.invoice_date, "due": r.due_date,
-              "days_past_due": int(r.days_past_due), "bucket": _bucket(int(r.days_past_due)),
-              "open_cents": int(r.open_cents)}
-             for r in conn.execute(sa.select(oi).order_by(oi.c.due_date, oi.c.invoice_id))]
+    oi = aged_items(conn, end, flt)  # an invoice with a schedule: one line per open instalment
+    k = oi.c.instalment if "instalment" in oi.c else sa.literal(0, sa.Integer)
+    items = [{"document": r.invoice_id + (f" inst. {r.k}" if r.k else ""), "doc_type": r.doc_type,
+              "date": r.invoice_date, "due": r.due_date, "days_past_due": int(r.days_past_due),
+              "bucket": _bucket(int(r.days_past_due)), "open_cents": int(r.open_cents), "invoice_id": r.invoice_id,
+              "instalment": int(r.k)}
+             for r in conn.execute(sa.select(oi, k.label("k")).order_by(oi.c.due_date, oi.c.invoice_id, k))]
     cf = sum(i["open_cents"] for i in items)
     if cf != bf + sum(x["amount_cents"] for x in lines):  # pragma: no cover - the ledger's own identity
         raise UserError(f"statement of {customer_id!r}: brought forward {money_text(bf, cur)} and the period's "
