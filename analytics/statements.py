@@ -146,12 +146,12 @@ def statement(conn: sa.Connection | sa.Engine, customer_id: str, start: dt.date,
                       "amount_cents": int(r.delta), "group": group})
     lines.sort(key=lambda x: (x["date"], x["document"], x["text"]))
     oi = aged_items(conn, end, flt)  # an invoice with a schedule: one line per open instalment
-    k = oi.c.instalment if "instalment" in oi.c else sa.literal(0, sa.Integer)
+    k = oi.c.instalment if "instalment" in oi.c else sa.literal_column("0")
     items = [{"document": r.invoice_id + (f" inst. {r.k}" if r.k else ""), "doc_type": r.doc_type,
               "date": r.invoice_date, "due": r.due_date, "days_past_due": int(r.days_past_due),
               "bucket": _bucket(int(r.days_past_due)), "open_cents": int(r.open_cents), "invoice_id": r.invoice_id,
               "instalment": int(r.k)}
-             for r in conn.execute(sa.select(oi, k.label("k")).order_by(oi.c.due_date, oi.c.invoice_id, k))]
+             for r in conn.execute(sa.select(oi, k.label("k")).order_by(oi.c.due_date, oi.c.invoice_id, "k"))]
     cf = sum(i["open_cents"] for i in items)
     if cf != bf + sum(x["amount_cents"] for x in lines):  # pragma: no cover - the ledger's own identity
         raise UserError(f"statement of {customer_id!r}: brought forward {money_text(bf, cur)} and the period's "
