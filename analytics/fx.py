@@ -563,12 +563,7 @@ def convert_frame(frames: dict[str, pd.DataFrame], rates: dict[str, Rate], keys:
     -------
     >>> convert_frame({"GBP": aging_gbp}, {"GBP": rate_gbp_eur}, ["bucket"], "EUR")  # doctest: +SKIP
     """
-    parts = []
-    for code, frame in frames.items():
-        f = frame.copy()
-        for col in [c for c in f.columns if c.endswith("_cents")]:
-            f[col] = [rates[code].convert(int(v)) for v in f[col]]
-        parts.append(f)
+    parts = [_converted(frame, rates[code]) for code, frame in frames.items()]
     if not parts:
         return pd.DataFrame()
     allf = pd.concat(parts, ignore_index=True)
@@ -576,6 +571,14 @@ def convert_frame(frames: dict[str, pd.DataFrame], rates: dict[str, Rate], keys:
     out = out[[c for c in frames[next(iter(frames))].columns if c in out.columns]]
     out.attrs.update(_rate_attrs(rates, report))
     return out
+
+
+def _converted(frame: pd.DataFrame, rate: Rate) -> pd.DataFrame:
+    """A copy of ``frame`` with every ``*_cents`` column converted at ``rate`` (half-up; missing = 0)."""
+    f = frame.copy()
+    for col in [c for c in f.columns if c.endswith("_cents")]:
+        f[col] = [rate.convert(int(v)) for v in f[col].fillna(0)]
+    return f
 
 
 def _rate_attrs(rates: dict[str, Rate], report: str) -> dict:
@@ -839,6 +842,51 @@ def sla_status(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: s
     df = sla.sla_frame(total, as_of, report, targets)
     df.attrs.update(_rate_attrs(rates, report))
     return df
+
+
+def worklist(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, model=None) -> pd.DataFrame:
+    """The collector worklist of every currency in ``flt``'s scope in one ranking, money in ``report``.
+
+    Per currency :func:`analytics.worklist.worklist` (the items of that currency); its money columns
+    (contact value, expected loss, open, overdue, promised today, disputed) converted half-up at
+    ``as_of``'s rate, then all accounts ranked together (:func:`analytics.worklist.rank`), so a
+    large EUR balance and a large USD balance compare in one unit. An account with items in two
+    currencies is two rows (as accounts count in :func:`snapshot`). The ``reasons`` sentences keep the
+    account's own currency.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    model : optional
+        As :func:`analytics.worklist.worklist`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`analytics.worklist.COLUMNS`, ``currency`` = ``report``; ``attrs``: currency, rates, rate_date.
+
+    Example
+    -------
+    >>> worklist(conn, dt.date(2026, 10, 31), LedgerFilter(), "EUR").head(3)  # doctest: +SKIP
+    """
+    from analytics import worklist as wl
+
+    as_of = as_date(as_of)
+    codes = ledger_currencies(conn, flt)
+    rates = conversion_rates(conn, as_of, codes, report)
+    parts = []
+    for code in codes:
+        f = wl.worklist(conn, as_of, _per_currency(flt, code), model)
+        if not f.empty:
+            parts.append(_converted(f, rates[code]).assign(currency=report))
+    out = wl.rank(pd.concat(parts, ignore_index=True))[wl.COLUMNS] if parts else wl.worklist(
+        conn, as_of, _per_currency(flt, report), model)
+    out.attrs.update(_rate_attrs(rates, report))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

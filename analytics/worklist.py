@@ -145,10 +145,24 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
     frame["response"] = frame["response"].astype(float)
     frame["worst_days_past_due"] = frame["max_days_past_due"].astype("int64")
     frame["next_step"] = [steps.get(c) for c in frame["customer_id"]]
+    return rank(frame)[COLUMNS]
+
+
+def rank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Order accounts for the worklist and number them from 1: contact value, then expected loss, then
+    probability (highest first), then customer id (also for a worklist put together from several
+    currencies in one reporting currency, :func:`analytics.fx.worklist`).
+
+    Example
+    -------
+    >>> rank(pd.DataFrame({"contact_value_cents": [1, 5], "expected_loss_cents": [0, 0], "probability": [0.1, 0.1],
+    ...                    "customer_id": ["A", "B"]}))["customer_id"].tolist()
+    ['B', 'A']
+    """
     frame = frame.sort_values(["contact_value_cents", "expected_loss_cents", "probability", "customer_id"],
                               ascending=[False, False, False, True], kind="stable").reset_index(drop=True)
     frame["rank"] = np.arange(1, len(frame) + 1)
-    return frame[COLUMNS]
+    return frame
 
 
 # ------------------------------------------------------------------------------------------------

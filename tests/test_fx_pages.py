@@ -28,7 +28,6 @@ SLA at D in EUR (targets by default: DSO window 90 days, March to date):
 import datetime as dt
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -38,14 +37,7 @@ from analytics.kpis import collectors as kcol
 from analytics.kpis import sla
 from analytics.ledger import LedgerFilter
 
-D = dt.date
-AS_OF = D(2024, 3, 31)
-RATES = Path(__file__).parent / "fixtures" / "fx" / "eurofxref-sample.csv"
-
-
-def _inv(id, cust, inv_date, due, cents, cur):
-    return dict(id=id, customer_id=cust, doc_type="invoice", invoice_date=inv_date, due_date=due,
-                amount_cents=cents, currency=cur)
+from tests.test_fx import AS_OF, RATES, D, inv_row, open_built
 
 
 def build(engine):
@@ -55,10 +47,10 @@ def build(engine):
                                              dict(id="G", name="G Ltd", currency="GBP", collector_id="A1"),
                                              dict(id="E", name="E GmbH", currency="EUR", collector_id="A2")])
         db.bulk_insert(c, schema.invoices, [
-            _inv("U1", "U", D(2024, 3, 1), D(2024, 3, 31), 100_000, "USD"),
-            _inv("U2", "U", D(2024, 1, 15), D(2024, 2, 14), 50_000, "USD"),
-            _inv("E1", "E", D(2024, 3, 10), D(2024, 4, 9), 200_000, "EUR"),
-            _inv("G1", "G", D(2024, 2, 20), D(2024, 3, 21), 30_000, "GBP")])
+            inv_row("U1", "U", D(2024, 3, 1), D(2024, 3, 31), 100_000, "USD"),
+            inv_row("U2", "U", D(2024, 1, 15), D(2024, 2, 14), 50_000, "USD"),
+            inv_row("E1", "E", D(2024, 3, 10), D(2024, 4, 9), 200_000, "EUR"),
+            inv_row("G1", "G", D(2024, 2, 20), D(2024, 3, 21), 30_000, "GBP")])
         db.bulk_insert(c, schema.receipts, [
             dict(id="RU", customer_id="U", receipt_date=D(2024, 3, 15), amount_cents=20_000, currency="USD"),
             dict(id="RG", customer_id="G", receipt_date=D(2024, 3, 30), amount_cents=5_000, currency="GBP")])
@@ -125,14 +117,9 @@ def test_collectors_and_sla_commands_take_a_reporting_currency(engine, capsys, c
 
 
 def test_collectors_and_sla_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypatch):
-    from tests.apptest_helpers import assert_clean, open_page, texts
+    from tests.apptest_helpers import assert_clean, texts
 
-    build(duckdb_engine)
-    url = duckdb_engine.url.render_as_string(hide_password=False)
-    duckdb_engine.dispose()
-    monkeypatch.setenv("AR_DB_URL", url)
-    at = open_page(monkeypatch, url, "collectors", role="manager")
-    assert_clean(at)
+    at = open_built(duckdb_engine, monkeypatch, "collectors", build)
     at.sidebar.date_input(key="w_as_of").set_value(AS_OF).run()
     at.selectbox(key="w_report_currency").set_value("EUR").run()
     assert_clean(at)
@@ -143,3 +130,30 @@ def test_collectors_and_sla_pages_show_converted_figures_with_the_rate_date(duck
     shown = texts(at)
     assert "converted into EUR" in shown and "Currency filter's currency" in shown
     assert "84.1" in [m.value for m in at.metric]  # DSO 84.14 days over every currency in EUR
+
+
+def test_worklist_in_a_reporting_currency_ranks_every_currency_together(engine):
+    """Open balances at D into EUR: U 1,300.00 USD -> 1,202.48; G 250.00 GBP -> 292.40; E 2,000.00 EUR."""
+    from analytics import worklist as wl
+
+    build(engine)
+    with engine.connect() as c:
+        got = fx.worklist(c, AS_OF, LedgerFilter(currencies=("USD",)), "EUR")
+        assert got.attrs["currency"] == "EUR" and got.attrs["rate_date"] == "2024-03-28"
+        assert dict(zip(got.customer_id, got.open_cents)) == {"U": 120_248, "G": 29_240, "E": 200_000}
+        assert dict(zip(got.customer_id, got.overdue_cents)) == {"U": 27_750, "G": 29_240, "E": 0}
+        assert set(got.currency) == {"EUR"} and got["rank"].tolist() == [1, 2, 3]
+        assert got.equals(wl.rank(got.sample(frac=1, random_state=1))[wl.COLUMNS])  # one ranking, converted units
+        own = fx.worklist(c, AS_OF, LedgerFilter(customers=("U",)), "USD")
+        plain = wl.worklist(c, AS_OF, LedgerFilter(currencies=("USD",), customers=("U",)))
+        assert own.drop(columns="currency").equals(plain.drop(columns="currency"))
+
+
+def test_worklist_page_ranks_in_the_reporting_currency(duckdb_engine, monkeypatch):
+    from tests.apptest_helpers import assert_clean, texts
+
+    at = open_built(duckdb_engine, monkeypatch, "worklist", build)
+    at.sidebar.date_input(key="w_as_of").set_value(AS_OF).run()
+    at.selectbox(key="w_report_currency").set_value("EUR").run()
+    assert_clean(at)
+    assert "converted into EUR and ranked together" in texts(at) and "rate of 2024-03-28" in texts(at)
