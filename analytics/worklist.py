@@ -174,6 +174,9 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
     cs.add_filter_arguments(parser)
     parser.add_argument("--limit", type=cs.positive_int, default=None, help="only the first N accounts")
+    from analytics.page_commands import add_report_currency_argument
+
+    add_report_currency_argument(parser)  # every currency converted and ranked together (analytics.fx.worklist)
     cs.add_output_arguments(parser)
     parser.set_defaults(run=_run)
 
@@ -187,7 +190,12 @@ def _run(args) -> int:
         with engine.connect() as conn:
             cs.check_filter(conn, flt)
             as_of = cs.as_of(conn, args)
-        frame = worklist(engine, as_of, flt)
+            if args.report_currency:
+                from analytics import fx
+
+                frame = fx.worklist(conn, as_of, flt, args.report_currency)
+        if not args.report_currency:
+            frame = worklist(engine, as_of, flt)
     finally:
         engine.dispose()
     if args.limit:
@@ -208,6 +216,8 @@ def _run(args) -> int:
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
     payload = {"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}
+    if args.report_currency:
+        payload.update(currency=args.report_currency, rates=frame.attrs["rates"], rate_date=frame.attrs["rate_date"])
     headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name", "band": "Band",
                "contact_value_cents": "Contact value", "p_pct": "P %", "expected_loss_cents": "Expected loss",
                "overdue_cents": "Overdue",

@@ -157,3 +157,12 @@ def test_worklist_page_ranks_in_the_reporting_currency(duckdb_engine, monkeypatc
     at.selectbox(key="w_report_currency").set_value("EUR").run()
     assert_clean(at)
     assert "converted into EUR and ranked together" in texts(at) and "rate of 2024-03-28" in texts(at)
+
+
+def test_worklist_command_takes_a_reporting_currency(engine, capsys):
+    build(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    assert cli_main(["worklist", "--db", url, "--as-of", "2024-03-31", "--report-currency", "EUR", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["currency"] == "EUR" and out["rate_date"] == "2024-03-28"
+    assert {a["customer_id"]: a["open_amount"] for a in out["accounts"]} == {"U": 1202.48, "G": 292.4, "E": 2000.0}
