@@ -457,7 +457,8 @@ def return_reversal(applications=apps) -> sa.ColumnElement[bool]:
     -------
     >>> cond = return_reversal()
     """
-    return sa.and_(applications.c.receipt_id.is_not(None), applications.c.amount_cents < 0,
+    # the IN (a hash semi-join) keeps the correlated date check to the few applications of returned receipts
+    return sa.and_(applications.c.amount_cents < 0, applications.c.receipt_id.in_(returned_receipts()),
                    is_returned(applications.c.receipt_id, applications.c.applied_date))
 
 
