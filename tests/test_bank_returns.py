@@ -127,3 +127,22 @@ def test_customer_360_and_the_matcher_leave_a_returned_receipt_out(engine):
         assert c.execute(unapplied_receipts_query(D(2026, 1, 31), every_return=True)).all() == []
         assert len(c.execute(unapplied_receipts_query(D(2026, 1, 31))).all()) == 1
         assert suspense_queue(c, D(2026, 1, 31)).empty
+
+
+def test_a_returned_receipt_cannot_be_applied_again_nor_proposed_for_review(engine):
+    import pytest
+
+    from analytics.errors import UserError
+
+    receipt_id = _ledger(engine)
+    with engine.begin() as c:  # a proposal waiting for review when the return arrives
+        db.bulk_insert(c, schema.match_proposals, [dict(receipt_id=receipt_id, invoice_id="INV-R1", amount_cents=60000,
+                                                       confidence=0.8, rule="exact_amount", status="proposed",
+                                                       created_at=dt.datetime(2026, 1, 20, 9))])
+    with engine.connect() as c:
+        assert len(reports.pending_proposals(c)) == 1
+    load_statement(engine, RETURN.encode(), file_name="feb.mt940")
+    with engine.connect() as c:
+        assert reports.pending_proposals(c).empty
+    with pytest.raises(UserError, match=f"receipt {receipt_id} was returned by the bank on 2026-02-03"):
+        posting.apply(engine, FIN, receipt_id, {"INV-R1": 10000}, applied_date=D(2026, 2, 10))

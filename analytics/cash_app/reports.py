@@ -615,7 +615,7 @@ def pending_proposals(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.
     pandas.DataFrame
         ``proposal_id, receipt_id, receipt_date, receipt_amount_cents, remittance_ref, customer_id,
         customer_name, invoice_id, invoice_date, amount_cents, confidence, rule, created_at``, by
-        receipt date then confidence (highest first).
+        receipt date then confidence (highest first). Proposals of a receipt the bank returned are left out.
 
     Example
     -------
@@ -628,7 +628,7 @@ def pending_proposals(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.
                   mp.c.confidence, mp.c.rule, mp.c.created_at)
         .select_from(mp.join(rc, rc.c.id == mp.c.receipt_id).join(inv, inv.c.id == mp.c.invoice_id)
                      .join(cust, cust.c.id == inv.c.customer_id))
-        .where(mp.c.status == "proposed"))
+        .where(mp.c.status == "proposed", mp.c.receipt_id.not_in(returned_receipts())))  # no cash to apply
     stmt = stmt.order_by(rc.c.receipt_date, mp.c.receipt_id, mp.c.confidence.desc(), mp.c.id)
     cols = ["proposal_id", "receipt_id", "receipt_date", "receipt_amount_cents", "remittance_ref", "customer_id",
             "customer_name", "invoice_id", "invoice_date", "amount_cents", "confidence", "rule", "created_at"]
