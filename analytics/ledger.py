@@ -439,6 +439,17 @@ def is_returned(receipt_id_col, as_of=None) -> sa.ColumnElement[bool]:
     ``EXISTS`` over :func:`returned_receipts`, correlated to the column (NULL-safe, unlike ``NOT IN``).
     ``as_of`` may be a SQL date column (e.g. each month end of a trend, or an application's own date).
 
+    Parameters
+    ----------
+    receipt_id_col : sqlalchemy column
+        A receipt id (``receipts.id``, ``applications.receipt_id``...).
+    as_of : datetime.date or SQL date expression, optional
+
+    Returns
+    -------
+    sqlalchemy.ColumnElement
+        A boolean SQL condition.
+
     Example
     -------
     >>> cond = is_returned(rec.c.id, dt.date(2026, 10, 31))
@@ -452,6 +463,15 @@ def return_reversal(applications=apps) -> sa.ColumnElement[bool]:
     """Is the application row the reversal of a returned receipt's cash? A negative cash application
     (an unapply) of a receipt the bank returned on or before the application's date: what the bank
     loader posts for a return. The roll-forward shows these as their own line (returned payments).
+
+    Parameters
+    ----------
+    applications : applications table or alias, optional
+
+    Returns
+    -------
+    sqlalchemy.ColumnElement
+        A boolean SQL condition.
 
     Example
     -------

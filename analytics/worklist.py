@@ -153,6 +153,16 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
     probability (highest first), then customer id (also for a worklist put together from several
     currencies in one reporting currency, :func:`analytics.fx.worklist`).
 
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With ``contact_value_cents, expected_loss_cents, probability, customer_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted, index from 0, ``rank`` from 1.
+
     Example
     -------
     >>> rank(pd.DataFrame({"contact_value_cents": [1, 5], "expected_loss_cents": [0, 0], "probability": [0.1, 0.1],

@@ -300,6 +300,22 @@ def collector_frame(conn: sa.Connection, measures: dict, start: dt.date, end: dt
     """The :func:`collector_kpis` table from :func:`collector_measures` of one period (of one currency, or
     added up in a reporting currency by :func:`analytics.fx.collector_kpis`).
 
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        For the collectors' names.
+    measures : dict
+        {(period end, collector key): measures} of one period.
+    start, end : datetime.date
+        The period (working days for activities per day).
+    currency : str
+        What the money columns are in.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`collector_kpis`; ``attrs["currency"]``.
+
     Example
     -------
     >>> collector_frame(conn, collector_measures(conn, [(s, e)], flt), s, e, "USD")  # doctest: +SKIP

@@ -316,6 +316,19 @@ def sla_frame(parts: Mapping[str, int], as_of: dt.date, currency: str,
     shares are 100 × in time / (resolved + open over target), 100 × contacted / past due and
     100 × kept / (kept + broken). Columns as :func:`sla_status`.
 
+    Parameters
+    ----------
+    parts : mapping
+        :func:`sla_parts` (money in ``currency``).
+    as_of : datetime.date
+    currency : str
+    targets : SlaTargets, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric, target, actual, status, detail``; ``attrs``: currency, period_start, period_end.
+
     Example
     -------
     >>> sla_frame(sla_parts(conn, d, flt), d, "USD")  # doctest: +SKIP
