@@ -67,7 +67,6 @@ from rapidfuzz.distance import OSA
 
 from analytics import schema
 from analytics.ledger import as_date, is_returned, open_items
-from analytics.ledger import returned_receipts  # noqa: F401  (re-exported: the one definition is the ledger's)
 from analytics.ledger import default_as_of as ledger_default_as_of
 
 rc = schema.receipts

@@ -125,8 +125,8 @@ def collector_measures(conn: sa.Connection, periods: list[tuple[dt.date, dt.date
     or unassigned; NaN too with ``with_cei=False``, which saves the opening balances and sales) and
     ``seen`` to whether the collector had a balance, activity, cash or promises in
     the period; with a balance, also CEI's parts ``cei_begin_cents`` (AR the day before the period) and
-    ``cei_sales_cents`` (credit sales of the period). Definitions in :func:`collector_kpis`. ``severe_dpd`` None skips the severe-account
-    measures (0).
+    ``cei_sales_cents`` (credit sales of the period). Definitions in :func:`collector_kpis`.
+    ``severe_dpd`` None skips the severe-account measures (0).
 
     Example
     -------
