@@ -40,7 +40,7 @@ from analytics import schema
 from analytics.dunning import money_text, safe_file_name
 from analytics.errors import UserError
 from analytics.instalments import aged_items
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items, settlements
+from analytics.ledger import NO_FILTER, LedgerFilter, as_date, open_items, return_reversal, settlements
 
 _KIND_TEXT = {"cash": "Payment applied", "credit": "Credit applied", "credit_used": "Credit memo used",
               "write_off": "Write-off", "adjustment": "Adjustment", "deduction": "Deduction"}
@@ -138,12 +138,21 @@ def statement(conn: sa.Connection | sa.Engine, customer_id: str, start: dt.date,
              .select_from(s.join(inv, inv.c.id == s.c.item_id))
              .where(mine, s.c.move_date <= end, sa.or_(s.c.move_date >= start, inv.c.invoice_date >= start))
              .group_by(s.c.item_id, s.c.move_date, s.c.kind))
+    ap = schema.applications  # cash a bank return took back: its own line (ledger.return_reversal)
+    back = {(r[0], as_date(r[1])): int(r[2]) for r in conn.execute(
+        sa.select(ap.c.invoice_id, ap.c.applied_date, sa.func.sum(-ap.c.amount_cents))
+        .select_from(ap.join(inv, inv.c.id == ap.c.invoice_id))
+        .where(mine, ap.c.applied_date <= end, return_reversal(ap)).group_by(ap.c.invoice_id, ap.c.applied_date))}
     for r in conn.execute(moves):
-        if int(r.delta) == 0:
-            continue
+        returned = back.get((r.item_id, as_date(r.move_date)), 0) if r.kind == "cash" else 0
         group = "payments" if r.kind == "cash" else "credits" if r.kind in ("credit", "credit_used") else "other"
+        if returned:
+            lines.append({"date": r.move_date, "document": r.item_id, "text": "Payment returned by the bank",
+                          "amount_cents": returned, "group": "payments"})
+        if int(r.delta) - returned == 0:
+            continue
         lines.append({"date": r.move_date, "document": r.item_id, "text": _KIND_TEXT.get(r.kind, r.kind),
-                      "amount_cents": int(r.delta), "group": group})
+                      "amount_cents": int(r.delta) - returned, "group": group})
     lines.sort(key=lambda x: (x["date"], x["document"], x["text"]))
     oi = aged_items(conn, end, flt)  # an invoice with a schedule: one line per open instalment
     k = oi.c.instalment if "instalment" in oi.c else sa.literal_column("0")

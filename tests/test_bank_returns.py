@@ -146,3 +146,15 @@ def test_a_returned_receipt_cannot_be_applied_again_nor_proposed_for_review(engi
         assert reports.pending_proposals(c).empty
     with pytest.raises(UserError, match=f"receipt {receipt_id} was returned by the bank on 2026-02-03"):
         posting.apply(engine, FIN, receipt_id, {"INV-R1": 10000}, applied_date=D(2026, 2, 10))
+
+
+def test_the_statement_of_account_shows_the_returned_payment(engine):
+    from analytics import statements
+
+    _ledger(engine)
+    load_statement(engine, RETURN.encode(), file_name="feb.mt940")
+    st = statements.statement(engine, "C1", D(2026, 1, 1), D(2026, 2, 28))
+    assert [(x["date"], x["text"], x["amount_cents"]) for x in st.lines] == [
+        (D(2026, 1, 5), "Invoice", 200000), (D(2026, 1, 12), "Payment applied", -40000),
+        (D(2026, 2, 3), "Payment returned by the bank", 40000)]
+    assert (st.brought_forward_cents, st.carried_forward_cents, st.totals["payments"]) == (0, 200000, 0)
