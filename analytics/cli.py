@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "forecast": ("analytics.forecast", "Cash forecast: 13-week receipts forecast; `forecast backtest` prints WAPE"),
     "cashapp": ("analytics.cash_app", "Cash application: `match`, `kpis`, `queue`, `unapplied`, `refunds`"),
     "rollforward": ("analytics.cash_app", "Cash application: month-end AR roll-forward"),
-    "worklist": ("analytics.worklist", "Worklist: accounts ranked by expected loss"),
+    "worklist": ("analytics.page_commands", "Worklist: accounts ranked by expected loss"),
     "statement": ("analytics.statements", "Dunning: customer statement of account as PDF: `--customer ID` or `--all` (zip)"),
     "customer": ("analytics.accounts", "Customer 360: one account as of a date: items, payments, disputes, promises, activity"),
     "users": ("analytics.auth", "Data: manage dashboard users: `users add NAME --role ROLE`"),

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from analytics import cli_support as cs
+from analytics.ledger import as_date, to_units
 
 # ================================================================================================
 # kpis (Overview)
@@ -635,6 +636,64 @@ def _run_dunning(args: argparse.Namespace) -> int:
     return cs.emit(args, payload, result, text)
 
 
+# ------------------------------------------------------------------------------------------------
+# CLI: python -m analytics worklist [--as-of D] [filters] [--limit N] [--json|--csv] [--out FILE]
+# ------------------------------------------------------------------------------------------------
+def _configure_worklist(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m analytics worklist`` (the Worklist page: :func:`analytics.worklist.worklist`)."""
+    cs.add_filter_arguments(parser)
+    parser.add_argument("--limit", type=cs.positive_int, default=None, help="only the first N accounts")
+    add_report_currency_argument(parser)  # every currency converted and ranked together (analytics.fx.worklist)
+    cs.add_output_arguments(parser)
+    parser.set_defaults(run=_run_worklist)
+
+
+def _run_worklist(args) -> int:
+    from analytics import fx
+    from analytics.worklist import DUNNING_SOURCE, worklist
+
+    flt = cs.ledger_filter(args)
+    engine = cs.open_engine(args)
+    try:
+        with engine.connect() as conn:
+            cs.check_filter(conn, flt)
+            as_of = cs.as_of(conn, args)
+            if args.report_currency:
+                frame = fx.worklist(conn, as_of, flt, args.report_currency)
+        if not args.report_currency:
+            frame = worklist(engine, as_of, flt)
+    finally:
+        engine.dispose()
+    if args.limit:
+        frame = frame.head(args.limit)
+    rows = []
+    for r in frame.itertuples():
+        rows.append({
+            "rank": int(r.rank), "customer_id": r.customer_id, "customer_name": r.customer_name,
+            "collector_id": r.collector_id, "contact_value": to_units(r.contact_value_cents),
+            "response": None if pd.isna(r.response) else round(float(r.response), 4),
+            "band": r.band, "probability": float(r.probability),
+            "expected_loss": to_units(r.expected_loss_cents), "open_amount": to_units(r.open_cents),
+            "overdue_amount": to_units(r.overdue_cents), "worst_days_past_due": int(r.worst_days_past_due),
+            "next_step": r.next_step, "reasons": r.reasons, "promises_due_today": int(r.promises_due_today),
+            "broken_promises_30d": int(r.broken_promises_30d), "open_disputes": int(r.open_disputes),
+            "disputed_amount": to_units(r.disputed_cents),
+            "last_contact": None if pd.isna(r.last_contact) else as_date(r.last_contact).isoformat(),
+            "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
+        })
+    payload = {"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}
+    if args.report_currency:
+        payload.update(currency=args.report_currency, rates=frame.attrs["rates"], rate_date=frame.attrs["rate_date"])
+    headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name", "band": "Band",
+               "contact_value_cents": "Contact value", "p_pct": "P %", "expected_loss_cents": "Expected loss",
+               "overdue_cents": "Overdue",
+               "worst_days_past_due": "Worst DPD", "next_step": "Next step", "promises_due_today": "PTP due",
+               "open_disputes": "Disputes", "days_since_contact": "Days since contact", "reasons": "Reasons"}
+    shown = frame.assign(p_pct=frame["probability"] * 100)
+    return cs.emit(args, payload, pd.DataFrame(rows), lambda: f"Worklist as of {as_of.isoformat()}\n\n"
+                   + cs.text_table(shown, headers))
+
+
 #: command -> the function that adds its arguments to its parser and sets ``run`` (read by :mod:`analytics.cli`).
 CLI_COMMANDS = {name: globals()[f"_configure_{name}"] for name in
-                ("kpis", "aging", "sla", "collectors", "disputes", "promises", "dunning")}
+                ("kpis", "aging", "sla", "collectors", "disputes", "promises", "dunning", "worklist")}
