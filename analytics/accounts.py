@@ -23,7 +23,8 @@ from analytics import schema
 from analytics.errors import UserError
 from analytics.kpis.common import periods_table
 from analytics.ledger import (DEFAULT_GRACE_DAYS, NO_FILTER, LedgerFilter, as_date, last_contact,
-                              open_amount_cents, open_items, open_disputes_at, promise_candidates, promise_outcomes)
+                              open_amount_cents, open_items, open_disputes_at, promise_candidates, promise_outcomes,
+                              receipt_scope)
 
 cust = schema.customers
 inv = schema.invoices
@@ -90,8 +91,41 @@ def customer_items(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.
     return frame
 
 
+def customer_instalments(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.DataFrame:
+    """The open instalments at ``as_of`` of the customer's invoices that have a schedule
+    (:func:`analytics.instalments.instalment_items`: whatever settled an invoice pays its earliest
+    instalment first); empty when none has.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    customer_id : str
+    as_of : datetime.date
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``invoice_id, instalment, due_date, currency, amount_cents, open_cents, days_past_due`` by
+        invoice and instalment number.
+
+    Example
+    -------
+    >>> customer_instalments(conn, "K1", dt.date(2024, 6, 30))  # doctest: +SKIP
+    """
+    from analytics.instalments import has_schedules, instalment_items
+
+    cols = ["invoice_id", "instalment", "due_date", "currency", "amount_cents", "open_cents", "days_past_due"]
+    if not has_schedules(conn):
+        return pd.DataFrame(columns=cols).astype({c: "int64" for c in cols[4:]})
+    q = instalment_items(as_of, LedgerFilter(customers=(customer_id,)))
+    frame = _frame(conn.execute(sa.select(*[q.c[c] for c in cols]).where(q.c.instalment > 0)
+                                .order_by(q.c.invoice_id, q.c.instalment)), cols)
+    return frame.astype({c: "int64" for c in cols[4:]} | {"instalment": "int64"})
+
+
 def customer_receipts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> pd.DataFrame:
-    """Receipts of the customer up to ``as_of`` with the part applied to invoices by then.
+    """Receipts of the customer up to ``as_of`` with the part applied to invoices by then; a receipt the
+    bank returned by ``as_of`` is not a payment and is left out (:func:`analytics.ledger.receipt_scope`).
 
     Returns ``receipt_id, receipt_date, method, currency, amount_cents, applied_cents, unapplied_cents,
     remittance_ref``, newest first.
@@ -108,7 +142,7 @@ def customer_receipts(conn: sa.Connection, customer_id: str, as_of: dt.date) -> 
                   applied_cents.label("applied_cents"), (rec.c.amount_cents - applied_cents).label("unapplied_cents"),
                   rec.c.remittance_ref)
         .select_from(rec.outerjoin(applied, applied.c.receipt_id == rec.c.id))
-        .where(rec.c.customer_id == customer_id, rec.c.receipt_date <= d)
+        .where(rec.c.customer_id == customer_id, rec.c.receipt_date <= d, *receipt_scope(NO_FILTER, as_of=as_of))
         .order_by(rec.c.receipt_date.desc(), rec.c.id.desc())
     )
     return _frame(conn.execute(stmt))

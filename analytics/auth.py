@@ -740,14 +740,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _session_mac(payload: str, password_hash: str) -> str:
+def _session_mac(payload: str, password_hash: str, binding: str = "") -> str:
     # Keyed by the server's secret and the user's password hash: a password change ends every session.
+    # ``binding`` (the browser's User-Agent) ties the token to the browser that signed in.
     key = hmac.new(_session_secret(), password_hash.encode(), "sha256").digest()
-    return _b64(hmac.new(key, payload.encode(), "sha256").digest())
+    return _b64(hmac.new(key, (payload + "\n" + binding).encode(), "sha256").digest())
 
 
 def issue_session_token(engine: sa.Engine, user: User, started: dt.datetime | None = None,
-                        seen: dt.datetime | None = None, session_id: str | None = None) -> str | None:
+                        seen: dt.datetime | None = None, session_id: str | None = None,
+                        binding: str = "") -> str | None:
     """A signed, expiring token that lets a dashboard session resume after a browser refresh.
 
     The token names the user, a random session id, when the session started and when it was last
@@ -764,6 +766,9 @@ def issue_session_token(engine: sa.Engine, user: User, started: dt.datetime | No
         UTC sign-in time and last activity; default now.
     session_id : str, optional
         Keep the id of the session being renewed; default a new random id.
+    binding : str, optional
+        Something of the browser's that must be the same to resume (the dashboard passes its
+        User-Agent), so a link pasted into another browser does not carry the session.
 
     Returns
     -------
@@ -785,7 +790,7 @@ def issue_session_token(engine: sa.Engine, user: User, started: dt.datetime | No
             "iat": int(((started or now) - dt.datetime(1970, 1, 1)).total_seconds()),
             "seen": int(((seen or now) - dt.datetime(1970, 1, 1)).total_seconds())}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    return f"{payload}.{_session_mac(payload, row.password_hash)}"
+    return f"{payload}.{_session_mac(payload, row.password_hash, binding)}"
 
 
 def read_session_token(token: str) -> dict | None:
@@ -805,7 +810,7 @@ def read_session_token(token: str) -> dict | None:
 
 
 def resume_session(engine: sa.Engine, token: str | None, now: dt.datetime | None = None,
-                   idle_minutes: float = 30) -> User | None:
+                   idle_minutes: float = 30, binding: str = "") -> User | None:
     """The user a token from :func:`issue_session_token` signs in again, or None.
 
     None when the token is missing, malformed or forged; older than ``SESSION_MAX_HOURS`` since sign-in
@@ -819,6 +824,8 @@ def resume_session(engine: sa.Engine, token: str | None, now: dt.datetime | None
     now : datetime.datetime, optional
         UTC time (tests); default now.
     idle_minutes : float, default 30
+    binding : str, optional
+        Must equal the ``binding`` the token was issued with.
 
     Returns
     -------
@@ -847,7 +854,7 @@ def resume_session(engine: sa.Engine, token: str | None, now: dt.datetime | None
     if row is None:
         return None
     payload = str(token).split(".", 1)[0]
-    if not hmac.compare_digest(str(token).split(".", 1)[1], _session_mac(payload, row.password_hash)):
+    if not hmac.compare_digest(str(token).split(".", 1)[1], _session_mac(payload, row.password_hash, binding)):
         return None
     a, lt = schema.audit_log, schema.login_throttle
     with engine.connect() as conn:

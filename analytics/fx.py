@@ -563,23 +563,29 @@ def convert_frame(frames: dict[str, pd.DataFrame], rates: dict[str, Rate], keys:
     -------
     >>> convert_frame({"GBP": aging_gbp}, {"GBP": rate_gbp_eur}, ["bucket"], "EUR")  # doctest: +SKIP
     """
-    parts = []
-    for code, frame in frames.items():
-        f = frame.copy()
-        for col in [c for c in f.columns if c.endswith("_cents")]:
-            f[col] = [rates[code].convert(int(v)) for v in f[col]]
-        parts.append(f)
+    parts = [_converted(frame, rates[code]) for code, frame in frames.items()]
     if not parts:
         return pd.DataFrame()
     allf = pd.concat(parts, ignore_index=True)
     out = allf.groupby(keys, as_index=False, sort=False).sum(numeric_only=True)
     out = out[[c for c in frames[next(iter(frames))].columns if c in out.columns]]
-    out.attrs["currency"] = report
-    out.attrs["rates"] = {c: r.text() for c, r in sorted(rates.items()) if r.source != r.target}
-    out.attrs["rate_date"] = min((r.rate_date for r in rates.values() if r.source != r.target),
-                                 default=None)
-    out.attrs["rate_date"] = out.attrs["rate_date"] and out.attrs["rate_date"].isoformat()
+    out.attrs.update(_rate_attrs(rates, report))
     return out
+
+
+def _converted(frame: pd.DataFrame, rate: Rate) -> pd.DataFrame:
+    """A copy of ``frame`` with every ``*_cents`` column converted at ``rate`` (half-up; missing = 0)."""
+    f = frame.copy()
+    for col in [c for c in f.columns if c.endswith("_cents")]:
+        f[col] = [rate.convert(int(v)) for v in f[col].fillna(0)]
+    return f
+
+
+def _rate_attrs(rates: dict[str, Rate], report: str) -> dict:
+    """A converted frame's ``attrs``: currency, rates {currency: text}, rate_date (the oldest, ISO) or None."""
+    day = min((r.rate_date for r in rates.values() if r.source != r.target), default=None)
+    return {"currency": report, "rates": {c: r.text() for c, r in sorted(rates.items()) if r.source != r.target},
+            "rate_date": day and day.isoformat()}
 
 
 def aging(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, buckets=kar.DEFAULT_BUCKETS,
@@ -724,6 +730,163 @@ def kpi_trend(conn: sa.Connection, dates: Iterable[dt.date], flt: LedgerFilter, 
     df = pd.DataFrame(rows)
     df.attrs["currency"] = report
     return df
+
+
+def collector_kpis(conn: sa.Connection, start: dt.date, end: dt.date, flt: LedgerFilter, report: str,
+                   grace_days: int | None = None, severe_dpd: int = 60, recent_days: int = 7) -> pd.DataFrame:
+    """:func:`analytics.kpis.collector_kpis` of every currency in ``flt``'s scope, converted into ``report``
+    at ``end``'s rates.
+
+    Per currency :func:`analytics.kpis.collectors.collector_measures`; per collector the money parts
+    (AR, overdue, cash collected, CEI's opening AR and credit sales) are converted half-up and added, the
+    counts (accounts, activities, promises, severe accounts) added — a customer with items in two
+    currencies counts once per currency, as in :func:`snapshot` — and the ratios recomputed from the
+    sums: CEI = :func:`analytics.kpis.ar.cei_fraction` of the converted parts, activities per day,
+    promise kept % and severe touched %.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    start, end : datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    grace_days, severe_dpd, recent_days : optional
+        As :func:`analytics.kpis.collector_kpis`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`analytics.kpis.collector_kpis`; ``attrs``: currency, rates, rate_date.
+
+    Example
+    -------
+    >>> collector_kpis(conn, dt.date(2026, 10, 1), dt.date(2026, 10, 31), LedgerFilter(), "EUR")  # doctest: +SKIP
+    """
+    from analytics.kpis import collectors as kcol
+    from analytics.kpis.common import check_period
+    from analytics.ledger import DEFAULT_GRACE_DAYS
+
+    start, end = as_date(start), as_date(end)
+    check_period(start, end)
+    codes = ledger_currencies(conn, flt)
+    rates = conversion_rates(conn, end, codes, report)
+    money = ("ar_cents", "overdue_cents", "collected_cents", "cei_begin_cents", "cei_sales_cents")
+    total: dict[tuple, dict] = {}
+    for code in codes:
+        got = kcol.collector_measures(conn, [(start, end)], _per_currency(flt, code),
+                                      DEFAULT_GRACE_DAYS if grace_days is None else grace_days,
+                                      severe_dpd, recent_days)
+        for key, m in got.items():
+            acc = total.setdefault(key, {})
+            for name, value in m.items():
+                if name == "cei":
+                    continue
+                if name == "seen":
+                    acc[name] = acc.get(name, False) or bool(value)
+                    continue
+                v = rates[code].convert(int(value)) if name in money else int(value)
+                acc[name] = acc.get(name, 0) + v
+    for (_, k), acc in total.items():
+        value = None
+        if k:
+            ar_c, od_c = acc.get("ar_cents", 0), acc.get("overdue_cents", 0)
+            value = kar.cei_fraction(acc.get("cei_begin_cents", 0), acc.get("cei_sales_cents", 0), ar_c, ar_c - od_c)
+        acc["cei"] = math.nan if value is None else float(value)
+    df = kcol.collector_frame(conn, total, start, end, report)
+    df.attrs.update(_rate_attrs(rates, report))
+    return df
+
+
+def sla_status(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, targets=None) -> pd.DataFrame:
+    """:func:`analytics.kpis.sla.sla_status` of every currency in ``flt``'s scope, in ``report`` at
+    ``as_of``'s rates.
+
+    Per currency :func:`analytics.kpis.sla.sla_parts`; the money parts (DSO's AR and sales, CEI's four
+    parts) are converted half-up and added, the counts (disputes, accounts past due and contacted,
+    promises) added, and the five metrics recomputed from the sums (:func:`analytics.kpis.sla.sla_frame`):
+    DSO = Σ AR_R / Σ S_R × N, CEI from the converted parts; the shares from the added counts (an account
+    past due in two currencies counts once per currency).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    targets : analytics.kpis.sla.SlaTargets, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`analytics.kpis.sla.sla_status`; ``attrs`` also rates and rate_date.
+
+    Example
+    -------
+    >>> sla_status(conn, dt.date(2026, 10, 31), LedgerFilter(), "EUR")  # doctest: +SKIP
+    """
+    from analytics.kpis import sla
+
+    as_of = as_date(as_of)
+    targets = targets or sla.DEFAULT_TARGETS
+    codes = ledger_currencies(conn, flt)
+    rates = conversion_rates(conn, as_of, codes, report)
+    total: dict[str, int] = {}
+    for code in codes:
+        for name, value in sla.sla_parts(conn, as_of, _per_currency(flt, code), targets).items():
+            v = rates[code].convert(int(value)) if name.endswith("_cents") else int(value)
+            total[name] = total.get(name, 0) + v
+    if not codes:
+        total = sla.sla_parts(conn, as_of, _per_currency(flt, report), targets)
+    df = sla.sla_frame(total, as_of, report, targets)
+    df.attrs.update(_rate_attrs(rates, report))
+    return df
+
+
+def worklist(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter, report: str, model=None) -> pd.DataFrame:
+    """The collector worklist of every currency in ``flt``'s scope in one ranking, money in ``report``.
+
+    Per currency :func:`analytics.worklist.worklist` (the items of that currency); its money columns
+    (contact value, expected loss, open, overdue, promised today, disputed) converted half-up at
+    ``as_of``'s rate, then all accounts ranked together (:func:`analytics.worklist.rank`), so a
+    large EUR balance and a large USD balance compare in one unit. An account with items in two
+    currencies is two rows (as accounts count in :func:`snapshot`). The ``reasons`` sentences keep the
+    account's own currency.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    as_of : datetime.date
+    flt : LedgerFilter
+        Its currency criterion is ignored.
+    report : str
+    model : optional
+        As :func:`analytics.worklist.worklist`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`analytics.worklist.COLUMNS`, ``currency`` = ``report``; ``attrs``: currency, rates, rate_date.
+
+    Example
+    -------
+    >>> worklist(conn, dt.date(2026, 10, 31), LedgerFilter(), "EUR").head(3)  # doctest: +SKIP
+    """
+    from analytics import worklist as wl
+
+    as_of = as_date(as_of)
+    codes = ledger_currencies(conn, flt)
+    rates = conversion_rates(conn, as_of, codes, report)
+    parts = []
+    for code in codes:
+        f = wl.worklist(conn, as_of, _per_currency(flt, code), model)
+        if not f.empty:
+            parts.append(_converted(f, rates[code]).assign(currency=report))
+    out = wl.rank(pd.concat(parts, ignore_index=True))[wl.COLUMNS] if parts else wl.worklist(
+        conn, as_of, _per_currency(flt, report), model)
+    out.attrs.update(_rate_attrs(rates, report))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

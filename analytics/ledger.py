@@ -11,6 +11,7 @@ Every metric is computed "as of" a date D from history, not from current status:
 The business concepts every page, KPI, the worklist, risk, forecast and cash application share are
 defined here once (see ``docs/kpi_definitions.md``, "Concepts"): :func:`receivable`,
 :func:`credit_sales`, :func:`dispute_is_open` / :func:`open_disputes_at`, :func:`receipt_scope`,
+:func:`returned_receipts` / :func:`is_returned` / :func:`return_reversal`,
 :func:`is_contact` / :func:`last_contact`, :func:`promise_outcomes`, :func:`open_amount_cents`,
 :func:`resolve_currency`, :func:`default_as_of`, and the value conversions :func:`as_date`,
 :func:`parse_date`, :func:`to_units`.
@@ -435,20 +436,119 @@ def open_disputes_at(d: dt.date, flt: LedgerFilter = NO_FILTER) -> sa.Select:
     return flt.apply_to_invoices(stmt)
 
 
-def receipt_scope(flt: LedgerFilter, receipts=rec) -> list[sa.ColumnElement[bool]]:
+def returned_receipts(as_of=None) -> sa.Select:
+    """Ids of the receipts a bank return reversed: ``bank_lines`` rows of direction ``return`` that name
+    the receipt (``bank_lines.receipt_id``), dated (``value_date``) on or before ``as_of`` when given.
+
+    The one definition of a **returned receipt**. A return does not delete its receipt (the amount
+    must stay positive and other tables reference it): the bank loader unapplies the receipt's cash on
+    the return's date (``posting.unapply``, negative applications) and every receipt-based figure
+    leaves the receipt out from that date on (:func:`receipt_scope` with ``as_of``).
+
+    Parameters
+    ----------
+    as_of : datetime.date or SQL date expression, optional
+        Only returns dated on or before it; None: every return.
+
+    Returns
+    -------
+    sqlalchemy.Select
+        One column, ``receipt_id``.
+
+    Example
+    -------
+    >>> q = returned_receipts(dt.date(2026, 10, 31))
+    >>> [c.name for c in q.selected_columns]
+    ['receipt_id']
+    """
+    bl = schema.bank_lines
+    stmt = sa.select(bl.c.receipt_id).where(bl.c.direction == "return", bl.c.receipt_id.is_not(None))
+    if as_of is not None:
+        stmt = stmt.where(bl.c.value_date <= (sa.literal(as_of, sa.Date) if isinstance(as_of, dt.date) else as_of))
+    return stmt
+
+
+def is_returned(receipt_id_col, as_of=None) -> sa.ColumnElement[bool]:
+    """Was the receipt ``receipt_id_col`` returned by the bank on or before ``as_of`` (any date when None)?
+
+    ``EXISTS`` over :func:`returned_receipts`, correlated to the column (NULL-safe, unlike ``NOT IN``).
+    ``as_of`` may be a SQL date column (e.g. each month end of a trend, or an application's own date).
+
+    Parameters
+    ----------
+    receipt_id_col : sqlalchemy column
+        A receipt id (``receipts.id``, ``applications.receipt_id``...).
+    as_of : datetime.date or SQL date expression, optional
+
+    Returns
+    -------
+    sqlalchemy.ColumnElement
+        A boolean SQL condition.
+
+    Example
+    -------
+    >>> cond = is_returned(rec.c.id, dt.date(2026, 10, 31))
+    """
+    bl = schema.bank_lines
+    q = returned_receipts(as_of).where(bl.c.receipt_id == receipt_id_col)
+    return sa.exists(q.with_only_columns(sa.literal(1)))
+
+
+def return_reversal(applications=apps) -> sa.ColumnElement[bool]:
+    """Is the application row the reversal of a returned receipt's cash? A negative cash application
+    (an unapply) of a receipt the bank returned on or before the application's date: what the bank
+    loader posts for a return. The roll-forward shows these as their own line (returned payments).
+
+    Parameters
+    ----------
+    applications : applications table or alias, optional
+
+    Returns
+    -------
+    sqlalchemy.ColumnElement
+        A boolean SQL condition.
+
+    Example
+    -------
+    >>> cond = return_reversal()
+    """
+    # the IN (a hash semi-join) keeps the correlated date check to the few applications of returned receipts
+    return sa.and_(applications.c.amount_cents < 0, applications.c.receipt_id.in_(returned_receipts()),
+                   is_returned(applications.c.receipt_id, applications.c.applied_date))
+
+
+def receipt_scope(flt: LedgerFilter, receipts=rec, as_of=None) -> list[sa.ColumnElement[bool]]:
     """The WHERE conditions that put receipts in a filter's scope: the receipt's own currency, and the
     receipt's customer for the customer criteria. A receipt without a customer (unidentified) is in
-    scope only when the filter has no customer criteria.
+    scope only when the filter has no customer criteria. With ``as_of``, receipts the bank returned on
+    or before it (:func:`returned_receipts`) are out: cash given back is not cash received, unapplied
+    or collected from that date on (before it, the receipt counts as it did then).
+
+    Parameters
+    ----------
+    flt : LedgerFilter
+    receipts : receipts table or alias, optional
+    as_of : datetime.date or SQL date expression, optional
+        The date of the figure (a period's end for a period); None keeps returned receipts in (only
+        for questions that are not about money, such as the ledger's latest date).
+
+    Returns
+    -------
+    list of sqlalchemy.ColumnElement
 
     Example
     -------
     >>> receipt_scope(NO_FILTER)
     []
+    >>> len(receipt_scope(NO_FILTER, as_of=dt.date(2026, 10, 31)))
+    1
     """
     conds = [receipts.c.currency.in_(flt.currencies)] if flt.currencies else []
     clause = flt.customer_clause(receipts.c.customer_id)
     if clause is not None:
         conds.append(clause)
+    if as_of is not None:
+        conds.append(sa.not_(is_returned(receipts.c.id, as_of)))
     return conds
 
 

@@ -301,6 +301,7 @@ def _configure_sla(parser: argparse.ArgumentParser) -> None:
                              "the status")
     parser.add_argument("--limit", type=cs.positive_int, default=10,
                         help="breach rows printed per metric for people (default 10)")
+    add_report_currency_argument(parser)  # the status converted; breach accounts stay in --currency's currency
     cs.add_output_arguments(parser)
     parser.set_defaults(run=_run_sla)
 
@@ -325,29 +326,38 @@ def _run_sla(args: argparse.Namespace) -> int:
     def compute(conn):
         cs.check_filter(conn, flt)
         day = cs.as_of(conn, args)
+        if args.report_currency:
+            from analytics import fx
+
+            return day, fx.sla_status(conn, day, flt, args.report_currency, targets), \
+                sla.sla_breaches(conn, day, flt, targets)
         status = sla.sla_status(conn, day, flt, targets)
         return day, status, sla.sla_breaches(conn, day, flt, targets, status=status)
 
     day, status, breaches = cs.run_on_ledger(args, compute)
     cur = status.attrs["currency"]
+    b_cur = next((b.attrs.get("currency") for b in breaches.values() if b.attrs.get("currency")), cur)
     start, end = status.attrs["period_start"], status.attrs["period_end"]
     listed = pd.concat([b.assign(metric=m)[["metric", *b.columns]] for m, b in breaches.items()], ignore_index=True)
     payload = {"as_of": day.isoformat(), "currency": cur, "period_start": start.isoformat(),
                "period_end": end.isoformat(), "targets": targets.to_dict(), "status": cs.records(status),
                "breaches": {m: cs.records(b) for m, b in breaches.items()}}
+    if status.attrs.get("rates") is not None:
+        payload.update(rates=status.attrs["rates"], rate_date=status.attrs["rate_date"], breaches_currency=b_cur)
 
     def text() -> str:
-        out = [f"SLA as of {day.isoformat()} ({cur}); period of CEI, disputes and promises {start} .. {end}", ""]
+        out = [f"SLA as of {day.isoformat()} ({cur}); period of CEI, disputes and promises {start} .. {end}",
+               *[f"  {t}" for t in (status.attrs.get("rates") or {}).values()], ""]
         shown = status.assign(label=[sla.LABELS.get(m, m) for m in status["metric"]])
         out.append(cs.text_table(shown, {"label": "Metric", "target": "Target", "actual": "Actual",
                                          "status": "Status", "detail": "Detail"}))
         for metric, frame in breaches.items():
             if frame.empty:
                 continue
-            out += ["", f"Breach: {sla.LABELS.get(metric, metric)} ({len(frame):,} accounts)",
+            out += ["", f"Breach: {sla.LABELS.get(metric, metric)} ({len(frame):,} accounts, {b_cur})",
                     cs.text_table(frame, {"customer_id": "Customer", "customer_name": "Name",
                                           "collector_id": "Collector", "amount_cents": "Amount", "days": "Days",
-                                          "detail": "Detail"}, cur, args.limit)]
+                                          "detail": "Detail"}, b_cur, args.limit)]
         return "\n".join(out)
 
     return cs.emit(args, payload, listed if args.breaches else status, text)
@@ -363,6 +373,7 @@ def _configure_collectors(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trend", action="store_true",
                         help="monthly trend per collector instead of the leaderboard (default period: the 12 "
                              "calendar months up to the as-of date, as the page)")
+    add_report_currency_argument(parser)  # the leaderboard, at the period end's rates
     cs.add_output_arguments(parser)
     parser.set_defaults(run=_run_collectors)
 
@@ -385,13 +396,23 @@ def _run_collectors(args: argparse.Namespace) -> int:
         if args.trend and args.start is None:
             args.start = _trend_start(args.end or day)
         start, end = cs.period(args, day)
+        if args.report_currency:
+            from analytics import fx
+
+            return start, end, fx.collector_kpis(conn, start, end, flt, args.report_currency)
         fn = ops.collector_trend if args.trend else ops.collector_kpis
         return start, end, fn(conn, start, end, flt)
 
+    if args.report_currency and args.trend:
+        from analytics.errors import UserError
+
+        raise UserError("--report-currency converts the leaderboard: leave out --trend")
     start, end, frame = cs.run_on_ledger(args, compute)
     cur = frame.attrs.get("currency")
     payload = {"from": start.isoformat(), "to": end.isoformat(), "currency": cur,
                "trend" if args.trend else "collectors": cs.records(frame)}
+    if frame.attrs.get("rates") is not None:
+        payload.update(rates=frame.attrs["rates"], rate_date=frame.attrs["rate_date"])
     if args.trend:
         headers = {"as_of": "Month end", "collector_name": "Collector", "ar_cents": "AR", "overdue_cents": "Overdue",
                    "collected_cents": "Collected", "activities": "Activities", "accounts_touched": "Contacted",
@@ -401,7 +422,8 @@ def _run_collectors(args: argparse.Namespace) -> int:
                    "overdue_cents": "Overdue", "collected_cents": "Collected", "cei": "CEI %",
                    "ptp_kept_pct": "PTP kept %", "activities_per_day": "Activities/day",
                    "severe_touched_pct": "61+ contacted %"}
-    title = f"Collectors {'monthly trend' if args.trend else 'leaderboard'} {start} .. {end} ({cur})"
+    title = f"Collectors {'monthly trend' if args.trend else 'leaderboard'} {start} .. {end} ({cur})" + "".join(
+        f"\n  {t}" for t in (frame.attrs.get("rates") or {}).values())
     return cs.emit(args, payload, frame, lambda: title + "\n\n" + cs.text_table(frame, headers, cur))
 
 

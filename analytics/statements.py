@@ -11,6 +11,10 @@ Everything comes from the ledger as of dates (nothing stored): for a customer, c
   applied, credits applied and used, write-offs, adjustments, deductions: :func:`analytics.ledger.settlements`);
 * **carried forward** = the open amount at ``end``, which equals brought forward + the lines to the
   cent (checked on every statement; a mismatch raises instead of printing a wrong statement).
+* **open items** at ``end``: an invoice with an instalment schedule is listed as its open instalments
+  (document ``INV-1 inst. 2``, the instalment's due date, days past due, bucket and open amount;
+  earliest instalment paid first, :func:`analytics.instalments.instalment_items`), so the statement's
+  aging is the Aging page's.
 
 The PDF is drawn with fpdf2 (pure Python, no system libraries; chosen over WeasyPrint, which needs
 Pango/Cairo from the system): Helvetica when every text is Latin-1, else DejaVu Sans when installed.
@@ -35,7 +39,8 @@ import sqlalchemy as sa
 from analytics import schema
 from analytics.dunning import money_text, safe_file_name
 from analytics.errors import UserError
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items, settlements
+from analytics.instalments import aged_items
+from analytics.ledger import NO_FILTER, LedgerFilter, as_date, open_items, return_reversal, settlements
 
 _KIND_TEXT = {"cash": "Payment applied", "credit": "Credit applied", "credit_used": "Credit memo used",
               "write_off": "Write-off", "adjustment": "Adjustment", "deduction": "Deduction"}
@@ -55,7 +60,8 @@ class Statement:
     brought_forward_cents: int
     carried_forward_cents: int
     lines: list            # dicts: date, document, text, amount_cents (chronological)
-    open_items: list       # dicts: document, doc_type, date, due, days_past_due, bucket, open_cents
+    open_items: list       # dicts: document, doc_type, date, due, days_past_due, bucket, open_cents,
+    #                        invoice_id, instalment (its number, 0 = no schedule)
     aging: dict            # bucket label -> cents
 
     @property
@@ -132,18 +138,29 @@ def statement(conn: sa.Connection | sa.Engine, customer_id: str, start: dt.date,
              .select_from(s.join(inv, inv.c.id == s.c.item_id))
              .where(mine, s.c.move_date <= end, sa.or_(s.c.move_date >= start, inv.c.invoice_date >= start))
              .group_by(s.c.item_id, s.c.move_date, s.c.kind))
+    ap = schema.applications  # cash a bank return took back: its own line (ledger.return_reversal)
+    back = {(r[0], as_date(r[1])): int(r[2]) for r in conn.execute(
+        sa.select(ap.c.invoice_id, ap.c.applied_date, sa.func.sum(-ap.c.amount_cents))
+        .select_from(ap.join(inv, inv.c.id == ap.c.invoice_id))
+        .where(mine, ap.c.applied_date <= end, return_reversal(ap)).group_by(ap.c.invoice_id, ap.c.applied_date))}
     for r in conn.execute(moves):
-        if int(r.delta) == 0:
-            continue
+        returned = back.get((r.item_id, as_date(r.move_date)), 0) if r.kind == "cash" else 0
         group = "payments" if r.kind == "cash" else "credits" if r.kind in ("credit", "credit_used") else "other"
+        if returned:
+            lines.append({"date": r.move_date, "document": r.item_id, "text": "Payment returned by the bank",
+                          "amount_cents": returned, "group": "payments"})
+        if int(r.delta) - returned == 0:
+            continue
         lines.append({"date": r.move_date, "document": r.item_id, "text": _KIND_TEXT.get(r.kind, r.kind),
-                      "amount_cents": int(r.delta), "group": group})
+                      "amount_cents": int(r.delta) - returned, "group": group})
     lines.sort(key=lambda x: (x["date"], x["document"], x["text"]))
-    oi = open_items(end, flt)
-    items = [{"document": r.invoice_id, "doc_type": r.doc_type, "date": r.invoice_date, "due": r.due_date,
-              "days_past_due": int(r.days_past_due), "bucket": _bucket(int(r.days_past_due)),
-              "open_cents": int(r.open_cents)}
-             for r in conn.execute(sa.select(oi).order_by(oi.c.due_date, oi.c.invoice_id))]
+    oi = aged_items(conn, end, flt)  # an invoice with a schedule: one line per open instalment
+    k = oi.c.instalment if "instalment" in oi.c else sa.literal_column("0")
+    items = [{"document": r.invoice_id + (f" inst. {r.k}" if r.k else ""), "doc_type": r.doc_type,
+              "date": r.invoice_date, "due": r.due_date, "days_past_due": int(r.days_past_due),
+              "bucket": _bucket(int(r.days_past_due)), "open_cents": int(r.open_cents), "invoice_id": r.invoice_id,
+              "instalment": int(r.k)}
+             for r in conn.execute(sa.select(oi, k.label("k")).order_by(oi.c.due_date, oi.c.invoice_id, "k"))]
     cf = sum(i["open_cents"] for i in items)
     if cf != bf + sum(x["amount_cents"] for x in lines):  # pragma: no cover - the ledger's own identity
         raise UserError(f"statement of {customer_id!r}: brought forward {money_text(bf, cur)} and the period's "

@@ -145,10 +145,34 @@ def worklist(conn_or_engine, as_of: dt.date, flt: LedgerFilter = NO_FILTER, mode
     frame["response"] = frame["response"].astype(float)
     frame["worst_days_past_due"] = frame["max_days_past_due"].astype("int64")
     frame["next_step"] = [steps.get(c) for c in frame["customer_id"]]
+    return rank(frame)[COLUMNS]
+
+
+def rank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Order accounts for the worklist and number them from 1: contact value, then expected loss, then
+    probability (highest first), then customer id (also for a worklist put together from several
+    currencies in one reporting currency, :func:`analytics.fx.worklist`).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With ``contact_value_cents, expected_loss_cents, probability, customer_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted, index from 0, ``rank`` from 1.
+
+    Example
+    -------
+    >>> rank(pd.DataFrame({"contact_value_cents": [1, 5], "expected_loss_cents": [0, 0], "probability": [0.1, 0.1],
+    ...                    "customer_id": ["A", "B"]}))["customer_id"].tolist()
+    ['B', 'A']
+    """
     frame = frame.sort_values(["contact_value_cents", "expected_loss_cents", "probability", "customer_id"],
                               ascending=[False, False, False, True], kind="stable").reset_index(drop=True)
     frame["rank"] = np.arange(1, len(frame) + 1)
-    return frame[COLUMNS]
+    return frame
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,6 +184,9 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
 
     cs.add_filter_arguments(parser)
     parser.add_argument("--limit", type=cs.positive_int, default=None, help="only the first N accounts")
+    from analytics.page_commands import add_report_currency_argument
+
+    add_report_currency_argument(parser)  # every currency converted and ranked together (analytics.fx.worklist)
     cs.add_output_arguments(parser)
     parser.set_defaults(run=_run)
 
@@ -173,7 +200,12 @@ def _run(args) -> int:
         with engine.connect() as conn:
             cs.check_filter(conn, flt)
             as_of = cs.as_of(conn, args)
-        frame = worklist(engine, as_of, flt)
+            if args.report_currency:
+                from analytics import fx
+
+                frame = fx.worklist(conn, as_of, flt, args.report_currency)
+        if not args.report_currency:
+            frame = worklist(engine, as_of, flt)
     finally:
         engine.dispose()
     if args.limit:
@@ -194,6 +226,8 @@ def _run(args) -> int:
             "days_since_contact": None if pd.isna(r.days_since_contact) else int(r.days_since_contact),
         })
     payload = {"as_of": as_of.isoformat(), "dunning": DUNNING_SOURCE, "accounts": rows}
+    if args.report_currency:
+        payload.update(currency=args.report_currency, rates=frame.attrs["rates"], rate_date=frame.attrs["rate_date"])
     headers = {"rank": "#", "customer_id": "Customer", "customer_name": "Name", "band": "Band",
                "contact_value_cents": "Contact value", "p_pct": "P %", "expected_loss_cents": "Expected loss",
                "overdue_cents": "Overdue",

@@ -154,6 +154,14 @@ def _utc(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None)
 
 
+def _browser() -> str:
+    """The browser's User-Agent: a session token resumes only in the browser it was issued to."""
+    try:
+        return str(st.context.headers.get("User-Agent") or "")
+    except Exception:  # no request context (AppTest, bare mode)
+        return ""
+
+
 def _resume_from_token():
     """A new browser session (a refresh, a new tab) carrying a valid token in its URL: signed in again,
     with the original sign-in time (the 12-hour limit counts from there)."""
@@ -162,7 +170,7 @@ def _resume_from_token():
     token = st.query_params.get(SESSION_PARAM)
     if not token or read_only():
         return None
-    user = run_safely(auth.resume_session, get_engine(), token, idle_minutes=IDLE_MINUTES)
+    user = run_safely(auth.resume_session, get_engine(), token, idle_minutes=IDLE_MINUTES, binding=_browser())
     if user is None:
         del st.query_params[SESSION_PARAM]
         return None
@@ -186,7 +194,7 @@ def _keep_token(user, now: float) -> None:
     if body is None or now - float(body["seen"]) > TOKEN_RENEW_SECONDS:
         started = st.session_state.get(SIGNED_IN_KEY, now)
         token = run_safely(auth.issue_session_token, get_engine(), user, _utc(started), _utc(now),
-                           body["sid"] if body else None)
+                           body["sid"] if body else None, binding=_browser())
         if token is None:
             return
         st.session_state[TOKEN_KEY] = token

@@ -40,7 +40,7 @@ if k:
                 help=f"Median days from receipt to first application; mean {ui.days(k['mean_days_to_apply'])}.")
     c[3].metric("Missing remittance", ui.pct(k["missing_remittance_share"], ratio=True), border=True,
                 help="Receipts of the period whose remittance text names no document number.")
-    c[4].metric("Deductions opened", f"{k['deductions_count']:,}", border=True,
+    c[4].metric("Deductions", f"{k['deductions_count']:,}", border=True,
                 help=f"Short payments posted as deductions in the period: {ui.cents(k['deductions_cents'], cur)}.")
 
 # Keyed: the chosen tab survives a save's rerun.

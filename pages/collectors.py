@@ -9,6 +9,7 @@ import datetime as dt
 
 import streamlit as st
 
+from analytics import fx
 from analytics.kpis import operations as ops
 from dashboard import charts
 from dashboard import common as ui
@@ -18,7 +19,14 @@ as_of, flt = ui.sidebar_filters()
 ui.page_title("Collectors", as_of, flt)
 
 start, end = ui.period_picker(as_of, key="coll_period")
-board = ui.cached(ops.collector_kpis, start, end, flt)
+rep = ui.reporting_currency()  # fx: the leaderboard converted at the period end's rates; the trend stays per currency
+if rep:
+    ok, board = ui.attempt(ui.cached, fx.collector_kpis, start, end, flt, rep)
+    if not ok:
+        st.stop()
+    st.caption(f"All currencies converted into {rep}: " + "; ".join(board.attrs.get("rates", {}).values()))
+else:
+    board = ui.cached(ops.collector_kpis, start, end, flt)
 cur = ui.frame_currency(board, flt)
 if board.empty:
     ui.empty_state("No collectors with accounts or activity for this filter.")
@@ -63,6 +71,7 @@ with right:
 st.subheader("Monthly trend")
 trend_start = (as_of.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
 trend = ui.cached(ops.collector_trend, trend_start, as_of, flt)
+cur = ui.frame_currency(trend, flt)  # the trend is in the Currency filter's currency
 if trend.empty:
     ui.empty_state("No monthly history for this filter.")
     st.stop()

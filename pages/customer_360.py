@@ -155,6 +155,10 @@ with tab_items:
     shown = items if show_all else open_items
     ui.table(shown, f"{customer_id}_items", key="c360_items",
              empty="No open items at this date." if not show_all else "No items at this date.")
+    instalments = ui.cached(q.customer_instalments, customer_id, as_of)  # invoices with a schedule
+    if not instalments.empty:
+        st.markdown("**Instalments still open** (whatever was paid settles the earliest instalment first)")
+        ui.table(instalments, f"{customer_id}_instalments", key="c360_instalments")
 with tab_pay:
     ui.table(receipts, f"{customer_id}_payments", key="c360_payments", empty="No payments up to this date.")
 with tab_disp:

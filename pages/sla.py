@@ -12,6 +12,7 @@ import os
 import pandas as pd
 import streamlit as st
 
+from analytics import fx
 from analytics.kpis import ar as kpis_ar
 from analytics.kpis import sla
 from dashboard import common as ui
@@ -58,7 +59,15 @@ ok, targets = ui.attempt(sla.SlaTargets.from_dict, {**base.to_dict(), **values})
 if not ok:
     st.stop()
 
-status = ui.cached(sla.sla_status, as_of, flt, targets)
+rep = ui.reporting_currency()  # fx: the status converted; breaches and the six months stay per currency
+if rep:
+    ok, status = ui.attempt(ui.cached, fx.sla_status, as_of, flt, rep, targets)
+    if not ok:
+        st.stop()
+    st.caption(f"All currencies converted into {rep}: " + "; ".join(status.attrs.get("rates", {}).values())
+               + ". The accounts behind a breach and the last six month ends are in the Currency filter's currency.")
+else:
+    status = ui.cached(sla.sla_status, as_of, flt, targets)
 cur = status.attrs.get("currency", "")
 start, end = status.attrs.get("period_start"), status.attrs.get("period_end")
 if start is not None:

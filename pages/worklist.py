@@ -11,7 +11,7 @@ import datetime as dt
 import streamlit as st
 
 from analytics import accounts as q
-
+from analytics import fx
 from analytics.risk import BANDS
 from analytics.worklist import worklist
 from dashboard import common as ui
@@ -20,8 +20,14 @@ user = ui.require_page("worklist")
 as_of, flt = ui.sidebar_filters()
 ui.page_title("Worklist", as_of, flt)
 
+rep = ui.reporting_currency()  # fx: every currency's accounts converted and ranked together
 with st.spinner("Scoring accounts…"):
-    wl = ui.cached(worklist, as_of, flt)
+    ok, wl = ui.attempt(ui.cached, fx.worklist, as_of, flt, rep) if rep else (True, ui.cached(worklist, as_of, flt))
+if not ok:
+    st.stop()
+if rep:
+    st.caption(f"All currencies converted into {rep} and ranked together: "
+               + "; ".join(wl.attrs.get("rates", {}).values()) + ". The reasons quote each account's own currency.")
 if wl.empty:
     ui.empty_state("No account with an open balance for this filter at this date.")
     st.stop()

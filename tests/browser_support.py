@@ -122,8 +122,10 @@ def sign_in(page, base: str, username: str, password: str) -> None:
 
 
 # What a reader must never see (issue 17): missing-value markers, midnight times, amounts of 5+ digits
-# written without separators (ids such as INV-0000805 or CUST-0000006 are not amounts).
-RAW_VALUES = re.compile(r"(?<![\w-])(nan|NaN|None|NaT)(?![\w-])| 00:00:00|(?<![\w.,/:-])\d{5,}(?:\.\d+)?(?![\w,])")
+# written without separators (ids such as INV-0000805 or CUST-0000006, and standard names such as
+# ISO 20022, are not amounts).
+RAW_VALUES = re.compile(r"(?<![\w-])(nan|NaN|None|NaT)(?![\w-])| 00:00:00"
+                        r"|(?<![\w.,/:-])(?<!ISO )\d{5,}(?:\.\d+)?(?![\w,])")
 _GRID_CELLS_JS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] table td')]
     .map(td => td.textContent.trim()).filter(t => /^(nan|NaN|None|NaT)$|\\s00:00:00$/.test(t))"""
 _CUT_METRICS_JS = """() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]

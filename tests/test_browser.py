@@ -264,6 +264,14 @@ def test_refresh_keeps_the_session_and_sign_out_ends_it(server, browser, beacon)
     assert "/customer_360" in page.url and "session=" in page.url, page.url
     page.screenshot(path=str(ARTIFACTS / "session_after_refresh.png"), full_page=True)
     kept = page.url
+    # The address pasted into another browser does not carry the session (the token is bound to the browser).
+    other = browser.new_context(viewport={"width": 1440, "height": 1000}, user_agent="Another browser/1.0")
+    elsewhere = other.new_page()
+    elsewhere.goto(kept)
+    elsewhere.get_by_role("button", name="Sign in").wait_for(timeout=60_000)
+    settle(elsewhere)
+    assert elsewhere.locator('[data-testid="stSidebarNav"]').count() == 0
+    other.close()
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="Sign in").wait_for()
     page.goto(kept)  # the old token is revoked

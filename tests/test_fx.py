@@ -43,7 +43,7 @@ AS_OF = D(2024, 3, 31)
 RATES = Path(__file__).parent / "fixtures" / "fx" / "eurofxref-sample.csv"
 
 
-def _inv(id, cust, inv_date, due, cents, cur):
+def inv_row(id, cust, inv_date, due, cents, cur):
     return dict(id=id, customer_id=cust, doc_type="invoice", invoice_date=inv_date, due_date=due,
                 amount_cents=cents, currency=cur)
 
@@ -54,10 +54,10 @@ def build(engine):
                                               dict(id="E", name="E GmbH", currency="EUR"),
                                               dict(id="G", name="G Ltd", currency="GBP")])
         c.execute(schema.invoices.insert(), [
-            _inv("U1", "U", D(2024, 3, 1), D(2024, 3, 31), 100_000, "USD"),
-            _inv("U2", "U", D(2024, 1, 15), D(2024, 2, 14), 50_000, "USD"),
-            _inv("E1", "E", D(2024, 3, 10), D(2024, 4, 9), 200_000, "EUR"),
-            _inv("G1", "G", D(2024, 2, 20), D(2024, 3, 21), 30_000, "GBP")])
+            inv_row("U1", "U", D(2024, 3, 1), D(2024, 3, 31), 100_000, "USD"),
+            inv_row("U2", "U", D(2024, 1, 15), D(2024, 2, 14), 50_000, "USD"),
+            inv_row("E1", "E", D(2024, 3, 10), D(2024, 4, 9), 200_000, "EUR"),
+            inv_row("G1", "G", D(2024, 2, 20), D(2024, 3, 21), 30_000, "GBP")])
         c.execute(schema.receipts.insert(), [
             dict(id="RU", customer_id="U", receipt_date=D(2024, 3, 15), amount_cents=20_000, currency="USD"),
             dict(id="RG", customer_id="G", receipt_date=D(2024, 3, 30), amount_cents=5_000, currency="GBP")])
@@ -152,15 +152,23 @@ def test_cli_converts(engine, capsys):
         -0.16, "2024-03-28", 0.0)
 
 
-def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypatch):
-    from tests.apptest_helpers import assert_clean, open_page, texts
+def open_built(duckdb_engine, monkeypatch, page: str, build_ledger=build):
+    """The page under AppTest (as a manager) over ``build_ledger``'s ledger, checked to render cleanly."""
+    from tests.apptest_helpers import assert_clean, open_page
 
-    build(duckdb_engine)
+    build_ledger(duckdb_engine)
     url = duckdb_engine.url.render_as_string(hide_password=False)
     duckdb_engine.dispose()
     monkeypatch.setenv("AR_DB_URL", url)
-    at = open_page(monkeypatch, url, "overview", role="manager")
+    at = open_page(monkeypatch, url, page, role="manager")
     assert_clean(at)
+    return at
+
+
+def test_pages_show_converted_figures_with_the_rate_date(duckdb_engine, monkeypatch):
+    from tests.apptest_helpers import assert_clean, texts
+
+    at = open_built(duckdb_engine, monkeypatch, "overview")
     assert at.selectbox(key="w_report_currency").value is None  # transaction currency by default
     at.selectbox(key="w_report_currency").set_value("EUR").run()
     assert_clean(at)

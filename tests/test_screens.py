@@ -230,6 +230,9 @@ def test_session_token_rules(engine):
     payload, mac = token.split(".")
     assert auth.resume_session(engine, payload + "." + mac[::-1], now=t0) is None  # forged
     assert auth.resume_session(engine, "not a token", now=t0) is None
+    bound = auth.issue_session_token(engine, user, started=t0, seen=t0, binding="Mozilla/5.0 A")
+    assert auth.resume_session(engine, bound, now=t0, binding="Mozilla/5.0 A") == user
+    assert auth.resume_session(engine, bound, now=t0, binding="curl/8") is None  # another browser
     fresh = auth.issue_session_token(engine, user)
     assert auth.resume_session(engine, fresh) == user
     assert auth.revoke_session(engine, fresh)

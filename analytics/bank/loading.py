@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from analytics import db, schema
 from analytics.bank.parsers import ParsedStatement, parse
 from analytics.errors import UserError
-from analytics.ledger import as_date
+from analytics.ledger import as_date, returned_receipts
 
 bs = schema.bank_statements
 bl_t = schema.bank_lines
@@ -230,8 +230,7 @@ def returned_receipt_ids(conn: sa.Connection) -> set[str]:
     >>> returned_receipt_ids(conn)  # doctest: +SKIP
     {'BNK-3f1c9a0b...'}
     """
-    return set(conn.execute(sa.select(bl_t.c.receipt_id).where(bl_t.c.direction == "return",
-                                                               bl_t.c.receipt_id.is_not(None))).scalars())
+    return set(conn.execute(returned_receipts()).scalars())
 
 
 def reverse_returned(engine: sa.Engine, user) -> int:

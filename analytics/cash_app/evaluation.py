@@ -15,7 +15,7 @@ truth_t = schema.receipt_truth
 
 def _truth_in_scope(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
     """True (receipt, invoice, amount) lines of receipts with unapplied cash, less what is already applied."""
-    unapplied = unapplied_receipts_query(as_of).subquery("u")
+    unapplied = unapplied_receipts_query(as_of, every_return=True).subquery("u")
     applied = (sa.select(ap.c.receipt_id, ap.c.invoice_id, sa.func.sum(ap.c.amount_cents).label("applied_cents"))
                .where(ap.c.receipt_id.is_not(None), ap.c.applied_date <= as_of)
                .group_by(ap.c.receipt_id, ap.c.invoice_id).subquery("a"))
@@ -125,7 +125,7 @@ def statement_hit_rates(conn: sa.Connection) -> pd.DataFrame:
     -------
     >>> statement_hit_rates(conn)[["statement_id", "receipts", "auto_applied", "hit_rate"]]  # doctest: +SKIP
     """
-    from analytics.cash_app.matching import returned_receipts
+    from analytics.ledger import returned_receipts
 
     bs, rc, mp = schema.bank_statements, schema.receipts, schema.match_proposals
     stmts = conn.execute(sa.select(bs.c.id, bs.c.format, bs.c.account, bs.c.statement_ref, bs.c.currency,

@@ -66,7 +66,7 @@ import sqlalchemy as sa
 from rapidfuzz.distance import OSA
 
 from analytics import schema
-from analytics.ledger import as_date, open_items
+from analytics.ledger import as_date, is_returned, open_items
 from analytics.ledger import default_as_of as ledger_default_as_of
 
 rc = schema.receipts
@@ -95,12 +95,14 @@ def default_as_of(conn: sa.Connection) -> dt.date:
     return ledger_default_as_of(conn)
 
 
-def unapplied_receipts_query(as_of: dt.date) -> sa.Select:
+def unapplied_receipts_query(as_of: dt.date, every_return: bool = False) -> sa.Select:
     """Receipts dated <= ``as_of`` with their unapplied amount at ``as_of`` (> 0 only).
 
     Columns: ``receipt_id, customer_id, receipt_date, amount_cents, currency, remittance_ref,
-    payer_name, payer_account, applied_cents, unapplied_cents``. Receipts a bank return reversed
-    (``bank_lines`` of direction ``return``) are not unapplied cash: they are left out.
+    payer_name, payer_account, applied_cents, unapplied_cents``. Receipts a bank return reversed on or
+    before ``as_of`` (:func:`analytics.ledger.is_returned`) are not unapplied cash: they are left out;
+    with ``every_return`` also those returned later (the matcher and the suspense queue, which work on
+    what is known now, never propose cash the bank already took back).
 
     Example
     -------
@@ -117,19 +119,7 @@ def unapplied_receipts_query(as_of: dt.date) -> sa.Select:
                       (rc.c.amount_cents - applied_cents).label("unapplied_cents"))
             .select_from(rc.outerjoin(applied, applied.c.receipt_id == rc.c.id))
             .where(rc.c.receipt_date <= d, rc.c.amount_cents - applied_cents > 0,
-                   rc.c.id.not_in(returned_receipts())))
-
-
-def returned_receipts() -> sa.Select:
-    """Ids of the receipts a bank return reversed (``bank_lines.direction = 'return'``).
-
-    Example
-    -------
-    >>> conn.execute(returned_receipts()).scalars().all()  # doctest: +SKIP
-    []
-    """
-    bl = schema.bank_lines
-    return sa.select(bl.c.receipt_id).where(bl.c.direction == "return", bl.c.receipt_id.is_not(None))
+                   sa.not_(is_returned(rc.c.id, None if every_return else d))))
 
 
 _LEGAL = re.compile(r"\b(inc|incorporated|llc|ltd|limited|gmbh|ag|sa|sas|bv|nv|plc|corp|corporation|co|company|"
@@ -529,7 +519,7 @@ def propose(conn: sa.Connection, as_of: dt.date | None = None,
     ...     propose(conn)[["receipt_id", "invoice_id", "amount_cents", "rule", "confidence"]].head(2)
     """
     as_of = as_of or default_as_of(conn)
-    q = unapplied_receipts_query(as_of)
+    q = unapplied_receipts_query(as_of, every_return=True)
     if receipt_ids is not None:
         receipt_ids = list(receipt_ids)
         if not receipt_ids:
@@ -605,7 +595,7 @@ def suspense_queue(conn: sa.Connection, as_of: dt.date | None = None) -> pd.Data
     >>> suspense_queue(conn)[["receipt_id", "age_days", "amount_cents"]].head()  # doctest: +SKIP
     """
     as_of = as_of or default_as_of(conn)
-    u = unapplied_receipts_query(as_of).subquery("u")
+    u = unapplied_receipts_query(as_of, every_return=True).subquery("u")
     mp = schema.match_proposals
     pending = sa.select(mp.c.receipt_id).where(mp.c.status == "proposed")
     stmt = (sa.select(u.c.receipt_id, u.c.receipt_date, u.c.amount_cents, u.c.unapplied_cents, u.c.currency,

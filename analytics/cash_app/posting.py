@@ -27,7 +27,7 @@ from analytics.auth import User, require
 from analytics.cash_app.matching import default_as_of, propose
 from analytics.db import bump_ledger_version
 from analytics.errors import UserError
-from analytics.ledger import money_text, open_amount_cents
+from analytics.ledger import money_text, open_amount_cents, returned_receipts
 from analytics.workflow import append_audit, as_date, begin_write, retry_on_conflict
 
 rc = schema.receipts
@@ -116,6 +116,12 @@ def _apply_in(conn: sa.Connection, user: User, receipt_id: str, allocations, app
     """Validate and insert applications inside the caller's transaction; returns the new ids."""
     allocations = _normalise(allocations)
     r = _receipt(conn, receipt_id)
+    bl = schema.bank_lines
+    returned_on = conn.execute(returned_receipts().where(bl.c.receipt_id == receipt_id)
+                               .with_only_columns(sa.func.min(bl.c.value_date))).scalar()
+    if returned_on is not None:
+        raise UserError(f"receipt {receipt_id} was returned by the bank on {as_date(returned_on).isoformat()}: "
+                        f"its cash is no longer there to apply; nothing was applied.")
     unapplied = receipt_unapplied_cents(conn, receipt_id)
     total = sum(a for _, a in allocations)
     cur = r["currency"]

@@ -16,7 +16,8 @@ from analytics.cash_app.matching import unapplied_receipts_query
 from analytics.db import date_values, days_between
 from analytics.ledger import money_text
 from analytics.errors import LedgerIntegrityError
-from analytics.ledger import NO_FILTER, LedgerFilter, open_items, open_items_over, settlements
+from analytics.ledger import (NO_FILTER, LedgerFilter, open_items, open_items_over, receipt_scope, return_reversal,
+                             returned_receipts, settlements)
 
 rc = schema.receipts
 ap = schema.applications
@@ -29,15 +30,10 @@ cust = schema.customers
 UNAPPLIED_BUCKETS = (("0-7", 0, 7), ("8-30", 8, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
 
 
-def _receipt_filter(stmt: sa.Select, flt: LedgerFilter, receipts=rc) -> sa.Select:
-    """Apply a ledger filter to receipts. Unidentified receipts (no customer) only pass a filter
-    without customer criteria (currency only)."""
-    clause = flt.customer_clause(receipts.c.customer_id)
-    if clause is not None:
-        stmt = stmt.where(clause)
-    if flt.currencies:
-        stmt = stmt.where(receipts.c.currency.in_(flt.currencies))
-    return stmt
+def _receipt_filter(stmt: sa.Select, flt: LedgerFilter, receipts=rc, as_of=None) -> sa.Select:
+    """Apply a ledger filter to receipts (:func:`analytics.ledger.receipt_scope`; with ``as_of``,
+    receipts the bank returned by then are out)."""
+    return stmt.where(*receipt_scope(flt, receipts, as_of))
 
 
 def unapplied_cash(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> pd.DataFrame:
@@ -124,7 +120,8 @@ def cash_app_kpis(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledger
     """Cash-application KPIs for receipts dated in ``[start, end]`` and the backlog at ``end``.
 
     * ``unapplied_cents`` / ``unapplied_receipts``: unapplied cash at ``end`` (receipt amount less
-      applications dated <= end), every receipt date.
+      applications dated <= end), every receipt date; receipts the bank returned by ``end`` are out
+      (:func:`analytics.ledger.receipt_scope`), here and in the period's receipts below.
     * ``auto_match_rate``: receipts with at least one ``auto_applied`` proposal / receipts with any
       proposal (``match_proposals``, receipts dated in the period); None without proposals.
     * ``mean_days_to_apply`` / ``median_days_to_apply``: first application date − receipt date,
@@ -155,7 +152,7 @@ def cash_app_kpis(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledger
     unapplied_cents, unapplied_n = conn.execute(
         sa.select(sa.func.coalesce(sa.func.sum(u.c.unapplied_cents), 0), sa.func.count())).one()
     period = _receipt_filter(sa.select(rc.c.id, rc.c.receipt_date, rc.c.remittance_ref)
-                             .where(rc.c.receipt_date >= s, rc.c.receipt_date <= e), flt).subquery("per")
+                             .where(rc.c.receipt_date >= s, rc.c.receipt_date <= e), flt, as_of=end).subquery("per")
     first = (sa.select(ap.c.receipt_id, sa.func.min(ap.c.applied_date).label("first_applied"))
              .where(ap.c.receipt_id.is_not(None), ap.c.applied_date <= e, ap.c.amount_cents > 0)
              .group_by(ap.c.receipt_id).subquery("first"))
@@ -283,9 +280,13 @@ def _month_end(first: dt.date) -> dt.date:
 
 
 ROLLFORWARD_COLUMNS = ["month", "currency", "opening_cents", "invoices_cents", "debit_memos_cents",
-                       "credit_memos_cents", "cash_applied_cents", "credit_memos_applied_net_cents",
-                       "write_offs_cents", "deductions_cents", "other_adjustments_cents", "closing_cents",
-                       "open_items_cents", "difference_cents", "unapplied_cash_cents"]
+                       "credit_memos_cents", "cash_applied_cents", "returned_payments_cents",
+                       "credit_memos_applied_net_cents", "write_offs_cents", "deductions_cents",
+                       "other_adjustments_cents", "closing_cents", "open_items_cents", "difference_cents",
+                       "unapplied_cash_cents"]
+
+#: The movement lines of a roll-forward month, between the opening and the closing.
+ROLLFORWARD_LINES = ROLLFORWARD_COLUMNS[3:ROLLFORWARD_COLUMNS.index("closing_cents")]
 
 
 INTEGRITY_COLUMNS = ["kind", "document", "currency", "amount_cents", "posted_cents", "detail"]
@@ -373,15 +374,17 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
     """Month-end AR roll-forward, per month and currency, tied to the open items to the cent.
 
     ``closing = opening + invoices + debit memos + credit memos (negative) + cash applied
-    (negative; unapplies positive) + credit memos applied (invoice side + credit-memo side: nets to
+    (negative; unapplies positive) + returned payments (positive: the cash a bank return took back,
+    unapplied from the items on the return's date, :func:`analytics.ledger.return_reversal`) + credit
+    memos applied (invoice side + credit-memo side: nets to
     0 when both documents exist) + write-offs + deductions + other adjustments`` (adjustments signed
     as their effect on AR). ``opening`` of the first month is the open-items total at the day before
     it; each later opening is the previous closing. ``open_items_cents`` is the total of
     :func:`analytics.ledger.open_items` at the month end and ``difference_cents = closing −
     open_items`` must be 0. A movement counts in the month of the later of its own date and its
     item's document date (a settlement cannot reduce AR before the item exists), exactly as the
-    as-of reconstruction does. ``unapplied_cash_cents`` (receipts not yet applied, not part of AR)
-    is shown for information.
+    as-of reconstruction does. ``unapplied_cash_cents`` (receipts not yet applied, not part of AR;
+    receipts returned by the month end left out) is shown for information.
 
     Parameters
     ----------
@@ -452,8 +455,18 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
         .select_from(st.join(inv, inv.c.id == st.c.item_id)
                      .join(months_q, sa.and_(eff >= months_q.c.month_start, eff <= months_q.c.month_end)))
         .group_by(months_q.c.month_end, inv.c.currency, st.c.kind))
+    # the cash of returned receipts put back on the items (part of the "cash" kind above): its own line
+    eff_ap = sa.case((ap.c.applied_date > inv.c.invoice_date, ap.c.applied_date), else_=inv.c.invoice_date)
+    returned = flt.apply_to_invoices(
+        sa.select(months_q.c.month_end, inv.c.currency, sa.literal("returned").label("kind"),
+                  sa.func.sum(-ap.c.amount_cents).label("cents"))
+        .select_from(ap.join(inv, inv.c.id == ap.c.invoice_id)
+                     .join(months_q, sa.and_(eff_ap >= months_q.c.month_start, eff_ap <= months_q.c.month_end)))
+        .where(return_reversal(ap))
+        .group_by(months_q.c.month_end, inv.c.currency))
+    any_return = conn.execute(returned_receipts().limit(1)).first() is not None  # none: the queries of before
     flows: dict[tuple, dict[str, int]] = {}
-    for q in (issued, moves):
+    for q in (issued, moves, returned) if any_return else (issued, moves):
         for r in conn.execute(q).all():
             flows.setdefault((_d(r[0]), r[1]), {})[r[2]] = int(r[3])
     # unapplied cash at each month end (information)
@@ -466,7 +479,7 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
                   sa.func.sum(rc.c.amount_cents - sa.func.coalesce(appl.c.applied, 0)).label("cents"))
         .select_from(dv.join(rc, rc.c.receipt_date <= dv.c.as_of)
                      .outerjoin(appl, sa.and_(appl.c.as_of == dv.c.as_of, appl.c.receipt_id == rc.c.id)))
-        .group_by(dv.c.as_of, rc.c.currency), flt)
+        .group_by(dv.c.as_of, rc.c.currency), flt, as_of=dv.c.as_of if any_return else None)
     unapplied = {(_d(r[0]), r[1]): int(r[2]) for r in conn.execute(unap_q).all()}
 
     currencies = sorted(set(opening) | {k[1] for k in check} | {k[1] for k in flows})
@@ -477,7 +490,9 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
             f = flows.get((end, cur), {})
             row = {"month": end, "currency": cur, "opening_cents": balance,
                    "invoices_cents": f.get("invoice", 0), "debit_memos_cents": f.get("debit_memo", 0),
-                   "credit_memos_cents": f.get("credit_memo", 0), "cash_applied_cents": f.get("cash", 0),
+                   "credit_memos_cents": f.get("credit_memo", 0),
+                   "cash_applied_cents": f.get("cash", 0) - f.get("returned", 0),
+                   "returned_payments_cents": f.get("returned", 0),
                    "credit_memos_applied_net_cents": f.get("credit", 0) + f.get("credit_used", 0),
                    "write_offs_cents": f.get("write_off", 0), "deductions_cents": f.get("deduction", 0),
                    "other_adjustments_cents": f.get("adjustment", 0)}
@@ -496,7 +511,7 @@ def rollforward(conn: sa.Connection, start_month, end_month, flt: LedgerFilter =
 
 #: Roll-forward in a reporting currency: the transaction-currency lines converted, plus the unrealised
 #: exchange gain (+) or loss (-) on the open items (:func:`revalued_rollforward`).
-REVALUED_COLUMNS = ["month", "currency", "rate_date", *ROLLFORWARD_COLUMNS[2:11], "fx_revaluation_cents",
+REVALUED_COLUMNS = ["month", "currency", "rate_date", "opening_cents", *ROLLFORWARD_LINES, "fx_revaluation_cents",
                     "closing_cents", "open_items_cents", "difference_cents"]
 
 
@@ -547,7 +562,7 @@ def revalued_rollforward(conn: sa.Connection, start_month, end_month, report: st
     months = sorted(rf["month"].unique())
     first_day = _month(start_month) - dt.timedelta(days=1)
     rates = {d: fx.conversion_rates(conn, d, codes, report) for d in [first_day, *months]}
-    lines = ROLLFORWARD_COLUMNS[3:11]
+    lines = ROLLFORWARD_LINES
     rows = []
     for code in codes:
         mine = rf[rf["currency"] == code].sort_values("month")
@@ -600,7 +615,7 @@ def pending_proposals(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.
     pandas.DataFrame
         ``proposal_id, receipt_id, receipt_date, receipt_amount_cents, remittance_ref, customer_id,
         customer_name, invoice_id, invoice_date, amount_cents, confidence, rule, created_at``, by
-        receipt date then confidence (highest first).
+        receipt date then confidence (highest first). Proposals of a receipt the bank returned are left out.
 
     Example
     -------
@@ -613,7 +628,7 @@ def pending_proposals(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.
                   mp.c.confidence, mp.c.rule, mp.c.created_at)
         .select_from(mp.join(rc, rc.c.id == mp.c.receipt_id).join(inv, inv.c.id == mp.c.invoice_id)
                      .join(cust, cust.c.id == inv.c.customer_id))
-        .where(mp.c.status == "proposed"))
+        .where(mp.c.status == "proposed", mp.c.receipt_id.not_in(returned_receipts())))  # no cash to apply
     stmt = stmt.order_by(rc.c.receipt_date, mp.c.receipt_id, mp.c.confidence.desc(), mp.c.id)
     cols = ["proposal_id", "receipt_id", "receipt_date", "receipt_amount_cents", "remittance_ref", "customer_id",
             "customer_name", "invoice_id", "invoice_date", "amount_cents", "confidence", "rule", "created_at"]

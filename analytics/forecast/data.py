@@ -117,8 +117,8 @@ def resolve_currency(conn, flt: LedgerFilter = NO_FILTER) -> tuple[str, LedgerFi
     return currency, flt
 
 
-def _receipt_filter(flt: LedgerFilter) -> list:
-    return receipt_scope(flt)
+def _receipt_filter(flt: LedgerFilter, as_of: dt.date) -> list:
+    return receipt_scope(flt, as_of=as_of)
 
 
 def _week_index(date_col, anchor: dt.date):
@@ -169,11 +169,11 @@ def receipts_by_week(conn, first: dt.date, last: dt.date, flt: LedgerFilter = NO
     >>> receipts_by_week(engine, dt.date(2024, 7, 1), dt.date(2024, 9, 29)).size  # doctest: +SKIP
     13
     """
-    return _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt), first, last)
+    return _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt, last), first, last)
 
 
 def _history_start(conn, as_of: dt.date, flt: LedgerFilter) -> dt.date | None:
-    stmt = sa.select(sa.func.min(rec.c.receipt_date)).where(rec.c.receipt_date <= as_of, *_receipt_filter(flt))
+    stmt = sa.select(sa.func.min(rec.c.receipt_date)).where(rec.c.receipt_date <= as_of, *_receipt_filter(flt, as_of))
     with connection(conn) as c:
         first = c.execute(stmt).scalar()
     if first is None:
@@ -208,7 +208,7 @@ def weekly_receipts(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> pd.S
     first = _history_start(conn, as_of, flt)
     if first is None:
         return pd.Series([], index=pd.DatetimeIndex([], name="week_start"), dtype=float)
-    return _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt), first, as_of)
+    return _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt, as_of), first, as_of)
 
 
 def weekly_sales(conn, as_of: dt.date, first: dt.date, flt: LedgerFilter = NO_FILTER) -> pd.Series:
@@ -253,7 +253,7 @@ def actual_receipts(conn, start: dt.date, end: dt.date, flt: LedgerFilter = NO_F
     if end < start:
         raise UserError(f"end {end} is before start {start}")
     _, flt = resolve_currency(conn, flt)
-    s = _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt), start, end)
+    s = _weekly(conn, rec.c.receipt_date, rec.c.amount_cents, rec, _receipt_filter(flt, end), start, end)
     starts = [d.date() for d in s.index]
     return pd.DataFrame({
         "week_start": starts,
@@ -376,7 +376,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
         invoice_days = pd.DataFrame(c.execute(stmt).all(), columns=["days", "cents"])
 
         # Cash received by as-of but not applied by then: it already paid some of the "open" items.
-        rconds = [rec.c.receipt_date <= d, rec.c.customer_id.is_not(None), *_receipt_filter(flt)]
+        rconds = [rec.c.receipt_date <= d, rec.c.customer_id.is_not(None), *_receipt_filter(flt, as_of)]
         applied = (sa.select(apps.c.receipt_id, sa.func.sum(apps.c.amount_cents).label("cents"))
                    .where(apps.c.receipt_id.is_not(None), apps.c.applied_date <= d)
                    .group_by(apps.c.receipt_id).subquery("applied"))

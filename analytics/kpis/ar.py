@@ -696,12 +696,13 @@ def unapplied_cash(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_F
     """Unapplied cash at ``as_of`` in cents: receipts dated <= D minus their applications dated <= D.
 
     Unidentified receipts (no customer) count when the filter has no customer criteria (business unit,
-    region, collector, customer), since they cannot be attributed.
+    region, collector, customer), since they cannot be attributed. A receipt the bank returned on or
+    before D (``ledger.returned_receipts``) is not unapplied cash (``ledger.receipt_scope``).
     """
     as_of = as_date(as_of)
     flt, _ = resolve_currency(conn, flt)
     d = sa.literal(as_of, sa.Date)
-    scope = (rec.c.receipt_date <= d, *receipt_scope(flt))
+    scope = (rec.c.receipt_date <= d, *receipt_scope(flt, as_of=as_of))
     # Σ (receipt − its applications) = Σ receipts − Σ their applications: two sums, no per-receipt grouping
     # (grouping 750,000 receipts by a text key was most of this query's time on PostgreSQL).
     received = sa.select(sa.func.coalesce(sa.func.sum(rec.c.amount_cents), 0)).where(*scope).scalar_subquery()

@@ -124,8 +124,9 @@ def collector_measures(conn: sa.Connection, periods: list[tuple[dt.date, dt.date
     unassigned customers); values map :data:`MEASURES` to integers (``cei`` a float, NaN when undefined
     or unassigned; NaN too with ``with_cei=False``, which saves the opening balances and sales) and
     ``seen`` to whether the collector had a balance, activity, cash or promises in
-    the period. Definitions in :func:`collector_kpis`. ``severe_dpd`` None skips the severe-account
-    measures (0).
+    the period; with a balance, also CEI's parts ``cei_begin_cents`` (AR the day before the period) and
+    ``cei_sales_cents`` (credit sales of the period). Definitions in :func:`collector_kpis`.
+    ``severe_dpd`` None skips the severe-account measures (0).
 
     Example
     -------
@@ -169,7 +170,8 @@ def collector_measures(conn: sa.Connection, periods: list[tuple[dt.date, dt.date
             _, ar_b, _ = balances.get((begin[e], k), (0, 0, 0))
             value = cei_fraction(ar_b, sales.get((e, k), 0), ar_c, ar_c - od_c) if k and with_cei else None
             row = dict(accounts_with_balance=n, ar_cents=ar_c, overdue_cents=od_c,
-                       cei=float("nan") if value is None else float(value))
+                       cei=float("nan") if value is None else float(value),
+                       cei_begin_cents=ar_b, cei_sales_cents=sales.get((e, k), 0))
             if (e, k) in balances:
                 put(e, k, seen=True, **row)
             if k in accounts:
@@ -291,6 +293,33 @@ def collector_kpis(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledge
     check_period(start, end)
     flt, currency = scope(conn, flt)
     measures = collector_measures(conn, [(start, end)], flt, grace_days, severe_dpd, recent_days)
+    return collector_frame(conn, measures, start, end, currency)
+
+
+def collector_frame(conn: sa.Connection, measures: dict, start: dt.date, end: dt.date, currency: str) -> pd.DataFrame:
+    """The :func:`collector_kpis` table from :func:`collector_measures` of one period (of one currency, or
+    added up in a reporting currency by :func:`analytics.fx.collector_kpis`).
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        For the collectors' names.
+    measures : dict
+        {(period end, collector key): measures} of one period.
+    start, end : datetime.date
+        The period (working days for activities per day).
+    currency : str
+        What the money columns are in.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`collector_kpis`; ``attrs["currency"]``.
+
+    Example
+    -------
+    >>> collector_frame(conn, collector_measures(conn, [(s, e)], flt), s, e, "USD")  # doctest: +SKIP
+    """
     names = _names(conn)
     wd = working_days(start, end)
     rows = []

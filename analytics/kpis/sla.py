@@ -252,41 +252,120 @@ def sla_status(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FILTE
     4                   ptp_kept       met
     """
     flt, currency = resolve_currency(conn, flt or NO_FILTER)
+    return sla_frame(sla_parts(conn, as_of, flt, targets), as_of, currency, targets)
+
+
+def sla_parts(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter,
+              targets: SlaTargets = DEFAULT_TARGETS) -> dict[str, int]:
+    """The whole-number parts every SLA metric is computed from, in one currency (``flt`` names one).
+
+    Money parts end in ``_cents`` (so a reporting currency converts exactly those,
+    :func:`analytics.fx.sla_status`); the others are counts.
+
+    * ``dso_ar_cents``, ``dso_sales_cents``: AR at D and credit sales of the DSO window;
+    * ``cei_begin_cents``, ``cei_sales_cents``, ``cei_end_cents``, ``cei_current_cents``: AR the day
+      before the evaluation period, its credit sales, AR and current AR at its end (:func:`ar.cei`'s parts);
+    * ``disputes_resolved``, ``disputes_in_time``, ``disputes_open_over``: disputes resolved in the period,
+      of those within ``dispute_days``, and still open after more than ``dispute_days``;
+    * ``accounts_past_due``, ``accounts_contacted``: accounts over ``contact_dpd_over`` days past due,
+      and of those contacted in the last ``contact_within_days`` days;
+    * ``promises_made``, ``promises_kept``, ``promises_broken``, ``promises_pending``.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection or Engine
+    as_of : datetime.date
+    flt : LedgerFilter
+        Naming one currency (:func:`analytics.ledger.resolve_currency`).
+    targets : SlaTargets, optional
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> sla_parts(conn, dt.date(2024, 3, 31), LedgerFilter(currencies=("USD",)))["promises_made"]  # doctest: +SKIP
+    4
+    """
     t = targets
+    start, end = t.period(as_of)
+    k = ar.kpi_trend(conn, [as_of], flt, window=t.dso_window).iloc[0]
+    begin = start - dt.timedelta(days=1)
+    c = ar.kpi_trend(conn, [begin, end], flt, window=(end - begin).days).set_index("as_of")
+    d = ops.dispute_stats(conn, start, end, flt, target_days=t.dispute_days).iloc[0]
+    cc = ops.contact_coverage(conn, as_of, flt, dpd_over=t.contact_dpd_over, within_days=t.contact_within_days)
+    p = ops.promise_stats(conn, start, end, flt, grace_days=t.grace_days).iloc[0]
+    return {
+        "dso_ar_cents": int(k["ar_cents"]), "dso_sales_cents": int(k["sales_cents"]),
+        "cei_begin_cents": int(c.loc[begin, "ar_cents"]), "cei_sales_cents": int(c.loc[end, "sales_cents"]),
+        "cei_end_cents": int(c.loc[end, "ar_cents"]), "cei_current_cents": int(c.loc[end, "current_cents"]),
+        "disputes_resolved": int(d["resolved_count"]), "disputes_in_time": int(d["resolved_within_target"]),
+        "disputes_open_over": int(d["open_over_target"]),
+        "accounts_past_due": len(cc), "accounts_contacted": int(cc["contacted"].sum()),
+        "promises_made": int(p["made_count"]), "promises_kept": int(p["kept_count"]),
+        "promises_broken": int(p["broken_count"]), "promises_pending": int(p["pending_count"]),
+    }
+
+
+def sla_frame(parts: Mapping[str, int], as_of: dt.date, currency: str,
+              targets: SlaTargets = DEFAULT_TARGETS) -> pd.DataFrame:
+    """The SLA status table from :func:`sla_parts` (of one currency, or added up in a reporting currency).
+
+    DSO = dso_ar / dso_sales × N; CEI = :func:`analytics.kpis.ar.cei_fraction` of its four parts; the
+    shares are 100 × in time / (resolved + open over target), 100 × contacted / past due and
+    100 × kept / (kept + broken). Columns as :func:`sla_status`.
+
+    Parameters
+    ----------
+    parts : mapping
+        :func:`sla_parts` (money in ``currency``).
+    as_of : datetime.date
+    currency : str
+    targets : SlaTargets, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric, target, actual, status, detail``; ``attrs``: currency, period_start, period_end.
+
+    Example
+    -------
+    >>> sla_frame(sla_parts(conn, d, flt), d, "USD")  # doctest: +SKIP
+    """
+    t, q = targets, parts
     start, end = t.period(as_of)
     period = f"{start.isoformat()}..{end.isoformat()}"
     rows = []
 
-    k = ar.kpi_trend(conn, [as_of], flt, window=t.dso_window).iloc[0]
-    dso = _num(k["dso_standard"])
+    sales = q["dso_sales_cents"]
+    dso = None if sales == 0 else float(Fraction(q["dso_ar_cents"] * t.dso_window, sales))
     rows.append(("dso", t.dso_max, dso, _status(dso, t.dso_max, False),
-                 f"AR {_money(k['ar_cents'], currency)} / credit sales of the last {t.dso_window} days "
-                 f"{_money(k['sales_cents'], currency)} x {t.dso_window}"
+                 f"AR {_money(q['dso_ar_cents'], currency)} / credit sales of the last {t.dso_window} days "
+                 f"{_money(sales, currency)} x {t.dso_window}"
                  + ("" if dso is not None else " (no credit sales in the window)")))
 
-    cei = _num(ar.cei(conn, start, end, flt))
+    cei = ar.cei_fraction(q["cei_begin_cents"], q["cei_sales_cents"], q["cei_end_cents"], q["cei_current_cents"])
+    cei = None if cei is None else float(cei)
     rows.append(("cei", t.cei_min, cei, _status(cei, t.cei_min, True),
                  f"CEI for {period}" + ("" if cei is not None else " (nothing collectable)")))
 
-    d = ops.dispute_stats(conn, start, end, flt, target_days=t.dispute_days).iloc[0]
-    share = _num(d["within_target_pct"])
+    share = _num(pct(q["disputes_in_time"], q["disputes_resolved"] + q["disputes_open_over"]))
     rows.append(("disputes_resolved_in_time", t.dispute_share_min, share, _status(share, t.dispute_share_min, True),
-                 f"{int(d['resolved_within_target'])} of {int(d['resolved_count'])} disputes resolved in {period} "
-                 f"took <= {t.dispute_days} days; {int(d['open_over_target'])} still open after more than "
+                 f"{q['disputes_in_time']} of {q['disputes_resolved']} disputes resolved in {period} "
+                 f"took <= {t.dispute_days} days; {q['disputes_open_over']} still open after more than "
                  f"{t.dispute_days} days"))
 
-    cc = ops.contact_coverage(conn, as_of, flt, dpd_over=t.contact_dpd_over, within_days=t.contact_within_days)
-    n, hit = len(cc), int(cc["contacted"].sum())
+    n, hit = q["accounts_past_due"], q["accounts_contacted"]
     cov = _num(pct(hit, n))
     rows.append(("past_due_contacted", t.contact_share_min, cov, _status(cov, t.contact_share_min, True),
                  f"{hit} of {n} accounts more than {t.contact_dpd_over} days past due contacted in the last "
                  f"{t.contact_within_days} days"))
 
-    p = ops.promise_stats(conn, start, end, flt, grace_days=t.grace_days).iloc[0]
-    kept = _num(p["kept_pct"])
+    kept = _num(pct(q["promises_kept"], q["promises_kept"] + q["promises_broken"]))
     rows.append(("ptp_kept", t.ptp_kept_min, kept, _status(kept, t.ptp_kept_min, True),
-                 f"{int(p['kept_count'])} kept, {int(p['broken_count'])} broken, {int(p['pending_count'])} pending "
-                 f"of {int(p['made_count'])} promises made in {period} (grace {t.grace_days} days)"))
+                 f"{q['promises_kept']} kept, {q['promises_broken']} broken, {q['promises_pending']} pending "
+                 f"of {q['promises_made']} promises made in {period} (grace {t.grace_days} days)"))
 
     df = pd.DataFrame(rows, columns=["metric", "target", "actual", "status", "detail"])
     df = df.astype({"metric": "str", "target": "float64", "actual": "float64", "status": "str", "detail": "str"})

@@ -85,7 +85,11 @@ def downgrade() -> None:
     op.drop_table('bank_lines')
     op.drop_table('bank_statements')
     drop_sequences(*SERIAL_TABLES)
-    if op.get_bind().dialect.name != 'duckdb':  # DuckDB cannot drop a column of a referenced table: they stay
+    dialect = op.get_bind().dialect.name
+    if dialect == 'sqlite':  # native DROP COLUMN: a batch copy of receipts trips 0005's triggers that name it
+        for name, _ in reversed(RECEIPT_COLUMNS):
+            op.execute(f'ALTER TABLE receipts DROP COLUMN {name}')
+    elif dialect != 'duckdb':  # DuckDB cannot drop a column of a referenced table: they stay
         with op.batch_alter_table('receipts', schema=None) as batch_op:
             for name, _ in reversed(RECEIPT_COLUMNS):
                 batch_op.drop_column(name)
