@@ -75,8 +75,8 @@ MANIFEST = "manifest.json"
 _BATCH = 50_000
 #: Older schema revisions whose backups a database at the key revision imports as they are: the tables
 #: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
-_HEAD_REVISION = "0008"
-COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0007", "0006", "0005", "0004", "0003", "0002")}  # 0005: triggers and an index only
+_HEAD_REVISION = "0009"
+COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0008", "0007", "0006", "0005", "0004", "0003", "0002")}  # 0005: triggers and an index only; 0009: indexes only
 #: Columns that backups of those older revisions lack (filled on import: defaults, or the chain computed).
 ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_password"},
                  "customers": {"email"},

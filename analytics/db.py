@@ -99,7 +99,8 @@ def bulk_write(engine: sa.Engine):
     two loads of the same file at once run one after the other and the second finds the first's rows.
     The limit (:func:`duckdb_memory_limit`) is a setting of the whole DuckDB database in this process;
     it goes to ``$AR_DUCKDB_BULK_MEMORY`` (default: DuckDB's own, 80 % of RAM) and back after the commit
-    or rollback. Other dialects: plain ``engine.begin()``.
+    or rollback. PostgreSQL: after the commit, :func:`refresh_planner_statistics` (``VACUUM ANALYZE``).
+    SQLite: plain ``engine.begin()``.
 
     Example
     -------
@@ -120,6 +121,39 @@ def bulk_write(engine: sa.Engine):
         if duck:
             with engine.connect() as c:
                 c.exec_driver_sql("SET memory_limit = $1", (duckdb_memory_limit(),))
+    if engine.dialect.name == "postgresql":
+        refresh_planner_statistics(engine)
+
+
+#: The tables whose statistics and visibility the KPI queries' plans depend on (:func:`refresh_planner_statistics`).
+PLANNER_TABLES = ("invoices", "applications", "adjustments", "receipts", "customers")
+
+
+def refresh_planner_statistics(engine: sa.Engine) -> None:
+    """PostgreSQL: ``VACUUM (ANALYZE)`` the ledger's large tables after a bulk load; elsewhere nothing.
+
+    A fresh load of a million invoices has no statistics until autovacuum gets to it (the first KPI
+    queries were planned blind), and no visibility map, without which the covering indexes of
+    migration 0009 cannot be read index-only. VACUUM cannot run inside a transaction, so this runs
+    after the load's commit, on its own autocommit connection. A role that does not own the tables
+    (the command is then skipped by PostgreSQL with a warning) or any error here leaves the load as
+    it is: statistics only change plans, never results.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+
+    Example
+    -------
+    >>> refresh_planner_statistics(make_engine("sqlite://"))  # nothing to do on SQLite
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM (ANALYZE) " + ", ".join(PLANNER_TABLES))
+    except sa.exc.SQLAlchemyError as exc:  # statistics are an optimisation: the load itself committed
+        log.warning("VACUUM ANALYZE after the bulk load failed: %s", exc)
 
 
 # --------------------------------------------------------------------------------------------

@@ -125,3 +125,20 @@ def test_bulk_write_lifts_the_duckdb_limit_and_restores_it(tmp_path, monkeypatch
             raise RuntimeError("boom")
     with engine.connect() as c:
         assert c.execute(setting).scalar() == capped
+
+
+def test_settlement_indexes_and_statistics_after_a_bulk_load(engine):
+    """PostgreSQL (migration 0009): the covering indexes the as-of settlement sums stream exist, and a bulk
+    write leaves the large tables vacuumed and analysed (statistics for the planner, a visibility map for
+    index-only scans). Elsewhere there is nothing to add and bulk_write stays a plain transaction."""
+    with db.bulk_write(engine) as conn:
+        conn.execute(schema.customers.insert().values(id="K-STATS", name="Stats Ltd"))
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename IN "
+                                         "('applications', 'adjustments')")).scalars())
+        assert {"ix_applications_invoice_asof", "ix_adjustments_invoice_asof"} <= names
+        done = conn.execute(sa.text("SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL "
+                                    "AND last_analyze IS NOT NULL")).scalars().all()
+    assert set(db.PLANNER_TABLES) <= set(done)
