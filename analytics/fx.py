@@ -48,7 +48,6 @@ import io
 import json
 import math
 import random
-import sys
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Iterable
@@ -931,32 +930,6 @@ def demo_rates_csv(start: dt.date, end: dt.date, seed: int = 42) -> str:
             lines.append(f"{d.isoformat()},{','.join(cells)},")
         d += dt.timedelta(days=1)
     return "\n".join([f"Date,{','.join(DEMO_CENTRES)},", *reversed(lines)]) + "\n"
-
-
-def run_load_cli(args: argparse.Namespace) -> int:
-    """``python -m analytics load rates FILE [--skip-invalid] [--json]``: print what was loaded.
-
-    Example
-    -------
-    >>> from analytics.cli import main
-    >>> main(["load", "rates", "eurofxref-hist.csv"])  # doctest: +SKIP
-    """
-    engine = db.connect(args.db or db.default_url())
-    try:
-        report = load_rates(engine, args.path, skip_invalid=args.skip_invalid)
-    except ValidationFailed as exc:
-        if args.json:
-            print(json.dumps({"status": "refused", "message": str(exc),
-                              "errors": [dataclasses.asdict(e) for e in exc.errors]}))
-        else:
-            print(f"refused: {len(exc.errors)} bad row(s); nothing was loaded.", file=sys.stderr)
-            for e in exc.errors[:200]:
-                print(f"  {e}", file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(json.dumps({"status": "loaded", **report.to_dict()}) if args.json else report.summary())
-    return 0
 
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:

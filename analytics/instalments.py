@@ -27,13 +27,10 @@ Example
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime as dt
 import io
-import json
-import sys
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import sqlalchemy as sa
@@ -469,28 +466,6 @@ def read_upload(source) -> tuple[bytes, str | None]:
     if len(data) > limit:
         raise UserError(f"{name or 'input'}: larger than AR_LOAD_MAX_MB allows; split it")
     return data, name
-
-
-def run_load_cli(args: argparse.Namespace) -> int:
-    """``python -m analytics load schedule FILE [--skip-invalid] [--json]``.
-
-    Example
-    -------
-    >>> from analytics.cli import main
-    >>> main(["load", "schedule", "schedules.csv"])  # doctest: +SKIP
-    """
-    engine = db.connect(args.db or db.default_url())
-    try:
-        report = load_schedules(engine, args.path, skip_invalid=args.skip_invalid)
-    except ValidationFailed as exc:
-        print(f"refused: {len(exc.errors)} bad row(s); nothing was loaded.", file=sys.stderr)
-        for e in exc.errors[:200]:
-            print(f"  {e}", file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    print(json.dumps(dataclasses.asdict(report)) if args.json else report.summary())
-    return 0
 
 
 __all__ = ["BASES", "has_schedules", "instalment_items", "bucket_corrections", "aged_items", "stage_schedules",

@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -206,6 +206,49 @@ def _write_errors(path: str | None, errors: list[RowError]) -> None:
             out.write(safe_csv(frame))
 
 
+def _run_file_load(args: argparse.Namespace, load: Callable) -> int:
+    """``python -m analytics load KIND FILE [--skip-invalid] [--json]`` for a loader that is not a ledger
+    format (rates, instalment schedules): refused rows listed (nothing loaded), else the report printed.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``db``, ``path``, ``skip_invalid`` and ``json``.
+    load : callable
+        ``load(engine, path, skip_invalid=...)`` returning a report with ``summary()`` (and ``to_dict()``
+        or a dataclass); raises :class:`~analytics.errors.ValidationFailed`.
+
+    Returns
+    -------
+    int
+        0 loaded, 2 refused.
+
+    Example
+    -------
+    >>> _run_file_load(args, fx.load_rates)  # doctest: +SKIP
+    """
+    import dataclasses
+    import json
+
+    engine = db.connect(args.db or db.default_url())
+    try:
+        report = load(engine, args.path, skip_invalid=args.skip_invalid)
+    except ValidationFailed as exc:
+        if args.json:
+            print(json.dumps({"status": "refused", "message": str(exc),
+                              "errors": [dataclasses.asdict(e) for e in exc.errors]}))
+        else:
+            print(f"refused: {len(exc.errors)} bad row(s); nothing was loaded.", file=sys.stderr)
+            for e in exc.errors[:200]:
+                print(f"  {e}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    figures = report.to_dict() if hasattr(report, "to_dict") else dataclasses.asdict(report)
+    print(json.dumps({"status": "loaded", **figures}) if args.json else report.summary())
+    return 0
+
+
 def run_cli(args) -> int:
     """Run ``python -m analytics load FORMAT PATH`` for a ledger export; returns the exit code."""
     from analytics import db
@@ -213,7 +256,7 @@ def run_cli(args) -> int:
     if args.format in ("rates", "schedule"):  # not ledger rows: analytics.fx / analytics.instalments load them
         from analytics import fx, instalments
 
-        return (fx if args.format == "rates" else instalments).run_load_cli(args)
+        return _run_file_load(args, fx.load_rates if args.format == "rates" else instalments.load_schedules)
 
     engine = db.connect(args.db or db.default_url())
     try:
