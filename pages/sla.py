@@ -76,7 +76,7 @@ if start is not None:
 ICON = {"met": ":green[:material/check_circle: **met**]", "breached": ":red[:material/cancel: **breached**]",
         "not defined": ":gray[:material/help: **not defined**]"}
 SHORT = {"dso": "DSO (days)", "cei": "CEI (%)", "disputes_resolved_in_time": "Disputes in time (%)",
-         "past_due_contacted": "Past due contacted (%)", "ptp_kept": "Promises kept (%)"}
+         "past_due_contacted": "Contacted (%)", "ptp_kept": "Promises kept (%)"}
 LOWER_IS_BETTER = {"dso"}
 cols = st.columns(len(status))
 for col, row in zip(cols, status.itertuples(index=False)):

@@ -49,7 +49,7 @@ def _manager_view(at, today: dt.date, collector_id: str) -> dict:
     row = board.set_index("collector_id").loc[collector_id]
     at.switch_page("../pages/sla.py").run()
     assert_clean(at)
-    contacted = next(m.value for m in at.metric if m.label == "Past due contacted (%)")
+    contacted = next(m.value for m in at.metric if m.label == "Contacted (%)")
     try:  # a breach table with selection carries its key
         uncontacted = set(at.dataframe(key="sla_breach_past_due_contacted").value["customer_id"])
     except KeyError:  # metric met: no breach table
