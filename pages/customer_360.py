@@ -11,7 +11,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from analytics import auth, dunning, schema, workflow
+from analytics import auth, dunning, schema, statements, workflow
 from dashboard import common as ui
 from analytics import accounts as q
 from analytics.worklist import worklist
@@ -144,6 +144,17 @@ if ui.can(user, "draft_letters"):
                     file_name=f"{as_of.isoformat()}_{customer_id}_{str(worst['step']).replace(' ', '_')}.txt",
                     mime="text/plain", key="c360_letter", icon=":material/download:", on_click="ignore")
                 st.caption("A draft to send yourself; the Dunning page previews it and drafts letters in bulk.")
+
+# ---- statement of account -------------------------------------------------------------------
+statement_start = as_of - dt.timedelta(days=89)
+ok, account_statement = ui.attempt(ui.cached, statements.statement, customer_id, statement_start, as_of)
+if ok:
+    st.download_button(
+        f"Statement of account, {statement_start:%d %b %Y} – {as_of:%d %b %Y} (PDF)",
+        data=statements.render_pdf(account_statement), file_name=f"{as_of.isoformat()}_{customer_id}_statement.pdf",
+        mime="application/pdf", key="c360_statement", icon=":material/picture_as_pdf:", on_click="ignore",
+        help="Opening balance, every invoice, payment and credit of the last 90 days, closing balance and aging "
+             "(the same statement as `python -m analytics statement`).")
 
 # ---- tabs ---------------------------------------------------------------------------------
 # Keyed: the chosen tab is kept across reruns, so after a save the next submit stays on "Record work".

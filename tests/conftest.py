@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analytics import db  # noqa: E402
+
+_EXIT_STATUS = pytest.StashKey[int]()  # pytest's verdict, read at the very end (pytest_unconfigure)
 from tests.pg_server import PostgresServer, PostgresUnavailable  # noqa: E402
 
 # CI replays the same examples every run (reproducible red/green); locally hypothesis explores at random.
@@ -121,3 +123,30 @@ def pytest_collection_modifyitems(items):
         callspec = getattr(item, "callspec", None)
         if callspec and callspec.params.get("db_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exit: the suite's verdict, not DuckDB's finaliser
+# ------------------------------------------------------------------------------------------------
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave with pytest's own exit status once every report is written.
+
+    DuckDB connections still referenced from AppTest's script threads are finalised during interpreter
+    shutdown, and now and then the binding aborts there ("terminate called after throwing …", exit
+    134) after every test passed. The exit handlers (``analytics.db`` closes idle DuckDB pools) run
+    first; only the interpreter's final teardown is skipped.
+    """
+    import atexit
+
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is None:
+        return
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -136,6 +136,8 @@ def test_customer_360_opens_on_the_top_worklist_account_oldest_items_first(monke
     assert list(items["due_date"]) == sorted(items["due_date"])
     # the letter is on the page, not in a collapsed expander
     assert not [e for e in at.expander if "letter" in str(e.label).lower()]
+    # and the account's statement (PDF) is one click away
+    assert any(str(b.label).startswith("Statement of account") for b in at.get("download_button"))
     # the dispute form offers the ledger's reason codes, as labels
     box = at.selectbox(key="disp_reason")
     assert {"damaged", "not_received", "duplicate_billing"} <= set(box.options) or \
