@@ -49,11 +49,13 @@ c3.metric("Promises due today", f"{int(wl['promises_due_today'].sum()):,}")
 c4.metric("Open disputes", f"{int(wl['open_disputes'].sum()):,}")
 
 bands = [b for _, b in BANDS]
-chosen = st.segmented_control("Risk band", bands, selection_mode="multi", default=bands, key="wl_bands") or bands
+chosen = st.segmented_control("Risk band", bands, selection_mode="multi", default=bands, key="wl_bands",
+                              format_func=str.capitalize) or bands
 shown = wl[wl["band"].isin(chosen)]
-st.caption("Ranked by expected loss = probability of a 60+ days past due balance within 90 days × open balance. "
-           "Bands: low < 10 % ≤ medium < 30 % ≤ high < 60 % ≤ critical. Next step follows the dunning ladder "
-           "on the oldest undisputed item.")
+st.caption("Ranked by what a contact is worth: how often the customer pays soon after a contact × the overdue, "
+           "undisputed amount not expected to be paid within 30 days anyway; ties by expected loss (probability of a "
+           "60+ days past due balance within 90 days × open balance). Bands by that probability: low < 10 % ≤ "
+           "medium < 30 % ≤ high < 60 % ≤ critical. Next step follows the dunning procedure (Dunning page).")
 cols = ["rank", "customer_name", "customer_id", "band", "probability", "expected_loss_cents", "open_cents",
         "overdue_cents", "worst_days_past_due", "next_step", "reasons", "promises_due_today", "broken_promises_30d",
         "open_disputes", "last_contact", "days_since_contact", "collector_id"]
