@@ -50,13 +50,16 @@ def pct(value, decimals: int = 1, ratio: bool = False) -> str:
 
 
 def delta(current, previous, *, kind: str = "number") -> str | None:
-    """Change from ``previous`` to ``current`` as text for ``st.metric(delta=...)``; None when undefined.
+    """Change from ``previous`` to ``current`` as text for ``st.metric(delta=...)``; None when undefined
+    or zero at the shown precision.
 
     ``kind``: ``money`` (units), ``pct`` (percentage points), ``days`` or ``number``.
     """
     if is_missing(current) or is_missing(previous):
         return None
     diff = float(current) - float(previous)
+    if round(diff, 0 if kind == "money" else 1 if kind in ("pct", "days") else 2) == 0:
+        return None  # no change at the shown precision: no coloured "↑ +0"
     if kind == "money":
         return ("+" if diff >= 0 else "-") + f"{abs(diff):,.0f}"
     if kind == "pct":

@@ -54,6 +54,7 @@ def test_cents_pct_days_delta():
     assert ui.delta(80.0, 82.5, kind="pct") == "-2.5 pp"
     assert ui.delta(1000.0, 1500.0, kind="money") == "-500"
     assert ui.delta(None, 3, kind="days") is None
+    assert ui.delta(-392.0, -392.2, kind="money") is None  # no change at the shown precision: no red "↑ +0"
 
 
 @pytest.mark.parametrize("units,cents", [(12.345, 1235), (0.005, 1), (100, 10000), ("19.99", 1999), (0.1 + 0.2, 30)])
