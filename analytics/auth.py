@@ -601,6 +601,12 @@ FIRST_ADMIN_TOKEN_ENV = "AR_FIRST_ADMIN_TOKEN_FILE"
 _LOG = logging.getLogger("analytics.auth")
 
 
+def _data_file(env_name: str, file_name: str) -> Path:
+    """``$env_name`` if set, else ``data/<file_name>`` in the repository (server-side secrets)."""
+    env = os.environ.get(env_name)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / file_name
+
+
 def first_admin_token_path() -> Path:
     """Where the one-time first-administrator token is kept: ``$AR_FIRST_ADMIN_TOKEN_FILE`` or
     ``data/first_admin_token`` in the repository.
@@ -610,8 +616,7 @@ def first_admin_token_path() -> Path:
     >>> first_admin_token_path().name
     'first_admin_token'
     """
-    env = os.environ.get(FIRST_ADMIN_TOKEN_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "first_admin_token"
+    return _data_file(FIRST_ADMIN_TOKEN_ENV, "first_admin_token")
 
 
 def issue_first_admin_token(engine: sa.Engine) -> str | None:
@@ -711,8 +716,7 @@ def session_secret_path() -> Path:
     >>> session_secret_path().name
     'session_secret'
     """
-    env = os.environ.get(SESSION_SECRET_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "session_secret"
+    return _data_file(SESSION_SECRET_ENV, "session_secret")
 
 
 def _session_secret() -> bytes:

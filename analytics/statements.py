@@ -270,6 +270,28 @@ def render_pdf(st: Statement, company: str = "Example Supplies Ltd", pdf=None) -
     return bytes(pdf.output()) if own else b""
 
 
+def pdf_name(customer_id: str, start: dt.date, end: dt.date) -> str:
+    """The file name of one statement's PDF (downloads, zips and e-mail attachments alike).
+
+    Example
+    -------
+    >>> pdf_name("K1", dt.date(2024, 1, 1), dt.date(2024, 6, 30))
+    'statement_K1_2024-01-01_2024-06-30.pdf'
+    """
+    return f"statement_{safe_file_name(customer_id)}_{start.isoformat()}_{end.isoformat()}.pdf"
+
+
+def statement_pdf(conn: sa.Connection | sa.Engine, customer_id: str, start: dt.date, end: dt.date) -> bytes:
+    """One customer's statement rendered as PDF (:func:`statement` then :func:`render_pdf`), so a page
+    can cache the bytes instead of rendering them on every rerun.
+
+    Example
+    -------
+    >>> Path(pdf_name("K1", d0, d1)).write_bytes(statement_pdf(engine, "K1", d0, d1))  # doctest: +SKIP
+    """
+    return render_pdf(statement(conn, customer_id, start, end))
+
+
 def statements_zip(conn: sa.Connection | sa.Engine, start: dt.date, end: dt.date,
                    flt: LedgerFilter = NO_FILTER) -> tuple[bytes, int]:
     """A zip of one PDF per customer of the filter with a balance or a movement; (bytes, count).
@@ -290,7 +312,7 @@ def statements_zip(conn: sa.Connection | sa.Engine, start: dt.date, end: dt.date
             st = statement(conn, cid, start, end)
             if not st.lines and st.carried_forward_cents == 0 and st.brought_forward_cents == 0:
                 continue
-            zf.writestr(f"statement_{safe_file_name(cid)}_{start.isoformat()}_{end.isoformat()}.pdf", render_pdf(st))
+            zf.writestr(pdf_name(cid, start, end), render_pdf(st))
             n += 1
     return buf.getvalue(), n
 
@@ -342,7 +364,7 @@ def send_statement(engine: sa.Engine, user, customer_id: str, start: dt.date, en
             f"Balance carried forward: {money_text(st.carried_forward_cents, st.currency)}.\n")
     html = mailer.escape_html(body).replace("\n", "<br>")
     msg = mailer.build_message(settings, address, f"Statement of account {customer_id}, {period}", body, html, [
-        (f"statement_{safe_file_name(customer_id)}_{start.isoformat()}_{end.isoformat()}.pdf", render_pdf(st),
+        (pdf_name(customer_id, start, end), render_pdf(st),
          "application/pdf")])
     mailer.send(settings, msg)
     log_activity(engine, user, customer_id, "email", outcome="statement sent",

@@ -147,11 +147,11 @@ if ui.can(user, "draft_letters"):
 
 # ---- statement of account -------------------------------------------------------------------
 statement_start = as_of - dt.timedelta(days=89)
-ok, account_statement = ui.attempt(ui.cached, statements.statement, customer_id, statement_start, as_of)
+ok, statement_pdf = ui.attempt(ui.cached, statements.statement_pdf, customer_id, statement_start, as_of)
 if ok:
     st.download_button(
         f"Statement of account, {statement_start:%d %b %Y} – {as_of:%d %b %Y} (PDF)",
-        data=statements.render_pdf(account_statement), file_name=f"{as_of.isoformat()}_{customer_id}_statement.pdf",
+        data=statement_pdf, file_name=statements.pdf_name(customer_id, statement_start, as_of),
         mime="application/pdf", key="c360_statement", icon=":material/picture_as_pdf:", on_click="ignore",
         help="Opening balance, every invoice, payment and credit of the last 90 days, closing balance and aging "
              "(the same statement as `python -m analytics statement`).")
