@@ -66,7 +66,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from analytics import audit, db, schema
+from analytics import audit, db, schema, summaries
 from analytics.errors import UserError
 
 FORMAT = "ar-ledger-backup"
@@ -75,8 +75,10 @@ MANIFEST = "manifest.json"
 _BATCH = 50_000
 #: Older schema revisions whose backups a database at the key revision imports as they are: the tables
 #: and columns are the same (0003 only widened DuckDB's 4-byte float columns to 8 bytes).
-_HEAD_REVISION = "0009"
-COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0008", "0007", "0006", "0005", "0004", "0003", "0002")}  # 0005: triggers and an index only; 0009: indexes only
+_HEAD_REVISION = "0010"
+#: 0005: triggers and an index only; 0009: indexes only; 0010: the derived settlement summary, which backups
+#: leave out (rebuilt after a restore).
+COMPATIBLE_REVISIONS = {_HEAD_REVISION: ("0009", "0008", "0007", "0006", "0005", "0004", "0003", "0002")}
 #: Columns that backups of those older revisions lack (filled on import: defaults, or the chain computed).
 ADDED_COLUMNS = {"audit_log": {"prev_hash", "row_hash"}, "users": {"must_change_password"},
                  "customers": {"email"},
@@ -369,6 +371,7 @@ def _nonempty_tables(conn: sa.Connection) -> dict[str, int]:
 def _clear_all(conn: sa.Connection) -> None:
     """Empty every ledger table but the audit log inside the caller's transaction (see the module docstring)."""
     kept = [t for t in reversed(TABLES) if t is not schema.audit_log]
+    summaries.forget(conn)
     if conn.dialect.name == "duckdb":
         db.recreate_duckdb_tables(conn, [t.name for t in kept])
         return
@@ -495,6 +498,7 @@ def import_ledger(engine: sa.Engine, path: str | os.PathLike, replace: bool = Fa
         verbatim, added = _restore_audit(conn, tables["audit_log"], audit_rows, chain is not None and chain.ok)
         rows["audit_log"] = added
         _advance_sequences(conn)
+        summaries.rebuild(conn)  # derived, not in the backup: recomputed from the restored movements
         for table in TABLES:
             if table is schema.audit_log and not verbatim:
                 continue  # the kept log plus the backup's rows appended after it: new ids and hashes

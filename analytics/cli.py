@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("analytics.backup", "Data: import a ledger exported with `export`"),
     "fx": ("analytics.fx", "Currencies: `fx rate GBP EUR --on DATE` (latest rate on or before it); `fx demo-rates` (synthetic)"),
     "bank": ("analytics.bank", "Cash application: bank statements: `export` (write one), `statements` (hit rate), `suspense`, `remittance`"),
+    "summaries": ("analytics.load_cli", "Data: the derived settlement summary: `summaries check` compares it with the ledger, `summaries rebuild` recomputes it"),
     "audit": ("analytics.audit", "Data: check the audit log's hash chain: `audit verify` names the first broken row"),
 }
 

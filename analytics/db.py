@@ -126,7 +126,7 @@ def bulk_write(engine: sa.Engine):
 
 
 #: The tables whose statistics and visibility the KPI queries' plans depend on (:func:`refresh_planner_statistics`).
-PLANNER_TABLES = ("invoices", "applications", "adjustments", "receipts", "customers")
+PLANNER_TABLES = ("invoices", "applications", "adjustments", "receipts", "customers", "item_settlements")
 
 
 def refresh_planner_statistics(engine: sa.Engine) -> None:
@@ -873,6 +873,8 @@ def bump_ledger_version(conn: sa.Connection, money: bool = True) -> int:
         an import, a cash application, an approved write-off...): the money version moves too, so cached
         money figures (:data:`MONEY_ONLY`) are recomputed. False for work on an account that leaves
         every money table as it was (a call, a note, a promise, a dispute, a write-off proposal).
+        With ``money=True`` the derived settlement summary is brought up to date here too
+        (:func:`analytics.summaries.refresh`).
 
     Returns
     -------
@@ -896,6 +898,9 @@ def bump_ledger_version(conn: sa.Connection, money: bool = True) -> int:
     version = int(rows[0][0])
     if money:
         mark_money_changed(conn, version)
+        from analytics import summaries  # (imports analytics.ledger, which imports this module)
+
+        summaries.refresh(conn)  # the derived settlement summary moves in the same transaction
     return version
 
 
@@ -907,7 +912,8 @@ _MONEY_KEY = "money_version"
 #: Tables whose rows make the money figures. A write to any of them must bump with ``money=True``.
 MONEY_TABLES = frozenset({"customers", "collectors", "invoices", "receipts", "applications", "adjustments",
                           "import_batches", "ledger_meta", "invoice_instalments", "exchange_rates",
-                          "bank_statements", "bank_lines"})
+                          "bank_statements", "bank_lines",
+                          "item_settlements", "settlement_summary_state"})  # derived, moved with them
 #: ``module:qualname`` of the functions whose result depends only on :data:`MONEY_TABLES` (checked by
 #: tests/test_cache.py, which runs each one and reads the tables its SQL names): the dashboard caches them
 #: on the money version. Anything not listed is keyed on the ledger version (every write).

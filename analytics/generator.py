@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics import audit, db, schema
+from analytics import audit, db, schema, summaries
 from analytics.errors import UserError
 
 Progress = Callable[[float, str], None]
@@ -942,6 +942,7 @@ def _clear_ledger(conn: sa.Connection) -> None:
     catalog's own DDL (transactional in DuckDB); elsewhere rows are deleted children first.
     """
     tables = _ledger_tables_to_clear()
+    summaries.forget(conn)  # rebuilt by the write's version bump
     if conn.dialect.name != "duckdb":
         for t in tables:
             conn.execute(t.delete())

@@ -37,13 +37,17 @@ import dataclasses
 import datetime as dt
 import math
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import sqlalchemy as sa
 
 from analytics import schema
+from analytics.summaries import movement_sources
 from analytics.db import connection, date_values, days_between
 from analytics.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 inv = schema.invoices
 cust = schema.customers
@@ -112,23 +116,20 @@ NO_FILTER = LedgerFilter()
 def settlements() -> sa.Subquery:
     """Every movement that changes an item's open amount after it is issued.
 
+    The same rows as :func:`analytics.summaries.movement_sources` (which the derived summary is built
+    from), with each movement's kind.
+
     Columns: ``item_id``, ``move_date``, ``delta_cents`` (signed effect on the item's open amount),
     ``kind`` (``cash``, ``credit``, ``credit_used``, ``write_off``, ``adjustment``, ``deduction``).
     """
-    cash = sa.select(
-        apps.c.invoice_id.label("item_id"), apps.c.applied_date.label("move_date"),
-        (-apps.c.amount_cents).label("delta_cents"),
-        sa.case((apps.c.receipt_id.is_not(None), sa.literal("cash")), else_=sa.literal("credit")).label("kind"),
-    )
-    credit_used = sa.select(
-        apps.c.credit_memo_id.label("item_id"), apps.c.applied_date.label("move_date"),
-        apps.c.amount_cents.label("delta_cents"), sa.literal("credit_used").label("kind"),
-    ).where(apps.c.credit_memo_id.is_not(None))
-    adjust = sa.select(
-        adj.c.invoice_id.label("item_id"), adj.c.adj_date.label("move_date"),
-        adj.c.amount_cents.label("delta_cents"), adj.c.kind.label("kind"),
-    )
-    return sa.union_all(cash, credit_used, adjust).subquery("settlements")
+    kinds = (sa.case((apps.c.receipt_id.is_not(None), sa.literal("cash")), else_=sa.literal("credit")),
+             sa.literal("credit_used"), adj.c.kind)
+    parts = []
+    for (_table, item, day, delta, extra), kind in zip(movement_sources(), kinds):
+        part = sa.select(item.label("item_id"), day.label("move_date"), delta.label("delta_cents"),
+                         kind.label("kind"))
+        parts.append(part.where(extra) if extra is not None else part)
+    return sa.union_all(*parts).subquery("settlements")
 
 
 def open_items(as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> sa.Subquery:
@@ -136,6 +137,14 @@ def open_items(as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> sa.Subquery:
 
     Columns: ``invoice_id, customer_id, doc_type, invoice_date, due_date, currency, amount_cents,
     open_cents, days_past_due``.
+
+    The open amount is read from the derived summary (:data:`analytics.schema.item_settlements`, each
+    item's settlements over all dates): ``amount + kept total + corrections``, where the corrections
+    (:func:`summary_corrections`) take out the kept movements dated after ``as_of`` and add the movements
+    written since the summary was last brought up to date. That equals the definition (amount + Σ
+    settlements dated <= ``as_of``, :func:`settled_parts`) on any ledger whose applications and
+    adjustments were only ever added to, which is how the product writes them (an unapply is a new
+    row); ``python -m analytics summaries check`` compares the two.
 
     Parameters
     ----------
@@ -147,10 +156,12 @@ def open_items(as_of: dt.date, flt: LedgerFilter = NO_FILTER) -> sa.Subquery:
     sqlalchemy.Subquery
     """
     d = sa.literal(as_of, sa.Date)
-    frm, open_cents = inv, inv.c.amount_cents
-    for part in settled_parts(d):  # one grouping per source table: see settled_parts
-        frm = frm.outerjoin(part, part.c.item_id == inv.c.id)
-        open_cents = open_cents + sa.func.coalesce(part.c.settled_cents, 0)
+    kept = schema.item_settlements
+    frm = inv.outerjoin(kept, kept.c.item_id == inv.c.id)
+    open_cents = inv.c.amount_cents + sa.func.coalesce(kept.c.settled_cents, 0)
+    fix = summary_corrections(d)  # the few movements the kept total has wrong for this date
+    frm = frm.outerjoin(fix, fix.c.item_id == inv.c.id)
+    open_cents = open_cents + sa.func.coalesce(fix.c.settled_cents, 0)
     stmt = (
         sa.select(
             inv.c.id.label("invoice_id"), inv.c.customer_id, inv.c.doc_type, inv.c.invoice_date, inv.c.due_date,
@@ -192,18 +203,103 @@ def settled_parts(d) -> list[sa.Subquery]:
     """
     if isinstance(d, dt.date):
         d = sa.literal(d, sa.Date)
-    cash = (sa.select(apps.c.invoice_id.label("item_id"), sa.func.sum(-apps.c.amount_cents).label("settled_cents"))
-            .where(apps.c.applied_date <= d).group_by(apps.c.invoice_id).subquery("settled_apps"))
-    used = (sa.select(apps.c.credit_memo_id.label("item_id"), sa.func.sum(apps.c.amount_cents).label("settled_cents"))
-            .where(apps.c.credit_memo_id.is_not(None), apps.c.applied_date <= d)
-            .group_by(apps.c.credit_memo_id).subquery("settled_credit_used"))
-    adjust = (sa.select(adj.c.invoice_id.label("item_id"), sa.func.sum(adj.c.amount_cents).label("settled_cents"))
-              .where(adj.c.adj_date <= d).group_by(adj.c.invoice_id).subquery("settled_adjustments"))
-    return [cash, used, adjust]
+    parts = []
+    for (_table, item, day, delta, extra), name in zip(
+            movement_sources(), ("settled_apps", "settled_credit_used", "settled_adjustments")):
+        stmt = sa.select(item.label("item_id"), sa.func.sum(delta).label("settled_cents")).where(day <= d)
+        parts.append((stmt.where(extra) if extra is not None else stmt).group_by(item).subquery(name))
+    return parts
+
+
+def _summary_marks() -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """The highest applications and adjustments ids :data:`~analytics.schema.item_settlements` includes
+    (0 when the summary was never built: every movement is then "written since")."""
+    st = schema.settlement_summary_state
+    mark = lambda col: sa.func.coalesce(sa.select(col).where(st.c.id == 1).scalar_subquery(), 0)  # noqa: E731
+    return mark(st.c.applications_id), mark(st.c.adjustments_id)
+
+
+def summary_corrections(d) -> sa.Subquery:
+    """What turns the kept per-item totals into the open amounts at ``d``.
+
+    A subquery ``item_id, settled_cents``: for each item, Σ movements written since the summary was
+    brought up to date (id above the summary's mark) dated <= ``d``, less Σ kept movements (id at or below
+    the mark) dated after ``d``. So ``kept total + correction`` = Σ settlements dated <= ``d``. At the
+    ledger's end both sets are empty or nearly so: no million-row aggregate is needed for an open amount
+    (on PostgreSQL the date indexes of migration 0010 find them without reading the tables).
+
+    Parameters
+    ----------
+    d : datetime.date or SQL date expression
+        The as-of date (inclusive).
+
+    Returns
+    -------
+    sqlalchemy.Subquery
+
+    Example
+    -------
+    >>> summary_corrections(dt.date(2024, 3, 31)).c.keys()
+    ['item_id', 'settled_cents']
+    """
+    if isinstance(d, dt.date):
+        d = sa.literal(d, sa.Date)
+    app_mark, adj_mark = _summary_marks()
+    parts = []
+    for (table, item, day, delta, extra), mark in zip(movement_sources(), (app_mark, app_mark, adj_mark)):
+        new = table.c.id > mark
+        amount = sa.case((new, sa.case((day <= d, delta), else_=0)), else_=-delta)
+        stmt = sa.select(item.label("item_id"), amount.label("delta_cents")).where(sa.or_(new, day > d))
+        parts.append(stmt.where(extra) if extra is not None else stmt)
+    moves = sa.union_all(*parts).subquery("correction_moves")
+    return (sa.select(moves.c.item_id, sa.cast(sa.func.sum(moves.c.delta_cents), sa.BigInteger).label("settled_cents"))
+            .group_by(moves.c.item_id).subquery("corrections"))
+
+
+def unsummarised() -> sa.Subquery:
+    """Movements written since the summary was brought up to date, summed per item: ``item_id,
+    settled_cents, last_move``. Empty on a ledger written only through the product (an index range on
+    each table's id, so an empty set costs nothing)."""
+    app_mark, adj_mark = _summary_marks()
+    parts = []
+    for (table, item, day, delta, extra), mark in zip(movement_sources(), (app_mark, app_mark, adj_mark)):
+        stmt = sa.select(item.label("item_id"), delta.label("delta_cents"), day.label("move_date")).where(
+            table.c.id > mark)
+        parts.append(stmt.where(extra) if extra is not None else stmt)
+    moves = sa.union_all(*parts).subquery("unsummarised_moves")
+    return (sa.select(moves.c.item_id, sa.cast(sa.func.sum(moves.c.delta_cents), sa.BigInteger).label("settled_cents"),
+                      sa.func.max(moves.c.move_date).label("last_move"))
+            .group_by(moves.c.item_id).subquery("unsummarised"))
+
+
+def _latest(*dates: sa.ColumnElement) -> sa.ColumnElement:
+    """The latest of dates that may be NULL (NULL when all are); portable (SQLite has no GREATEST)."""
+    out = dates[0]
+    for d in dates[1:]:
+        out = sa.case((sa.and_(d.is_not(None), sa.or_(out.is_(None), d > out)), d), else_=out)
+    return out
+
+
+def item_life_joined(frm: sa.FromClause) -> tuple[sa.FromClause, sa.ColumnElement, sa.ColumnElement]:
+    """Join each item's whole-life settlement to ``frm`` (built on the invoices table), from the summary.
+
+    Returns ``(from clause, settled total, last move)``: the same figures as :func:`item_life` (total of
+    all its movements and the date of the last one, NULL and 0 for an item never settled), read from
+    :data:`~analytics.schema.item_settlements` plus :func:`unsummarised` instead of a grouping of
+    every movement of the ledger.
+    """
+    kept, new = schema.item_settlements, unsummarised()
+    frm = frm.outerjoin(kept, kept.c.item_id == inv.c.id).outerjoin(new, new.c.item_id == inv.c.id)
+    total = sa.func.coalesce(kept.c.settled_cents, 0) + sa.func.coalesce(new.c.settled_cents, 0)
+    return frm, total, _latest(kept.c.last_move, new.c.last_move)
 
 
 def item_life() -> sa.Subquery:
     """Per item with any settlement: total settled (all dates) and the date of its last movement.
+
+    The full recomputation from the movements: what the derived summary
+    (:data:`~analytics.schema.item_settlements`) holds, and what :mod:`analytics.summaries` rebuilds and
+    checks it against. Queries read the summary instead (:func:`item_life_joined`).
 
     Columns: ``item_id``, ``settled_cents`` (Σ ``delta_cents`` over all dates), ``last_move`` (latest
     ``move_date``). An item whose ``amount_cents + settled_cents`` is 0 is closed from ``last_move`` on:
@@ -213,6 +309,41 @@ def item_life() -> sa.Subquery:
     return (sa.select(s.c.item_id, sa.func.sum(s.c.delta_cents).label("settled_cents"),
                       sa.func.max(s.c.move_date).label("last_move"))
             .group_by(s.c.item_id).subquery("item_life"))
+
+
+def summary_differences(conn: sa.Connection) -> "pd.DataFrame":
+    """Items where the derived settlement summary (with the movements written since it was brought up to
+    date) differs from a full recomputation from the movements (:func:`item_life`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``item_id``, ``kept_cents``, ``recomputed_cents``, ``kept_last_move``,
+        ``recomputed_last_move``; empty when the summary is right.
+
+    Example
+    -------
+    >>> from analytics import db
+    >>> with db.connect("sqlite://").connect() as conn:
+    ...     list(summary_differences(conn).columns)
+    ['item_id', 'kept_cents', 'recomputed_cents', 'kept_last_move', 'recomputed_last_move']
+    """
+    import pandas as pd
+
+    life = item_life()
+    items, total, last = item_life_joined(inv)
+    kept = (sa.select(inv.c.id.label("item_id"), total.label("kept_cents"), last.label("kept_last_move"))
+            .select_from(items).subquery("kept_life"))
+    stmt = (sa.select(sa.func.coalesce(kept.c.item_id, life.c.item_id).label("item_id"),
+                      kept.c.kept_cents, life.c.settled_cents.label("recomputed_cents"),
+                      kept.c.kept_last_move, life.c.last_move.label("recomputed_last_move"))
+            .select_from(kept.join(life, life.c.item_id == kept.c.item_id, full=True))
+            .where(sa.or_(sa.func.coalesce(kept.c.kept_cents, 0) != sa.func.coalesce(life.c.settled_cents, 0),
+                          kept.c.kept_last_move.is_distinct_from(life.c.last_move)))
+            .order_by(sa.literal_column("item_id")))
+    frame = pd.DataFrame(conn.execute(stmt).all(), columns=["item_id", "kept_cents", "recomputed_cents",
+                                                             "kept_last_move", "recomputed_last_move"])
+    return frame.astype({"kept_cents": "Int64", "recomputed_cents": "Int64"})
 
 
 #: Bounds the (document, as-of date) pairs one :func:`open_items_over` query should be asked for. Building
@@ -269,16 +400,14 @@ def open_items_over(dates: Iterable[dt.date], flt: LedgerFilter = NO_FILTER) -> 
     """
     dates = sorted(set(dates))
     dv = date_values(dates)
-    life = item_life()
-    settled_total = sa.func.coalesce(life.c.settled_cents, 0)
+    items, settled_total, last_move = item_life_joined(inv)
     close_date = sa.case(
-        (inv.c.amount_cents + settled_total == 0, sa.func.coalesce(life.c.last_move, inv.c.invoice_date)),
+        (inv.c.amount_cents + settled_total == 0, sa.func.coalesce(last_move, inv.c.invoice_date)),
         else_=sa.literal(_NEVER, sa.Date))
     cand = (
         sa.select(dv.c.as_of, inv.c.id.label("invoice_id"), inv.c.customer_id, inv.c.doc_type, inv.c.invoice_date,
                   inv.c.due_date, inv.c.currency, inv.c.amount_cents)
-        .select_from(dv.join(inv.outerjoin(life, life.c.item_id == inv.c.id),
-                             sa.and_(inv.c.invoice_date <= dv.c.as_of, dv.c.as_of < close_date)))
+        .select_from(dv.join(items, sa.and_(inv.c.invoice_date <= dv.c.as_of, dv.c.as_of < close_date)))
     )
     cand = flt.apply_to_invoices(cand).subquery("open_candidates")
     s = settlements()
@@ -778,15 +907,16 @@ def main_currency(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> str:
     >>> main_currency(conn)  # doctest: +SKIP
     'USD'
     """
-    # Σ per currency of (sales + amount + the item's settlements) = Σ (sales + amount) over the items plus
-    # Σ of every settlement joined to its item: no per-item grouping of the settlements (a million groups
-    # on a text key, most of this query's time on PostgreSQL).
-    s = settlements()
+    # Σ per currency of (sales + amount + the item's settlements, all dates) = Σ over the items of (sales +
+    # amount) + Σ of the derived summary's per-item totals (which carry the item's currency and customer)
+    # + the movements written since it was brought up to date: three scans, no join of a million rows.
+    kept, new = schema.item_settlements, unsummarised()
     sales = sa.case((receivable(inv.c.doc_type), inv.c.amount_cents), else_=sa.literal_column("0"))
-    issued = sa.select(inv.c.currency, (sales + inv.c.amount_cents).label("cents"))
-    moved = sa.select(inv.c.currency, s.c.delta_cents.label("cents")).select_from(
-        s.join(inv, inv.c.id == s.c.item_id))
-    parts = sa.union_all(flt.apply_to_invoices(issued), flt.apply_to_invoices(moved)).subquery("volume_parts")
+    issued = flt.apply_to_invoices(sa.select(inv.c.currency, (sales + inv.c.amount_cents).label("cents")))
+    settled = flt.apply_to_invoices(sa.select(kept.c.currency, kept.c.settled_cents.label("cents")), invoices=kept)
+    recent = flt.apply_to_invoices(sa.select(inv.c.currency, new.c.settled_cents.label("cents"))
+                                   .select_from(new.join(inv, inv.c.id == new.c.item_id)))
+    parts = sa.union_all(issued, settled, recent).subquery("volume_parts")
     stmt = sa.select(parts.c.currency, sa.func.sum(parts.c.cents).label("volume")).group_by(parts.c.currency)
     with connection(conn) as c:
         rows = [(int(r.volume or 0), r.currency) for r in c.execute(stmt)]

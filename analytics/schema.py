@@ -509,6 +509,39 @@ invoice_instalments = sa.Table(
     sa.CheckConstraint("seq >= 1", name="seq_pos"),
 )
 
+# ---- derived settlement summary (revision 0010) -----------------------------------------------
+# Kept beside the ledger for speed, never edited by hand: analytics.summaries maintains it in every money
+# write's transaction and rebuilds it with `python -m analytics summaries rebuild`.
+
+# Per item with any settlement: the sum of its settlement movements (cash and credit applied to it, credit
+# used from it, adjustments; signed as their effect on its open amount) and the date of the last one,
+# over the applications and adjustments rows up to the ids in settlement_summary_state.
+item_settlements = sa.Table(
+    "item_settlements",
+    metadata,
+    sa.Column("item_id", sa.String(64), nullable=False),
+    _money("settled_cents"),
+    sa.Column("last_move", sa.Date, nullable=False),
+    # the item's own (never changed): sums per currency and filters by customer need no join to invoices
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+)
+# Not unique on purpose: DuckDB checks unique keys eagerly, so re-writing an item's row in one transaction
+# (delete then insert) would fail there. analytics.summaries keeps one row per item.
+sa.Index("ix_item_settlements_item", item_settlements.c.item_id)
+
+# One row (id 1): the highest applications and adjustments ids item_settlements includes, and how many rows
+# each table had then (a different count at the next write means rows were removed or re-numbered: rebuild).
+settlement_summary_state = sa.Table(
+    "settlement_summary_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applications_id", sa.BigInteger, nullable=False),
+    sa.Column("adjustments_id", sa.BigInteger, nullable=False),
+    sa.Column("applications_rows", sa.BigInteger, nullable=False),
+    sa.Column("adjustments_rows", sa.BigInteger, nullable=False),
+)
+
 LEDGER_TABLES = (
     collectors, customers, customer_truth, invoices, receipts, applications, adjustments,
     disputes, promises, activities, users, audit_log, import_batches, ledger_meta, receipt_truth,
@@ -518,3 +551,5 @@ LEDGER_TABLES = (
 )
 #: Security state that is not ledger data: not exported by backups (a restore keeps the target's).
 SECURITY_TABLES = (audit_head, login_throttle)
+#: Derived from the ledger tables (analytics.summaries): not backed up, rebuilt after a restore.
+DERIVED_TABLES = (item_settlements, settlement_summary_state)
