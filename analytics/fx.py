@@ -213,6 +213,7 @@ def load_rates(engine: sa.Engine, source, *, skip_invalid: bool = False, file_na
     rows, errors = parse_rates(data.decode("utf-8-sig", errors="replace"))
     added = unchanged = 0
     with db.writer_lock(engine), engine.begin() as conn:
+        db.lock_ledger(conn)  # check-then-write: a second load at the same instant waits and finds these rows
         existing: dict[tuple[dt.date, str], int] = {}
         if rows:
             lo, hi = min(r[0] for r in rows), max(r[0] for r in rows)

@@ -402,6 +402,7 @@ def load_schedules(engine: sa.Engine, source, *, skip_invalid: bool = False) -> 
     data, name = read_upload(source)
     text = data.decode("utf-8-sig", errors="replace")
     with db.writer_lock(engine), engine.begin() as conn:
+        db.lock_ledger(conn)  # check-then-write: a second load at the same instant waits and finds these rows
         staged, errors = stage_schedules(conn, text)
         existing: dict[str, list[tuple[dt.date, int]]] = {}
         ids = list(staged)
