@@ -52,8 +52,10 @@ run-postgres: $(STAMP)
 stop-postgres:
 	$(PY) scripts/postgres_local.py stop --data $(PG_DATA)
 
+# Two workers, each test file on one worker (module fixtures such as the browser's server start once).
+TEST_WORKERS ?= 2
 test: $(STAMP) system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The README's scale table: both sizes (~30 min on 2 cores; ledgers kept in /tmp/ar_bench_N).
 bench: $(STAMP)
