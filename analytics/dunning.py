@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Iterable
 
 import jinja2
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -458,24 +459,48 @@ def assess(items: pd.DataFrame, ladder=None) -> pd.DataFrame:
     >>> assess(account_items(engine, dt.date(2024, 6, 30)))  # doctest: +SKIP
     """
     proc = _procedure(ladder)
-    rows = []
-    for (cid, cur), g in items.groupby(["customer_id", "currency"], sort=True):
-        counted = g[g["counted"]]
-        step = account_step(zip(counted["days_past_due"], counted["open_cents"]), proc)
-        listed = letter_lines(g, step) if step is not None else counted.iloc[0:0]
-        overdue = (g["days_past_due"] > 0) & (g["open_cents"] > 0) & ~g["in_dispute"]
-        rows.append({
-            "customer_id": cid, "currency": cur,
-            "max_days_past_due": int(counted["days_past_due"].max()) if len(counted) else 0,
-            "step": step.name if step else None, "level": proc.level_of(step) if step else 0,
-            "credit_hold": bool(step.credit_hold) if step else False,
-            "open_items": len(g), "overdue_items": int(overdue.sum()),
-            "open_cents": int(g["open_cents"].sum()), "overdue_cents": int(g.loc[overdue, "open_cents"].sum()),
-            "disputed_cents": int(g.loc[g["in_dispute"], "open_cents"].sum()),
-            "letter_items": len(listed), "letter_cents": int(listed["open_cents"].sum()),
-        })
     cols = [c for c in CANDIDATE_COLUMNS if c not in ("customer_name", "collector_id", "collector_name", "bucket")]
-    return pd.DataFrame(rows, columns=cols)
+    if items.empty:
+        return pd.DataFrame(columns=cols)
+    # Set-based (one groupby), the same rules as account_step and letter_lines per account: a Python loop
+    # over the accounts took 36 s of the worklist at 1M invoices.
+    key = ["customer_id", "currency"]
+    days = pd.to_numeric(items["days_past_due"], errors="coerce")
+    cents = pd.to_numeric(items["open_cents"]).astype("int64")
+    counted = items["counted"].astype(bool).to_numpy()
+    disputed = items["in_dispute"].astype(bool).to_numpy()
+    owed = counted & (days > proc.grace_days).to_numpy() & (cents > 0).to_numpy()  # what account_step counts
+    overdue = (days > 0).to_numpy() & (cents > 0).to_numpy() & ~disputed
+    parts = {"open_items": np.ones(len(items), dtype="int64"), "open_cents": cents.to_numpy(),
+             "overdue_items": overdue.astype("int64"), "overdue_cents": np.where(overdue, cents, 0),
+             "disputed_cents": np.where(disputed, cents, 0), "owed_cents": np.where(owed, cents, 0),
+             "counted_days": np.where(counted, days, np.nan)}
+    for k, step in enumerate(proc.levels):
+        parts[f"level_{k}"] = np.where(owed & (days >= step.min_days).to_numpy(), cents, 0)
+    frame = pd.DataFrame(parts, index=items.index).join(items[key])
+    sums = {c: "sum" for c in parts if c != "counted_days"}
+    acc = frame.groupby(key, sort=True).agg({**sums, "counted_days": "max"}).reset_index()
+    level = np.zeros(len(acc), dtype="int64")  # the last level whose threshold total is met (0: none)
+    for k, step in enumerate(proc.levels):
+        total = acc[f"level_{k}"]
+        level = np.where((total > 0) & (total >= step.min_cents), k + 1, level)
+    level = np.where((acc["owed_cents"] > 0) & (acc["owed_cents"] >= max(proc.min_account_cents, 1)), level, 0)
+    steps = [proc.levels[v - 1] if v else None for v in level]
+    acc["level"] = level
+    acc["step"] = [st.name if st else None for st in steps]
+    acc["credit_hold"] = [bool(st.credit_hold) if st else False for st in steps]
+    acc["max_days_past_due"] = acc["counted_days"].fillna(0).astype("int64")
+    # the letter: the counted items at or above the step's days threshold (letter_lines)
+    threshold = pd.Series([st.min_days if st else np.nan for st in steps], index=pd.MultiIndex.from_frame(acc[key]))
+    row_threshold = threshold.reindex(pd.MultiIndex.from_frame(items[key])).to_numpy()
+    listed = counted & (days.to_numpy() >= row_threshold)  # NaN threshold (no step): nothing listed
+    letter = (pd.DataFrame({"letter_items": listed.astype("int64"), "letter_cents": np.where(listed, cents, 0)},
+                           index=items.index).join(items[key]).groupby(key, sort=True).sum().reset_index())
+    acc = acc.merge(letter, on=key, how="left")
+    for c in ("open_items", "overdue_items", "open_cents", "overdue_cents", "disputed_cents", "letter_items",
+              "letter_cents"):
+        acc[c] = acc[c].astype("int64")
+    return acc[cols]
 
 
 def account_steps(conn: sa.Connection | sa.Engine, as_of: dt.date, customer_ids: Iterable[str] | None = None,

@@ -43,7 +43,7 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.summaries import movement_sources
-from analytics.db import connection, date_values, days_between
+from analytics.db import connection, date_values, days_between, read_frame
 from analytics.errors import UserError
 
 if TYPE_CHECKING:
@@ -328,8 +328,6 @@ def summary_differences(conn: sa.Connection) -> "pd.DataFrame":
     ...     list(summary_differences(conn).columns)
     ['item_id', 'kept_cents', 'recomputed_cents', 'kept_last_move', 'recomputed_last_move']
     """
-    import pandas as pd
-
     life = item_life()
     items, total, last = item_life_joined(inv)
     kept = (sa.select(inv.c.id.label("item_id"), total.label("kept_cents"), last.label("kept_last_move"))
@@ -341,7 +339,7 @@ def summary_differences(conn: sa.Connection) -> "pd.DataFrame":
             .where(sa.or_(sa.func.coalesce(kept.c.kept_cents, 0) != sa.func.coalesce(life.c.settled_cents, 0),
                           kept.c.kept_last_move.is_distinct_from(life.c.last_move)))
             .order_by(sa.literal_column("item_id")))
-    frame = pd.DataFrame(conn.execute(stmt).all(), columns=["item_id", "kept_cents", "recomputed_cents",
+    frame = read_frame(conn, stmt, ["item_id", "kept_cents", "recomputed_cents",
                                                              "kept_last_move", "recomputed_last_move"])
     return frame.astype({"kept_cents": "Int64", "recomputed_cents": "Int64"})
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from analytics.db import days_between
+from analytics.db import days_between, read_frame
 from analytics.kpis.common import periods_table
 from analytics.ledger import (NO_FILTER, LedgerFilter, last_contact, open_disputes_at, open_items,
                               promise_candidates, promise_outcomes)
@@ -89,7 +89,7 @@ def _side_facts(conn: sa.Connection, as_of: dt.date, customer_ids: list[str]) ->
     for stmt, cols in ((prom, ["promises_due_today", "promised_today_cents", "broken_promises_30d"]),
                        (dis, ["open_disputes", "disputed_cents"]), (contact, ["last_contact"]),
                        (dun, ["dunning_dpd"])):
-        part = pd.DataFrame(conn.execute(stmt).all(), columns=["customer_id"] + cols)
+        part = read_frame(conn, stmt, ["customer_id"] + cols)
         part["customer_id"] = part["customer_id"].astype(str)
         frame = frame.merge(part, on="customer_id", how="left")
     for col in ("promises_due_today", "promised_today_cents", "broken_promises_30d", "open_disputes",

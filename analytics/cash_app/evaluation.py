@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.cash_app.matching import default_as_of, propose, unapplied_receipts_query
+from analytics.db import read_frame
 
 ap = schema.applications
 truth_t = schema.receipt_truth
@@ -25,7 +26,7 @@ def _truth_in_scope(conn: sa.Connection, as_of: dt.date) -> pd.DataFrame:
                          .outerjoin(applied, sa.and_(applied.c.receipt_id == truth_t.c.receipt_id,
                                                      applied.c.invoice_id == truth_t.c.invoice_id)))
             .where(remaining > 0))
-    frame = pd.DataFrame(conn.execute(stmt).all(), columns=["receipt_id", "invoice_id", "truth_cents"])
+    frame = read_frame(conn, stmt, ["receipt_id", "invoice_id", "truth_cents"])
     frame["truth_cents"] = frame["truth_cents"].astype("int64")
     return frame
 
@@ -132,9 +133,8 @@ def statement_hit_rates(conn: sa.Connection) -> pd.DataFrame:
                                    bs.c.from_date, bs.c.to_date, bs.c.file_name).order_by(bs.c.id.desc())).all()
     if not stmts:
         return pd.DataFrame(columns=HIT_RATE_COLUMNS)
-    recs = pd.DataFrame(conn.execute(sa.select(rc.c.id, rc.c.statement_id, rc.c.amount_cents)
-                                     .where(rc.c.statement_id.is_not(None))).all(),
-                        columns=["receipt_id", "statement_id", "amount_cents"])
+    recs = read_frame(conn, sa.select(rc.c.id, rc.c.statement_id, rc.c.amount_cents)
+                      .where(rc.c.statement_id.is_not(None)), ["receipt_id", "statement_id", "amount_cents"])
     auto = set(conn.execute(sa.select(mp.c.receipt_id).where(mp.c.status == "auto_applied")
                             .where(mp.c.receipt_id.in_(sa.select(rc.c.id).where(rc.c.statement_id.is_not(None))))
                             .distinct()).scalars())

@@ -68,6 +68,7 @@ from rapidfuzz.distance import OSA
 from analytics import schema
 from analytics.ledger import as_date, is_returned, open_items
 from analytics.ledger import default_as_of as ledger_default_as_of
+from analytics.db import read_frame
 
 rc = schema.receipts
 ap = schema.applications
@@ -537,9 +538,9 @@ def propose(conn: sa.Connection, as_of: dt.date | None = None,
     if not unidentified:
         stmt = stmt.where(oi.c.customer_id.in_(customers))
         docs = docs.where(inv.c.customer_id.in_(customers))
-    items = pd.DataFrame(conn.execute(stmt).all(),
-                         columns=["invoice_id", "customer_id", "currency", "due_date", "invoice_date", "open_cents"])
-    all_docs = pd.DataFrame(conn.execute(docs).all(), columns=["id", "customer_id"])
+    items = read_frame(conn, stmt,
+                         ["invoice_id", "customer_id", "currency", "due_date", "invoice_date", "open_cents"])
+    all_docs = read_frame(conn, docs, ["id", "customer_id"])
     book = _Book(items, all_docs)
     # unidentified receipts already partly applied: their payer is the customer of those items
     payer = {}

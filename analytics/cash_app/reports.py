@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from analytics import schema
 from analytics.cash_app.matching import unapplied_receipts_query
-from analytics.db import date_values, days_between
+from analytics.db import date_values, days_between, read_frame
 from analytics.ledger import money_text
 from analytics.errors import LedgerIntegrityError
 from analytics.ledger import (NO_FILTER, LedgerFilter, open_items, open_items_over, receipt_scope, return_reversal,
@@ -70,7 +70,7 @@ def unapplied_cash(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_F
             .order_by(u.c.receipt_date, u.c.receipt_id))
     cols = ["receipt_id", "customer_id", "customer_name", "receipt_date", "currency", "amount_cents",
             "unapplied_cents", "age_days", "remittance_ref", "pending_proposals"]
-    frame = pd.DataFrame(conn.execute(stmt).all(), columns=cols)
+    frame = read_frame(conn, stmt, cols)
     for col in ("amount_cents", "unapplied_cents", "age_days", "pending_proposals"):
         frame[col] = frame[col].astype("int64")
     frame["receipt_date"] = pd.to_datetime(frame["receipt_date"]).dt.date
@@ -632,7 +632,7 @@ def pending_proposals(conn: sa.Connection, flt: LedgerFilter = NO_FILTER) -> pd.
     stmt = stmt.order_by(rc.c.receipt_date, mp.c.receipt_id, mp.c.confidence.desc(), mp.c.id)
     cols = ["proposal_id", "receipt_id", "receipt_date", "receipt_amount_cents", "remittance_ref", "customer_id",
             "customer_name", "invoice_id", "invoice_date", "amount_cents", "confidence", "rule", "created_at"]
-    frame = pd.DataFrame(conn.execute(stmt).all(), columns=cols)
+    frame = read_frame(conn, stmt, cols)
     for col in ("proposal_id", "receipt_amount_cents", "amount_cents"):
         frame[col] = frame[col].astype("int64")
     frame["confidence"] = frame["confidence"].astype("float64")

@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import schema
-from analytics.db import connection, days_between
+from analytics.db import connection, days_between, read_frame
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, as_date, default_as_of, open_items, receipt_scope, receivable
 from analytics.ledger import resolve_currency as _one_currency
@@ -321,7 +321,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
             .group_by(oi.c.customer_id, oi.c.due_date)
             .order_by(oi.c.customer_id, oi.c.due_date)
         )
-        open_groups = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "due_date", "open_cents",
+        open_groups = read_frame(c, stmt, ["customer_id", "due_date", "open_cents",
                                                                   "open_sq_cents", "items"])
         open_groups["due_date"] = [as_date(d) for d in open_groups["due_date"]]
         open_groups["open_cents"] = open_groups["open_cents"].astype(float)
@@ -343,7 +343,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
             .select_from(joined).where(*known, *window)
             .group_by(inv.c.customer_id, days_due, censor)
         )
-        pay_days = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "days", "censor", "cents"])
+        pay_days = read_frame(c, stmt, ["customer_id", "days", "censor", "cents"])
 
         # Exposure: amount less non-cash settlements known at as_of (credit memos applied, deductions, other
         # adjustments) per customer and age. Write-offs are NOT deducted: a written-off amount is unpaid.
@@ -361,7 +361,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
                          .outerjoin(other, other.c.invoice_id == inv.c.id))
             .where(*window).group_by(inv.c.customer_id, censor)
         )
-        cohort = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "censor", "invoices", "basis_cents",
+        cohort = read_frame(c, stmt, ["customer_id", "censor", "invoices", "basis_cents",
                                                              "gross_cents"])
 
         # New sales: pooled cash by days from invoice date to receipt (receipts in the lookback window).
@@ -373,7 +373,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
                    rec.c.receipt_date > sa.literal(as_of - dt.timedelta(days=lookback_days), sa.Date))
             .group_by(days_inv)
         )
-        invoice_days = pd.DataFrame(c.execute(stmt).all(), columns=["days", "cents"])
+        invoice_days = read_frame(c, stmt, ["days", "cents"])
 
         # Cash received by as-of but not applied by then: it already paid some of the "open" items.
         rconds = [rec.c.receipt_date <= d, rec.c.customer_id.is_not(None), *_receipt_filter(flt, as_of)]
@@ -384,7 +384,7 @@ def load_history(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, lookback_d
         stmt = (sa.select(rec.c.customer_id, sa.func.sum(left).label("cents"))
                 .select_from(rec.outerjoin(applied, applied.c.receipt_id == rec.c.id))
                 .where(*rconds, left > 0).group_by(rec.c.customer_id))
-        unapplied = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "cents"])
+        unapplied = read_frame(c, stmt, ["customer_id", "cents"])
 
     for frame in (pay_days, invoice_days, unapplied):
         frame["cents"] = frame["cents"].astype(float)
@@ -429,6 +429,6 @@ def open_by_customer(conn, as_of: dt.date, flt: LedgerFilter = NO_FILTER, limit:
             .group_by(oi.c.customer_id, cust.c.name)
             .order_by(total.desc(), oi.c.customer_id).limit(limit))
     with connection(conn) as c:
-        frame = pd.DataFrame(c.execute(stmt).all(), columns=["customer_id", "customer_name", "open_cents"])
+        frame = read_frame(c, stmt, ["customer_id", "customer_name", "open_cents"])
     frame["open_cents"] = frame["open_cents"].astype("int64")
     return frame

@@ -55,7 +55,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import schema
-from analytics.db import days_between
+from analytics.db import days_between, read_frame
 from analytics.ledger import (DEFAULT_GRACE_DAYS, NO_FILTER, LedgerFilter, dispute_is_open, promise_outcomes,
                               receivable, settlements)
 
@@ -387,10 +387,8 @@ def history_query(points) -> sa.Select:
 
 
 def _fetch(conn: sa.Connection, stmt, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Run ``stmt`` and build a DataFrame from plain row tuples (cheaper than row mappings)."""
-    result = conn.execute(stmt)
-    keys = list(result.keys())
-    frame = pd.DataFrame.from_records(result.fetchall(), columns=keys)
+    """Run ``stmt`` into a DataFrame (:func:`analytics.db.read_frame`), optionally keeping ``columns``."""
+    frame = read_frame(conn, stmt)
     return frame if columns is None else frame[list(columns)]
 
 

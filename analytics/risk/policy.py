@@ -41,7 +41,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import schema
-from analytics.db import connection, days_between
+from analytics.db import connection, days_between, read_frame
 from analytics.errors import UserError
 from analytics.ledger import NO_FILTER, LedgerFilter, is_contact, open_items, receivable, settlements
 from analytics.risk.lateness import PRIOR_ITEMS, paid_anyway  # noqa: F401  (PRIOR_ITEMS: documented here)
@@ -112,7 +112,7 @@ def response_rates(conn: sa.Connection, as_of: dt.date, customer_ids=None) -> pd
             .where(is_contact(a.c.type), contact_day < d, receivable(inv.c.doc_type),
                    days_between(inv.c.due_date, contact_day) >= RESPONSE_MIN_DPD,
                    sa.or_(last_cash.c.paid_on.is_(None), last_cash.c.paid_on > contact_day)))
-    f = pd.DataFrame(conn.execute(stmt).all(), columns=["customer_id", "contact_day", "paid_on"])
+    f = read_frame(conn, stmt, ["customer_id", "contact_day", "paid_on"])
     f["customer_id"] = f["customer_id"].astype(str)
     gap = (pd.to_datetime(f["paid_on"]) - pd.to_datetime(f["contact_day"])).dt.days
     f["answered"] = (gap >= 1) & (gap <= RESPONSE_DAYS)
@@ -147,13 +147,12 @@ def item_outlook(conn: sa.Connection, as_of: dt.date, flt: LedgerFilter = NO_FIL
     c = schema.customers
     od = open_disputes_at(before, flt).subquery("od")
     disputed = sa.exists().where(od.c.invoice_id == oi.c.invoice_id)
-    rows = conn.execute(
-        sa.select(oi.c.invoice_id, oi.c.customer_id, c.c.collector_id, oi.c.due_date, oi.c.open_cents,
-                  sa.case((disputed, 1), else_=0))
+    items = read_frame(
+        conn, sa.select(oi.c.invoice_id, oi.c.customer_id, c.c.collector_id, oi.c.due_date, oi.c.open_cents,
+                        sa.case((disputed, 1), else_=0))
         .select_from(oi.join(c, c.c.id == oi.c.customer_id))
-        .where(oi.c.open_cents > 0, receivable(oi.c.doc_type))).all()
-    items = pd.DataFrame(rows, columns=["invoice_id", "customer_id", "collector_id", "due_date", "open_cents",
-                                        "disputed"])
+        .where(oi.c.open_cents > 0, receivable(oi.c.doc_type)),
+        ["invoice_id", "customer_id", "collector_id", "due_date", "open_cents", "disputed"])
     items["invoice_id"] = items["invoice_id"].astype(str)
     items["customer_id"] = items["customer_id"].astype(str)
     items["collector_id"] = items["collector_id"].fillna("(none)").astype(str)
@@ -211,10 +210,10 @@ def _window_items(conn: sa.Connection, start: dt.date, end: dt.date, flt: Ledger
     settlement day (as the ledger shows)."""
     items = item_outlook(conn, start, flt)
     s = settlements()
-    moves = pd.DataFrame(conn.execute(
-        sa.select(s.c.item_id, s.c.move_date, s.c.delta_cents, s.c.kind)
-        .where(s.c.move_date >= sa.literal(start, sa.Date), s.c.move_date < sa.literal(end, sa.Date))).all(),
-        columns=["item_id", "move_date", "delta_cents", "kind"])
+    moves = read_frame(
+        conn, sa.select(s.c.item_id, s.c.move_date, s.c.delta_cents, s.c.kind)
+        .where(s.c.move_date >= sa.literal(start, sa.Date), s.c.move_date < sa.literal(end, sa.Date)),
+        ["item_id", "move_date", "delta_cents", "kind"])
     moves["item_id"] = moves["item_id"].astype(str)
     moves["delta_cents"] = pd.to_numeric(moves["delta_cents"]).astype("int64")
     moves = moves[moves["item_id"].isin(items["invoice_id"])]
