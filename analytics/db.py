@@ -82,6 +82,10 @@ def default_url() -> str:
     return os.environ.get(ENV_VAR) or f"duckdb:///{DEFAULT_DB_PATH}"
 
 
+#: Environment variable: DuckDB worker threads per connection (default: DuckDB's own, one per core).
+DUCKDB_THREADS_ENV = "AR_DUCKDB_THREADS"
+
+
 def duckdb_memory_limit() -> str:
     """DuckDB memory limit for this process: ``$AR_DUCKDB_MEMORY`` or :data:`DUCKDB_MEMORY_DEFAULT`.
 
@@ -496,6 +500,9 @@ def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
         @sa.event.listens_for(engine, "connect")
         def _duckdb_settings(dbapi_conn, _record):  # pragma: no cover - trivial
             dbapi_conn.execute("SET enable_progress_bar = false")  # it writes to stderr in CLI runs
+            threads = os.environ.get(DUCKDB_THREADS_ENV, "").strip()
+            if threads.isdigit() and int(threads) > 0:  # e.g. 1 per test worker: no threads spinning for a core
+                dbapi_conn.execute(f"SET threads = {int(threads)}")
             limit = duckdb_memory_limit()
             try:
                 dbapi_conn.execute("SET memory_limit = $1", [limit])
