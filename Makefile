@@ -52,14 +52,8 @@ run-postgres: $(STAMP)
 stop-postgres:
 	$(PY) scripts/postgres_local.py stop --data $(PG_DATA)
 
-# Two workers, each test file on one worker (module fixtures such as the browser's server start once), each
-# single-threaded (DuckDB, OpenMP, BLAS): two processes with a thread pool per core each spent a third more CPU
-# spinning on this 2-core machine. Files start in the order tests/conftest.py gives (the longest first):
-# xdist's default reorders them by number of tests, which left the 5-test browser walk alone at the end.
-TEST_WORKERS ?= 2
 test: $(STAMP) system-deps
-	AR_DUCKDB_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest
 
 # The README's scale table: both sizes (~30 min on 2 cores; ledgers kept in /tmp/ar_bench_N).
 bench: $(STAMP)

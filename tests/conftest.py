@@ -118,21 +118,11 @@ def small_ledger_copy(small_ledger_path, tmp_path) -> str:
     return f"duckdb:///{target}"
 
 
-#: The longest test files, longest first (about 3.5 min down to 40 s on 2 cores). Run first, so that under two
-#: workers (make test: pytest-xdist, a file per worker) the long ones overlap the many short ones instead of one
-#: worker finishing the browser walk alone at the end (that tail took the suite past 15 minutes in CI).
-HEAVY_FILES = ("test_browser.py", "test_shared_file.py", "test_screens.py", "test_collector_day.py",
-               "test_page_dunning.py", "test_pages.py", "test_risk_ibm.py", "test_races.py", "test_bank_pages.py",
-               "test_cache.py", "test_page_risk.py", "test_forecast.py", "test_page_cash_app.py")
-
-
 def pytest_collection_modifyitems(items):
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec and callspec.params.get("db_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
-    rank = {name: k for k, name in enumerate(HEAVY_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FILES)))  # stable: the rest keep their order
 
 
 # ------------------------------------------------------------------------------------------------
