@@ -113,24 +113,27 @@ def test_kpis_identical_with_and_without_the_summary(gen_ledger):
         pd.testing.assert_frame_equal(frame, without[name], check_exact=True, obj=name)
 
 
-def _open_invoice(engine) -> tuple[str, str, int]:
+def _open_invoice(engine) -> tuple[str, str, int, dt.date, str]:
+    """An open invoice: its id, customer, open cents, the ledger's end and the invoice's currency."""
     with engine.connect() as conn:
-        oi = ledger.open_items(kpis.latest_date(conn))
-        row = conn.execute(sa.select(oi.c.invoice_id, oi.c.customer_id, oi.c.open_cents)
+        end = kpis.latest_date(conn)
+        oi = ledger.open_items(end)
+        row = conn.execute(sa.select(oi.c.invoice_id, oi.c.customer_id, oi.c.open_cents, oi.c.currency)
                            .where(oi.c.doc_type == "invoice", oi.c.open_cents > 10_000)
                            .order_by(oi.c.invoice_id)).first()
-    return row[0], row[1], int(row[2])
+    return row[0], row[1], int(row[2]), end, row[3]
+
+
+def _receipt(conn, rid: str, cid: str, day: dt.date, cents: int, currency: str) -> None:
+    conn.execute(schema.receipts.insert().values(id=rid, customer_id=cid, receipt_date=day, amount_cents=cents,
+                                                 currency=currency, method="wire"))
 
 
 def test_every_money_write_keeps_the_summary(gen_ledger):
     engine = gen_ledger
-    iid, cid, open_cents = _open_invoice(engine)
-    with engine.connect() as conn:
-        end = kpis.latest_date(conn)
-        currency = conn.execute(sa.select(schema.invoices.c.currency).where(schema.invoices.c.id == iid)).scalar()
+    iid, cid, open_cents, end, currency = _open_invoice(engine)
     with engine.begin() as conn:
-        conn.execute(schema.receipts.insert().values(id="R-SUM", customer_id=cid, receipt_date=end,
-                                                     amount_cents=5_000, currency=currency, method="wire"))
+        _receipt(conn, "R-SUM", cid, end, 5_000, currency)
         db.bump_ledger_version(conn)
     cash_app.apply(engine, FIN, "R-SUM", {iid: 3_000}, applied_date=end)
     _assert_same_as_definition(engine)
@@ -148,15 +151,12 @@ def test_every_money_write_keeps_the_summary(gen_ledger):
 def test_rows_added_around_the_product_count_at_once(gen_ledger):
     """An application inserted straight into the table (an ETL, a script) shows before any refresh."""
     engine = gen_ledger
-    iid, cid, open_cents = _open_invoice(engine)
+    iid, cid, _open, end, currency = _open_invoice(engine)
     with engine.connect() as conn:
-        end = kpis.latest_date(conn)
-        currency = conn.execute(sa.select(schema.invoices.c.currency).where(schema.invoices.c.id == iid)).scalar()
         before = summaries.marks(conn)
     rid = "R-AROUND"
     with engine.begin() as conn:  # no bump: the summary does not know these rows
-        conn.execute(schema.receipts.insert().values(id=rid, customer_id=cid, receipt_date=end - dt.timedelta(days=3),
-                                                     amount_cents=1_234, currency=currency, method="wire"))
+        _receipt(conn, rid, cid, end - dt.timedelta(days=3), 1_234, currency)
         conn.execute(schema.applications.insert().values(receipt_id=rid, invoice_id=iid, amount_cents=1_234,
                                                          applied_date=end - dt.timedelta(days=3)))
     with engine.connect() as conn:
